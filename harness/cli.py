@@ -1,0 +1,166 @@
+"""ftbench command line: validate, ls, run, show, export."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+
+from harness.hub import configure_offline_mode
+
+
+def _suite_name(path_or_name: str) -> tuple[Path, str]:
+    """Accept suites/NAME.yaml or just NAME; the name is the one declared inside the file."""
+    import yaml
+
+    path = Path(path_or_name)
+    if path.suffix not in (".yaml", ".yml"):
+        path = Path("suites") / f"{path_or_name}.yaml"
+    name = path.stem
+    if path.is_file():
+        with contextlib.suppress(yaml.YAMLError, AttributeError):
+            name = str(yaml.safe_load(path.read_text()).get("name", name))
+    return path, name
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from harness.suite import SuiteError, load_specs
+
+    failed = 0
+    for item in args.suites:
+        path, _ = _suite_name(item)
+        try:
+            suite, specs = load_specs(path)
+        except SuiteError as exc:
+            failed += 1
+            print(f"FAIL {exc}", file=sys.stderr)
+            continue
+        cells = len(specs) // len(suite.seeds)
+        print(f"ok   {path}: {cells} cells x {len(suite.seeds)} seeds = {len(specs)} runs")
+    return 1 if failed else 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from harness.data import DATA_SOURCES
+    from harness.methods import METHODS
+    from harness.models import MODEL_ASSETS
+    from harness.tasks import TASKS
+
+    if args.suite:
+        from harness.suite import load_specs
+
+        _, specs = load_specs(_suite_name(args.suite)[0])
+        for spec in specs:
+            print(f"{spec.run_id}  {spec.label}")
+        return 0
+    print("methods:      " + ", ".join(METHODS.names()))
+    print("tasks:        " + ", ".join(TASKS.names()))
+    print("data sources: " + ", ".join(DATA_SOURCES.names()))
+    print("model assets:")
+    for name in MODEL_ASSETS.names():
+        print(f"  {name:24s} {MODEL_ASSETS.get(name).description}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.preflight import unavailable_runs
+    from harness.runner import run_suite
+    from harness.suite import SuiteError, load_specs
+
+    path, _ = _suite_name(args.suite)
+    try:
+        suite, specs = load_specs(path)
+    except SuiteError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    unavailable = unavailable_runs(specs)
+    if unavailable:
+        reasons = sorted(set(unavailable.values()))
+        print(f"{len(unavailable)} of {len(specs)} runs cannot run here and will be recorded as skipped:")
+        for reason in reasons:
+            print(f"  - {reason}")
+    results_dir = Path(args.results)
+    report = run_suite(
+        suite, specs, path, results_dir=results_dir, db_path=_db(args), force=args.force,
+        unavailable=unavailable,
+    )  # fmt: skip
+    counts = ", ".join(f"{k}: {v}" for k, v in sorted(report.statuses.items()))
+    print(f"suite {suite.name}: {len(report.executed)} run now, {len(report.skipped)} already done ({counts})")
+    return 0
+
+
+def _db(args: argparse.Namespace) -> Path:
+    return Path(args.db) if args.db else Path(args.results) / "ftbench.duckdb"
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from harness.report import format_leaderboard
+    from harness.store import leaderboard
+
+    _, name = _suite_name(args.suite)
+    db = _db(args)
+    if not db.exists():
+        print(f"no results database at {db}: run `ftbench run {args.suite}` first", file=sys.stderr)
+        return 1
+    frame = leaderboard(db, name)
+    if frame.empty:
+        print(f"no runs of suite {name!r} in {db}", file=sys.stderr)
+        return 1
+    print(format_leaderboard(frame, name))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from harness.store import export
+
+    db = _db(args)
+    if not db.exists():
+        print(f"no results database at {db}", file=sys.stderr)
+        return 1
+    suite = _suite_name(args.suite)[1] if args.suite else None
+    out = Path(args.out or Path(args.results) / "exports" / f"{suite or 'all'}.{args.format}")
+    rows = export(db, out, args.format, suite)
+    print(f"wrote {rows} rows to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ftbench", description=__doc__)
+    parser.add_argument("--results", default="results", help="results folder (default: results)")
+    parser.add_argument("--db", default=None, help="DuckDB file (default: RESULTS/ftbench.duckdb)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check suite files; nothing runs")
+    p.add_argument("suites", nargs="+")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("ls", help="list methods, tasks, data sources, model assets (or a suite's runs)")
+    p.add_argument("suite", nargs="?")
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("run", help="run a suite (finished runs are skipped)")
+    p.add_argument("suite", help="suites/NAME.yaml or NAME")
+    p.add_argument("--force", action="store_true", help="re-run finished runs too")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("show", help="print a suite's leaderboard from DuckDB")
+    p.add_argument("suite")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("export", help="export runs and metrics (one row per run x metric)")
+    p.add_argument("--suite")
+    p.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    p.add_argument("--out")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_offline_mode()  # before transformers is imported anywhere
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

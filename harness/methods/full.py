@@ -1,0 +1,11 @@
+"""Full fine-tuning: every parameter trains."""
+
+from harness.methods.base import Method, MethodContext, MethodSetup, NoParams, register
+
+
+@register("full")
+class FullFineTuning(Method):
+    def setup(self, ctx: MethodContext, params: NoParams) -> MethodSetup:
+        model = ctx.load_model()
+        model.requires_grad_(True)
+        return MethodSetup(model)

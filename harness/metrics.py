@@ -1,0 +1,48 @@
+"""Metric definitions: every metric declares whether higher is better (the leaderboard sorts by it)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+    description: str
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("accuracy", True, "share of test examples whose label scores highest"),
+        Metric("macro_f1", True, "F1 averaged over labels (robust to label imbalance)"),
+        Metric("eval_loss", False, "mean NLL per completion token on the test split"),
+        Metric("perplexity", False, "exp(eval_loss)"),
+    )
+}
+
+
+def higher_is_better(name: str) -> bool | None:
+    metric = METRICS.get(name)
+    return metric.higher_is_better if metric else None
+
+
+def accuracy(gold: Sequence[str], predicted: Sequence[str]) -> float:
+    return sum(g == p for g, p in zip(gold, predicted, strict=True)) / len(gold)
+
+
+def macro_f1(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> float:
+    scores = []
+    for label in labels:
+        tp = sum(g == label and p == label for g, p in zip(gold, predicted, strict=True))
+        fp = sum(g != label and p == label for g, p in zip(gold, predicted, strict=True))
+        fn = sum(g == label and p != label for g, p in zip(gold, predicted, strict=True))
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    return sum(scores) / len(scores)
+
+
+def perplexity(mean_nll: float) -> float:
+    return math.exp(min(mean_nll, 700.0))  # exp overflows past ~709

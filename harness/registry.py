@@ -1,0 +1,85 @@
+"""The one registry helper: named plug-ins (methods, tasks, datasets, model assets).
+
+Registering a name twice is an error; looking up an unknown name answers with "did you mean".
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownNameError(KeyError):
+    """An unknown registry name; the message lists close matches and every known name."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def add(item: T) -> T:
+            if name in self._items:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._items[name] = item
+            return item
+
+        return add
+
+    def register_instance(self, name: str) -> Callable[[type], type]:
+        """Class decorator: register one instance of the class under `name`."""
+
+        def add(cls: type) -> type:
+            self.register(name)(cls())
+            return cls
+
+        return add
+
+    def get(self, name: str) -> T:
+        load_plugins()
+        try:
+            return self._items[name]
+        except KeyError:
+            raise UnknownNameError(self.unknown_message(name)) from None
+
+    def unknown_message(self, name: str) -> str:
+        close = difflib.get_close_matches(name, self._items, n=3, cutoff=0.5)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        return f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(sorted(self._items))}"
+
+    def __contains__(self, name: object) -> bool:
+        load_plugins()
+        return name in self._items
+
+    def names(self) -> list[str]:
+        load_plugins()
+        return sorted(self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+_plugins_loaded: set[str] = set()
+
+
+def load_plugins() -> None:
+    """Import the built-in plug-ins and any modules named in FTBENCH_PLUGINS (comma-separated).
+
+    FTBENCH_PLUGINS lets users (and tests) add methods or tasks without editing the harness; the
+    variable is inherited by run subprocesses, so a plug-in is visible where the run executes.
+    """
+    modules = ["harness.methods", "harness.tasks", "harness.data", "harness.models"]
+    modules += [m.strip() for m in os.environ.get("FTBENCH_PLUGINS", "").split(",") if m.strip()]
+    for module in modules:
+        if module not in _plugins_loaded:
+            _plugins_loaded.add(module)
+            importlib.import_module(module)

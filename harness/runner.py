@@ -1,0 +1,164 @@
+"""Execute a suite's RunSpecs, each in its own subprocess, and ingest every finished run.
+
+A crash, OOM or hang in one run cannot take down the suite or pollute the next run's memory
+measurement. Finished runs are skipped on a re-run (resume); `force` re-runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from tqdm.auto import tqdm
+
+from harness import store
+from harness.results import FINAL_STATUSES, RESULT_FILE, make_result, now, read_result, write_atomic
+from harness.suite import RunSpec, Suite
+
+DEFAULT_RESULTS = Path("results")
+
+
+class Executor(Protocol):
+    """Runs one spec and returns its result dict. Local subprocesses now; a cluster later."""
+
+    def run(self, spec: RunSpec, run_dir: Path, on_progress: Any = None) -> dict[str, Any]: ...
+
+
+def _tail(path: Path, chars: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
+
+
+@dataclass
+class LocalSubprocessExecutor:
+    python: str = sys.executable
+    poll_s: float = 0.5
+
+    def run(self, spec: RunSpec, run_dir: Path, on_progress: Any = None) -> dict[str, Any]:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in (RESULT_FILE, "progress.json"):
+            (run_dir / stale).unlink(missing_ok=True)
+        spec_path = run_dir / "spec.json"
+        spec_path.write_text(json.dumps(spec.model_dump(mode="json"), indent=2))
+        log_path = run_dir / "worker.log"
+        started = now()
+        deadline = time.monotonic() + spec.training.timeout_s
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(
+                [self.python, "-m", "harness.worker", str(spec_path), str(run_dir)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: a timeout kills all its children
+                env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+            )
+            while proc.poll() is None:
+                if time.monotonic() > deadline:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    return make_result(
+                        spec, "timeout", reason=f"exceeded timeout_s={spec.training.timeout_s}",
+                        traceback=_tail(log_path), started_at=started,
+                    )  # fmt: skip
+                if on_progress is not None:
+                    on_progress(run_dir / "progress.json")
+                time.sleep(self.poll_s)
+        result = read_result(run_dir)
+        if result is not None:
+            return result
+        code = proc.returncode
+        if code == -signal.SIGKILL:
+            status, reason = "oom", "the run process was killed (SIGKILL): most likely out of host memory"
+        else:
+            status, reason = "failed", f"the run process died with exit code {code} and wrote no result"
+        return make_result(spec, status, reason=reason, traceback=_tail(log_path), started_at=started)
+
+
+class _RunProgress:
+    """A per-run bar fed by the worker's progress.json (steps done / max steps)."""
+
+    def __init__(self, label: str) -> None:
+        self.bar = tqdm(total=None, desc=f"  {label}", unit="step", position=1, leave=False)
+
+    def __call__(self, path: Path) -> None:
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return
+        if self.bar.total != state["max_steps"]:
+            self.bar.reset(total=state["max_steps"])
+        self.bar.n = state["step"]
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@dataclass
+class SuiteReport:
+    executed: list[dict[str, Any]]
+    skipped: list[dict[str, Any]]  # finished earlier (resume)
+
+    @property
+    def statuses(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for result in self.executed + self.skipped:
+            status = result["train_info"]["status"]
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
+
+def run_suite(
+    suite: Suite,
+    specs: list[RunSpec],
+    suite_path: Path | str,
+    *,
+    results_dir: Path = DEFAULT_RESULTS,
+    db_path: Path | None = None,
+    force: bool = False,
+    executor: Executor | None = None,
+    unavailable: dict[str, str] | None = None,
+) -> SuiteReport:
+    """Run every spec (skipping finished ones), ingesting each result as soon as it exists.
+
+    `unavailable` maps a run_id to the reason it cannot run here (e.g. its model needs the hub);
+    those runs are recorded as `skipped` with the reason instead of being started.
+    """
+    executor = executor or LocalSubprocessExecutor()
+    db_path = db_path or results_dir / "ftbench.duckdb"
+    unavailable = unavailable or {}
+    store.record_suite(db_path, suite, suite_path)
+    report = SuiteReport([], [])
+    bar = tqdm(specs, desc=f"suite {suite.name}", unit="run", position=0)
+    for spec in bar:
+        run_dir = results_dir / "runs" / spec.run_id
+        bar.set_postfix_str(spec.label)
+        previous = read_result(run_dir)
+        if previous and not force and previous["train_info"]["status"] in FINAL_STATUSES:
+            store.ingest(db_path, previous, run_dir / RESULT_FILE)  # idempotent: keeps the DB whole
+            report.skipped.append(previous)
+            continue
+        if spec.run_id in unavailable:
+            result = make_result(spec, "skipped", reason=unavailable[spec.run_id], started_at=now())
+            run_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            progress = _RunProgress(spec.label)
+            try:
+                result = executor.run(spec, run_dir, on_progress=progress)
+            finally:
+                progress.close()
+        write_atomic(run_dir / RESULT_FILE, result)
+        store.ingest(db_path, result, run_dir / RESULT_FILE)
+        report.executed.append(result)
+        info = result["train_info"]
+        if info["status"] != "ok":
+            tqdm.write(f"[{info['status']}] {spec.label}: {info.get('reason')}")
+    return report

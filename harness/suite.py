@@ -1,0 +1,346 @@
+"""Suite YAML -> strict pydantic models -> expanded list of RunSpecs (each with a stable run_id)."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from harness.config import StrictModel
+from harness.registry import UnknownNameError
+
+Precision = Literal["fp32", "fp16", "bf16"]
+
+
+class SuiteError(ValueError):
+    """A suite cannot be used; the message names the file and every offending field."""
+
+
+class Budget(StrictModel):
+    """The memory budget a suite targets. `t4`: 16 GB card (~15 GB usable), fp16 only."""
+
+    profile: Literal["none", "t4", "custom"] = "none"
+    gpu_mem_gb: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Budget:
+        if self.profile == "custom" and self.gpu_mem_gb is None:
+            raise ValueError("profile 'custom' needs gpu_mem_gb (e.g. gpu_mem_gb: 24.0)")
+        if self.profile != "custom" and self.gpu_mem_gb is not None:
+            raise ValueError("gpu_mem_gb is only for profile 'custom'")
+        return self
+
+    @property
+    def supports_bf16(self) -> bool:
+        return self.profile != "t4"  # a T4 (compute capability 7.5) has no bf16
+
+    @property
+    def limit_gb(self) -> float | None:
+        return {"t4": 15.0, "none": None}.get(self.profile, self.gpu_mem_gb)
+
+
+class TrainingConfig(StrictModel):
+    """Training settings shared by every method; a method or grid override may change any."""
+
+    max_steps: int = Field(100, ge=0)
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    learning_rate: float = Field(2.0e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    lr_scheduler: str = "linear"
+    optimizer: str = "adamw_torch"
+    max_length: int = Field(256, ge=8)
+    logging_steps: int = Field(1, ge=1)
+    eval_batch_size: int = Field(16, ge=1)
+    precision: Precision = "fp32"
+    gradient_checkpointing: bool = False
+    save_weights: bool = True
+    timeout_s: int = Field(1800, ge=1)
+
+
+class ModelSpec(StrictModel):
+    """Exactly one of: a named offline `asset`, a `hub` id (with `revision`), or a local `path`."""
+
+    asset: str | None = None
+    hub: str | None = None
+    revision: str = "main"
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSpec:
+        given = [k for k in ("asset", "hub", "path") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of asset, hub, path (got {given or 'none'})")
+        if self.asset:
+            from harness.models import MODEL_ASSETS
+
+            MODEL_ASSETS.get(self.asset)
+        return self
+
+
+class DatasetSpec(StrictModel):
+    source: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    task: str
+    splits: dict[Literal["train", "validation", "test"], int] = Field(
+        default_factory=lambda: {"train": 1000, "validation": 100, "test": 200}
+    )
+    split_seed: int = 0
+    metric: str | None = None  # the headline metric; defaults to the task's primary metric
+
+    @model_validator(mode="after")
+    def _known(self) -> DatasetSpec:
+        from harness.data import DATA_SOURCES
+        from harness.tasks import TASKS
+
+        source = DATA_SOURCES.get(self.source)
+        source.Options.model_validate(self.options)
+        task = TASKS.get(self.task)
+        if self.metric is not None and self.metric not in task.metrics:
+            raise ValueError(
+                f"metric {self.metric!r} is not produced by task {self.task!r}; "
+                f"choose one of {sorted(task.metrics)}"
+            )
+        for split in ("train", "test"):
+            if self.splits.get(split, 0) < 1:
+                raise ValueError(f"splits.{split} must be at least 1")
+        return self
+
+    @property
+    def headline_metric(self) -> str:
+        from harness.tasks import TASKS
+
+        return self.metric or TASKS.get(self.task).primary_metric
+
+
+class MethodEntry(StrictModel):
+    method: str | None = None  # registry name; defaults to the entry's key
+    params: dict[str, Any] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict)
+
+
+class Match(StrictModel):
+    method: str | None = None
+    model: str | None = None
+    dataset: str | None = None
+
+    def matches(self, method: str, model: str, dataset: str) -> bool:
+        return all(
+            want is None or want == got
+            for want, got in ((self.method, method), (self.model, model), (self.dataset, dataset))
+        )
+
+
+class Override(StrictModel):
+    when: Match
+    params: dict[str, Any] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict)
+
+
+class Grid(StrictModel):
+    methods: list[str]
+    models: list[str]
+    datasets: list[str]
+    exclude: list[Match] = Field(default_factory=list)
+    overrides: list[Override] = Field(default_factory=list)
+
+
+class Suite(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    version: int = 1
+    description: str = ""
+    seeds: list[int] = Field(min_length=1)
+    budget: Budget = Budget()
+    training: TrainingConfig = TrainingConfig()
+    models: dict[str, ModelSpec]
+    datasets: dict[str, DatasetSpec]
+    methods: dict[str, MethodEntry]
+    grid: Grid
+
+
+class RunSpec(StrictModel):
+    """One fully resolved run: everything that determines its result, and nothing else."""
+
+    suite: str
+    suite_version: int
+    method_key: str
+    method: str
+    params: dict[str, Any]
+    model_key: str
+    model: ModelSpec
+    dataset_key: str
+    dataset: DatasetSpec
+    training: TrainingConfig
+    seed: int
+    budget: Budget
+
+    @property
+    def run_id(self) -> str:
+        return config_hash(self.model_dump(mode="json"))[:16]
+
+    @property
+    def label(self) -> str:
+        return f"{self.method_key}·{self.model_key}·{self.dataset_key}·s{self.seed}"
+
+
+def config_hash(obj: Any) -> str:
+    canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- loading
+
+
+_FLOATISH = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def _describe(err: dict[str, Any], prefix: tuple[Any, ...] = ()) -> str:
+    loc = ".".join(str(p) for p in (*prefix, *err["loc"])) or "(top level)"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (check its spelling and where it is nested)"
+    value = err.get("input")
+    if isinstance(value, str) and _FLOATISH.match(value):
+        msg += f"; YAML read {value!r} as a string: write it with a dot, e.g. 1.0e-4"
+    return f"{loc}: {msg}"
+
+
+def _errors(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[str]:
+    return [_describe(e, prefix) for e in exc.errors(include_url=False)]
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Parse and validate a suite file; raise SuiteError naming the file and fields."""
+    path = Path(path)
+    if not path.is_file():
+        raise SuiteError(f"{path}: no such suite file (suites live in suites/<name>.yaml)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SuiteError(f"{path}: a suite must be a mapping of keys (name, seeds, grid, ...)")
+    try:
+        suite = Suite.model_validate(raw)
+    except ValidationError as exc:
+        raise SuiteError(_report(path, _errors(exc))) from None
+    except UnknownNameError as exc:  # raised inside nested validators
+        raise SuiteError(f"{path}: {exc}") from None
+    problems = _cross_check(suite)
+    if problems:
+        raise SuiteError(_report(path, problems))
+    return suite
+
+
+def _report(path: Path, problems: list[str]) -> str:
+    lines = "\n".join(f"  - {p}" for p in problems)
+    return f"{path}: invalid suite ({len(problems)} problem(s)):\n{lines}"
+
+
+def _cross_check(suite: Suite) -> list[str]:
+    """Checks across sections: grid names exist, methods are known, params validate."""
+    from harness.methods import METHODS
+
+    problems: list[str] = []
+    for axis, known in (
+        ("methods", suite.methods),
+        ("models", suite.models),
+        ("datasets", suite.datasets),
+    ):
+        for name in getattr(suite.grid, axis):
+            if name not in known:
+                problems.append(f"grid.{axis}: {name!r} is not declared under {axis}: {_did_you_mean(name, known)}")
+    for key, entry in suite.methods.items():
+        if (entry.method or key) not in METHODS:
+            problems.append(f"methods.{key}.method: {METHODS.unknown_message(entry.method or key)}")
+    if problems:
+        return problems
+    specs, problems = _expand(suite)
+    if not specs and not problems:
+        problems.append("grid: the grid is empty (every combination is excluded)")
+    return problems
+
+
+def _did_you_mean(name: str, known: dict[str, Any]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    return f"did you mean {close[0]!r}?" if close else f"declared: {', '.join(sorted(known))}"
+
+
+def expand(suite: Suite) -> list[RunSpec]:
+    """The product methods x models x datasets x seeds, minus exclusions, with overrides applied."""
+    specs, problems = _expand(suite)
+    if problems:
+        raise SuiteError(_report(Path(suite.name), problems))
+    return specs
+
+
+def _expand(suite: Suite) -> tuple[list[RunSpec], list[str]]:
+    from harness.methods import METHODS
+
+    specs: list[RunSpec] = []
+    problems: list[str] = []
+    grid = suite.grid
+    for method_key, model_key, dataset_key in itertools.product(
+        grid.methods, grid.models, grid.datasets
+    ):
+        if any(m.matches(method_key, model_key, dataset_key) for m in grid.exclude):
+            continue
+        entry = suite.methods[method_key]
+        method_name = entry.method or method_key
+        method = METHODS.get(method_name)
+        params = dict(entry.params)
+        training = {**suite.training.model_dump(), **entry.training}
+        where = f"methods.{method_key}"
+        for i, override in enumerate(grid.overrides):
+            if override.when.matches(method_key, model_key, dataset_key):
+                params.update(override.params)
+                training.update(override.training)
+                where = f"grid.overrides[{i}] / methods.{method_key}"
+        try:
+            resolved_params = method.Params.model_validate(params).model_dump(mode="json")
+        except ValidationError as exc:
+            problems += _errors(exc, (where, "params"))
+            continue
+        try:
+            resolved_training = TrainingConfig.model_validate(training)
+        except ValidationError as exc:
+            problems += _errors(exc, (where, "training"))
+            continue
+        if resolved_training.precision == "bf16" and not suite.budget.supports_bf16:
+            problems.append(
+                f"{where}.training.precision: bf16 is not supported by budget profile "
+                f"{suite.budget.profile!r} (a T4 has no bf16): use fp16 or fp32"
+            )
+            continue
+        for seed in suite.seeds:
+            specs.append(
+                RunSpec(
+                    suite=suite.name,
+                    suite_version=suite.version,
+                    method_key=method_key,
+                    method=method_name,
+                    params=resolved_params,
+                    model_key=model_key,
+                    model=suite.models[model_key],
+                    dataset_key=dataset_key,
+                    dataset=suite.datasets[dataset_key],
+                    training=resolved_training,
+                    seed=seed,
+                    budget=suite.budget,
+                )
+            )
+    return specs, list(dict.fromkeys(problems))
+
+
+def load_specs(path: str | Path) -> tuple[Suite, list[RunSpec]]:
+    suite = load_suite(path)
+    return suite, expand(suite)

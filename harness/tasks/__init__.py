@@ -1,0 +1,30 @@
+"""Task types: how a record becomes a training example, and how a model is scored on a split."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from harness.registry import Registry
+
+Record = dict[str, str]
+
+
+class Task:
+    record_fields: ClassVar[tuple[str, ...]]
+    split_key: ClassVar[str]  # the input field; records sharing it never straddle splits
+    metrics: ClassVar[tuple[str, ...]]
+    primary_metric: ClassVar[str]
+
+    def to_example(self, record: Record, tokenizer: Any, max_length: int) -> dict[str, str]:
+        """A prompt/completion pair (plain text, chat template already applied) for SFT."""
+        raise NotImplementedError
+
+    def evaluate(
+        self, model: Any, tokenizer: Any, records: list[Record], max_length: int, batch_size: int
+    ) -> dict[str, float]:
+        raise NotImplementedError
+
+
+TASKS: Registry[Task] = Registry("task")
+
+from harness.tasks import qa, sentiment  # noqa: E402,F401  (registers the built-in tasks)

@@ -1,0 +1,75 @@
+"""Prompt formatting and completion scoring shared by the text tasks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+def format_prompt(tokenizer: Any, system: str, user: str) -> str:
+    """The model's own chat template when it has one, else a plain instruction layout."""
+    if getattr(tokenizer, "chat_template", None):
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return f"{system}\n\n{user}\nAnswer:"
+
+
+def completion_text(tokenizer: Any, answer: str) -> str:
+    # A base model without a chat template continues after "Answer:", so the answer needs a space.
+    return answer if getattr(tokenizer, "chat_template", None) else " " + answer
+
+
+def truncate_tokens(tokenizer: Any, text: str, max_tokens: int) -> str:
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return text if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens])
+
+
+@dataclass
+class CompletionScore:
+    nll: float  # summed over completion tokens
+    n_tokens: int
+    first_token_logprobs: list[float]  # log p(token | prompt) for each requested token id
+
+
+def score_completions(
+    model: Any,
+    tokenizer: Any,
+    pairs: list[tuple[str, str]],
+    batch_size: int,
+    first_token_ids: list[int] | None = None,
+) -> list[CompletionScore]:
+    """Teacher-forced NLL of each completion given its prompt, tokenized the way TRL's SFT does
+    (prompt and prompt+completion tokenized separately, completion ends with EOS)."""
+    import torch
+
+    eos = tokenizer.eos_token or ""
+    encoded = []
+    for prompt, completion in pairs:
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        full_ids = tokenizer(prompt + completion + eos, add_special_tokens=False)["input_ids"]
+        encoded.append((len(prompt_ids), full_ids))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = next(model.parameters()).device
+    scores: list[CompletionScore] = []
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(encoded), batch_size):
+            batch = encoded[start : start + batch_size]
+            width = max(len(ids) for _, ids in batch)
+            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, (_, ids) in enumerate(batch):
+                input_ids[row, : len(ids)] = torch.tensor(ids)
+                mask[row, : len(ids)] = 1
+            logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
+            # Prompt tuning prepends virtual tokens to the logits: keep the last `width` positions.
+            logprobs = torch.log_softmax(logits[:, -width:, :].float(), dim=-1).cpu()
+            for row, (prompt_len, ids) in enumerate(batch):
+                targets = torch.tensor(ids[prompt_len:])
+                positions = torch.arange(prompt_len - 1, len(ids) - 1)
+                nll = -logprobs[row, positions, targets].sum().item()
+                first = (
+                    logprobs[row, prompt_len - 1, first_token_ids].tolist() if first_token_ids else []
+                )
+                scores.append(CompletionScore(nll, len(targets), first))
+    return scores

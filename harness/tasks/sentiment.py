@@ -1,0 +1,81 @@
+"""Sentiment classification as instruction SFT: review -> "positive" / "negative".
+
+Scored without generation, like multiple-choice in lm-evaluation-harness: the label whose tokens
+the model finds most likely wins. eval_loss is the SFT loss (label + EOS) on the test split.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness import metrics
+from harness.tasks import TASKS, Record, Task
+from harness.tasks.prompting import (
+    completion_text,
+    format_prompt,
+    score_completions,
+    truncate_tokens,
+)
+
+SYSTEM = "You classify the sentiment of movie reviews. Answer with one word: positive or negative."
+LABELS = ("negative", "positive")
+
+
+@TASKS.register_instance("sentiment")
+class Sentiment(Task):
+    record_fields = ("text", "label")
+    split_key = "text"
+    metrics = ("accuracy", "macro_f1", "eval_loss")
+    primary_metric = "accuracy"
+
+    def prompt(self, record: Record, tokenizer: Any, max_length: int) -> str:
+        # The review gets what the template, the question and the answer leave of max_length, so
+        # the label is never truncated away.
+        overhead = len(tokenizer(self._user_prompt(tokenizer, ""), add_special_tokens=False)["input_ids"])
+        overhead += max(len(tokenizer(l, add_special_tokens=False)["input_ids"]) for l in LABELS) + 2
+        if overhead >= max_length:
+            raise ValueError(f"training.max_length={max_length} leaves no room for the review ({overhead} tokens of template)")
+        review = truncate_tokens(tokenizer, record["text"], max_length - overhead)
+        return self._user_prompt(tokenizer, review)
+
+    @staticmethod
+    def _user_prompt(tokenizer: Any, review: str) -> str:
+        return format_prompt(tokenizer, SYSTEM, f"Review: {review}\nIs this review positive or negative?")
+
+    def to_example(self, record: Record, tokenizer: Any, max_length: int) -> dict[str, str]:
+        return {
+            "prompt": self.prompt(record, tokenizer, max_length),
+            "completion": completion_text(tokenizer, record["label"]),
+        }
+
+    def evaluate(
+        self, model: Any, tokenizer: Any, records: list[Record], max_length: int, batch_size: int
+    ) -> dict[str, float]:
+        examples = [self.to_example(r, tokenizer, max_length) for r in records]
+        gold = [r["label"] for r in records]
+        option_ids = _single_token_ids(tokenizer, [completion_text(tokenizer, l) for l in LABELS])
+        pairs = [(e["prompt"], e["completion"]) for e in examples]
+        gold_scores = score_completions(model, tokenizer, pairs, batch_size, option_ids)
+        if option_ids:  # each label is one token: one pass gives the loss and the choice
+            predicted = [LABELS[max(range(len(LABELS)), key=lambda i: s.first_token_logprobs[i])] for s in gold_scores]
+        else:  # multi-token labels: score every option separately
+            per_option = [
+                score_completions(model, tokenizer, [(e["prompt"], completion_text(tokenizer, l)) for e in examples], batch_size)
+                for l in LABELS
+            ]
+            predicted = [
+                LABELS[min(range(len(LABELS)), key=lambda i: per_option[i][k].nll)] for k in range(len(records))
+            ]
+        mean_nll = sum(s.nll for s in gold_scores) / sum(s.n_tokens for s in gold_scores)
+        return {
+            "accuracy": metrics.accuracy(gold, predicted),
+            "macro_f1": metrics.macro_f1(gold, predicted, LABELS),
+            "eval_loss": mean_nll,
+        }
+
+
+def _single_token_ids(tokenizer: Any, options: list[str]) -> list[int] | None:
+    ids = [tokenizer(o, add_special_tokens=False)["input_ids"] for o in options]
+    if all(len(i) == 1 for i in ids) and len({i[0] for i in ids}) == len(ids):
+        return [i[0] for i in ids]
+    return None

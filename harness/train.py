@@ -1,0 +1,217 @@
+"""The shared training entry: one RunSpec -> trained, evaluated, measured result.
+
+It calls the method's hook to get a model (and an optional PEFT config), trains with TRL's
+SFTTrainer, and scores with the task. There are no method flags in here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import budget, provenance
+from harness.data import load_splits
+from harness.methods import METHODS, MethodContext
+from harness.models import load_tokenizer, resolve_model
+from harness.suite import RunSpec, config_hash
+from harness.tasks import TASKS
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class RunOutput:
+    """What a run produced; `model` is kept for in-process callers (tests)."""
+
+    metrics: dict[str, float]
+    curve: list[dict[str, Any]]
+    timings: dict[str, float]
+    params: dict[str, Any]
+    memory: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    model: Any = None
+
+
+def _callbacks(curve: list[dict[str, Any]], progress_path: Path | None):
+    from transformers import TrainerCallback
+
+    class Recorder(TrainerCallback):
+        """Keeps the loss curve, stops on a non-finite loss, and reports progress to the parent."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                point = {"step": state.global_step, "loss": float(logs["loss"])}
+                for key in ("learning_rate", "grad_norm"):
+                    if key in logs:
+                        point[key] = float(logs[key])
+                curve.append(point)
+                if not math.isfinite(point["loss"]):
+                    control.should_training_stop = True
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if progress_path is not None:
+                progress_path.write_text(json.dumps({"step": state.global_step, "max_steps": state.max_steps}))
+
+    return [Recorder()]
+
+
+def _sft_config(spec: RunSpec, out_dir: Path, device: str):
+    from trl import SFTConfig
+
+    t = spec.training
+    on_gpu = device == "cuda"
+    return SFTConfig(
+        output_dir=str(out_dir / "trainer"),
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.learning_rate,
+        weight_decay=t.weight_decay,
+        warmup_steps=t.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
+        lr_scheduler_type=t.lr_scheduler,
+        optim=t.optimizer,
+        max_length=t.max_length,
+        logging_steps=t.logging_steps,
+        seed=spec.seed,
+        data_seed=spec.seed,
+        # Mixed precision only where the hardware has it; CPU runs in fp32 (recorded).
+        fp16=on_gpu and t.precision == "fp16",
+        bf16=on_gpu and t.precision == "bf16",
+        use_cpu=not on_gpu,
+        gradient_checkpointing=t.gradient_checkpointing,
+        include_num_input_tokens_seen="non_padding",
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        dataset_num_proc=None,
+    )
+
+
+def count_params(model: Any) -> dict[str, Any]:
+    if hasattr(model, "get_nb_trainable_parameters"):  # PEFT counts 4-bit weights correctly
+        trainable, total = model.get_nb_trainable_parameters()
+    else:
+        total = trainable = 0
+        for p in model.parameters():
+            n = p.numel()
+            if getattr(p, "quant_state", None) is not None:  # bitsandbytes packs 2 weights a byte
+                n *= 2
+            total += n
+            trainable += n if p.requires_grad else 0
+    return {
+        "trainable_params": int(trainable),
+        "total_params": int(total),
+        "trainable_pct": 100.0 * trainable / total if total else None,
+    }
+
+
+def _save_weights(model: Any, folder: Path) -> int:
+    """Save what was trained (an adapter, or the trainable tensors) and return its size on disk."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "peft_config"):
+        model.save_pretrained(folder)
+    else:
+        trained = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+        save_file(trained, str(folder / "trained_params.safetensors"))
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def run_training(spec: RunSpec, out_dir: Path, progress_path: Path | None = None) -> RunOutput:
+    import torch
+    from datasets import Dataset
+    from transformers import set_seed
+
+    started = time.perf_counter()
+    set_seed(spec.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    budget.reset_peak()
+
+    task = TASKS.get(spec.dataset.task)
+    method = METHODS.get(spec.method)
+    params = method.Params.model_validate(spec.params)
+    resolved = resolve_model(spec.model)
+    tokenizer = load_tokenizer(resolved)
+    splits = load_splits(spec.dataset)
+    setup = method.setup(MethodContext(resolved, tokenizer, device), params)
+    load_s = time.perf_counter() - started
+
+    curve: list[dict[str, Any]] = []
+    model = setup.model
+    train_s, train_tokens = 0.0, 0
+    if method.trains and spec.training.max_steps > 0:
+        from trl import SFTTrainer
+
+        max_length = spec.training.max_length
+        examples = [task.to_example(r, tokenizer, max_length) for r in splits.train]
+        trainer = SFTTrainer(
+            model=model,
+            args=_sft_config(spec, out_dir, device),
+            train_dataset=Dataset.from_list(examples),
+            processing_class=tokenizer,
+            peft_config=setup.peft_config,
+            callbacks=_callbacks(curve, progress_path),
+        )
+        if len(trainer.train_dataset) == 0:
+            raise ValueError("no training example survived tokenization: raise training.max_length")
+        t0 = time.perf_counter()
+        trainer.train()
+        train_s = time.perf_counter() - t0
+        train_tokens = int(trainer.state.num_input_tokens_seen)
+        model = trainer.model
+        if any(not math.isfinite(p["loss"]) for p in curve):
+            bad = next(p for p in curve if not math.isfinite(p["loss"]))
+            raise DivergedError(f"training loss became {bad['loss']} at step {bad['step']}")
+    elif method.trains:
+        model.requires_grad_(False)
+
+    t0 = time.perf_counter()
+    metrics = task.evaluate(
+        model, tokenizer, splits.test, spec.training.max_length, spec.training.eval_batch_size
+    )
+    eval_s = time.perf_counter() - t0
+    non_finite = [k for k, v in metrics.items() if not math.isfinite(v)]
+    if non_finite:
+        raise DivergedError(f"test metrics are not finite: {non_finite}")
+
+    artifact_bytes = None
+    if method.trains and spec.training.max_steps > 0 and spec.training.save_weights:
+        artifact_bytes = _save_weights(model, out_dir / "weights")
+    on_gpu = device == "cuda"
+    extra = {
+        "train_tokens": train_tokens,
+        "tokens_per_s": train_tokens / train_s if train_s > 0 else None,
+        "artifact_bytes": artifact_bytes,
+        "precision_effective": spec.training.precision if on_gpu else "fp32",
+        "notes": setup.notes,
+        "split_sizes": {k: len(v) for k, v in splits.as_dict().items()},
+    }
+    meta = provenance.collect(
+        resolved.provenance,
+        splits.fingerprint,
+        spec.seed,
+        config_hash(spec.model_dump(mode="json")),
+    )
+    return RunOutput(
+        metrics=metrics,
+        curve=curve,
+        timings={
+            "load_s": load_s,
+            "train_s": train_s,
+            "eval_s": eval_s,
+            "total_s": time.perf_counter() - started,
+        },
+        params=count_params(model),
+        memory=budget.peak_memory(),
+        extra=extra,
+        meta=meta,
+        model=model,
+    )

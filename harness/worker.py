@@ -1,0 +1,50 @@
+"""Subprocess entry for one run: `python -m harness.worker SPEC_JSON RUN_DIR`.
+
+Whatever happens inside (exception, CUDA OOM, NaN loss), a result.json with a status and a reason
+is written; only a hard crash (segfault, kill) leaves none, and the parent records that.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from harness.hub import configure_offline_mode
+
+
+def classify(exc: BaseException) -> str:
+    from harness.train import DivergedError
+
+    if isinstance(exc, DivergedError):
+        return "diverged"
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower() or "OutOfMemoryError" in text:
+        return "oom"
+    return "failed"
+
+
+def main(argv: list[str]) -> int:
+    spec_path, run_dir = Path(argv[0]), Path(argv[1])
+    configure_offline_mode()
+    from harness.results import RESULT_FILE, make_result, now, write_atomic
+    from harness.suite import RunSpec
+    from harness.train import run_training
+
+    spec = RunSpec.model_validate(json.loads(spec_path.read_text()))
+    started = now()
+    try:
+        output = run_training(spec, run_dir, progress_path=run_dir / "progress.json")
+        result = make_result(spec, "ok", started_at=started, output=output)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded status
+        tb = traceback.format_exc()
+        print(tb, file=sys.stderr, flush=True)
+        reason = f"{type(exc).__name__}: {exc}"
+        result = make_result(spec, classify(exc), reason=reason[:2000], traceback=tb[-4000:], started_at=started)
+    write_atomic(run_dir / RESULT_FILE, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
