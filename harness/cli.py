@@ -77,7 +77,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     unavailable = unavailable_runs(specs)
     if unavailable:
         reasons = sorted(set(unavailable.values()))
-        print(f"{len(unavailable)} of {len(specs)} runs cannot run here and will be recorded as skipped:")
+        print(
+            f"{len(unavailable)} of {len(specs)} runs cannot run here and will be recorded as skipped:"
+        )
         for reason in reasons:
             print(f"  - {reason}")
     results_dir = Path(args.results)
@@ -86,7 +88,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         unavailable=unavailable,
     )  # fmt: skip
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(report.statuses.items()))
-    print(f"suite {suite.name}: {len(report.executed)} run now, {len(report.skipped)} already done ({counts})")
+    print(
+        f"suite {suite.name}: {len(report.executed)} run now, {len(report.skipped)} already done ({counts})"
+    )
     return 0
 
 
@@ -135,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("suites", nargs="+")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("ls", help="list methods, tasks, data sources, model assets (or a suite's runs)")
+    p = sub.add_parser(
+        "ls", help="list methods, tasks, data sources, model assets (or a suite's runs)"
+    )
     p.add_argument("suite", nargs="?")
     p.set_defaults(func=cmd_ls)
 

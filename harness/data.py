@@ -55,7 +55,9 @@ def _package_file(package: str, relative: str, install: str) -> Path:
         raise DataUnavailableError(f"package {package!r} is not installed: `pip install {install}`")
     path = Path(next(iter(spec.submodule_search_locations))) / relative
     if not path.exists():
-        raise DataUnavailableError(f"{path} is missing from package {package!r}: reinstall {install}")
+        raise DataUnavailableError(
+            f"{path} is missing from package {package!r}: reinstall {install}"
+        )
     return path
 
 
@@ -85,7 +87,9 @@ class MovieReviews(DataSource):
                 text = _clean_review(row["text"])
                 if options.max_words and len(text.split()) > options.max_words:
                     continue
-                records.append({"text": text, "label": "positive" if row["label"] == "1" else "negative"})
+                records.append(
+                    {"text": text, "label": "positive" if row["label"] == "1" else "negative"}
+                )
         return records
 
 
@@ -161,7 +165,9 @@ class HubDataset(DataSource):
         try:
             from datasets import load_dataset
 
-            data = load_dataset(options.path, options.name, split=options.split, revision=options.revision)
+            data = load_dataset(
+                options.path, options.name, split=options.split, revision=options.revision
+            )
         except Exception as exc:
             where = "the hub is unreachable" if not hub_reachable() else f"loading failed: {exc}"
             raise DataUnavailableError(
@@ -244,7 +250,11 @@ def load_splits(dataset_spec: Any) -> Splits:
     if not records or missing:
         raise DataUnavailableError(
             f"data source {dataset_spec.source!r} gave {len(records)} records"
-            + (f" without fields {sorted(missing)} needed by task {dataset_spec.task!r}" if missing else "")
+            + (
+                f" without fields {sorted(missing)} needed by task {dataset_spec.task!r}"
+                if missing
+                else ""
+            )
         )
     return make_splits(records, dict(dataset_spec.splits), dataset_spec.split_seed, task.split_key)
 

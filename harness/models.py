@@ -262,7 +262,9 @@ def resolve_model(spec: Any) -> ResolvedModel:
 def load_tokenizer(resolved: ResolvedModel):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(resolved.location, **resolved.from_pretrained_kwargs())
+    tokenizer = AutoTokenizer.from_pretrained(
+        resolved.location, **resolved.from_pretrained_kwargs()
+    )
     if tokenizer.pad_token is None:  # batching needs one; eos is the usual stand-in
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

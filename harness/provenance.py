@@ -58,7 +58,9 @@ def device_info() -> dict[str, Any]:
     }
 
 
-def collect(model_provenance: dict[str, Any], dataset_fingerprint: str | None, seed: int, config_hash: str) -> dict[str, Any]:
+def collect(
+    model_provenance: dict[str, Any], dataset_fingerprint: str | None, seed: int, config_hash: str
+) -> dict[str, Any]:
     return {
         **git_state(),
         "python": platform.python_version(),

@@ -8,7 +8,11 @@ import pandas as pd
 
 
 def _num(value: float | None, fmt: str) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, fmt)
+    return (
+        "-"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else format(value, fmt)
+    )
 
 
 def format_leaderboard(frame: pd.DataFrame, suite: str) -> str:
@@ -19,7 +23,13 @@ def format_leaderboard(frame: pd.DataFrame, suite: str) -> str:
         lines.append(f"\n{dataset} · {model} · {metric} {arrow}")
         rows = []
         for r in group.itertuples():
-            score = "-" if r.n == 0 else f"{r.mean:.4f} ± {_num(r.std, '.4f')}" if r.n > 1 else f"{r.mean:.4f}"
+            score = (
+                "-"
+                if r.n == 0
+                else f"{r.mean:.4f} ± {_num(r.std, '.4f')}"
+                if r.n > 1
+                else f"{r.mean:.4f}"
+            )
             rows.append({
                 "method": r.method,
                 metric: score,

@@ -76,10 +76,18 @@ class LocalSubprocessExecutor:
             return result
         code = proc.returncode
         if code == -signal.SIGKILL:
-            status, reason = "oom", "the run process was killed (SIGKILL): most likely out of host memory"
+            status, reason = (
+                "oom",
+                "the run process was killed (SIGKILL): most likely out of host memory",
+            )
         else:
-            status, reason = "failed", f"the run process died with exit code {code} and wrote no result"
-        return make_result(spec, status, reason=reason, traceback=_tail(log_path), started_at=started)
+            status, reason = (
+                "failed",
+                f"the run process died with exit code {code} and wrote no result",
+            )
+        return make_result(
+            spec, status, reason=reason, traceback=_tail(log_path), started_at=started
+        )
 
 
 class _RunProgress:
@@ -95,8 +103,8 @@ class _RunProgress:
             return
         if self.bar.total != state["max_steps"]:
             self.bar.reset(total=state["max_steps"])
-        self.bar.n = state["step"]
-        self.bar.refresh()
+        if self.bar.n != state["step"]:
+            self.bar.update(state["step"] - self.bar.n)
 
     def close(self) -> None:
         self.bar.close()

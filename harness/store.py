@@ -53,7 +53,9 @@ class SchemaMismatchError(RuntimeError):
 
 
 @contextlib.contextmanager
-def connect(db_path: Path | str = DEFAULT_DB, read_only: bool = False, retries: int = 50) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    db_path: Path | str = DEFAULT_DB, read_only: bool = False, retries: int = 50
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open briefly; retry while another process holds the write lock."""
     db_path = Path(db_path)
     if not read_only:
@@ -94,7 +96,9 @@ def record_suite(db_path: Path | str, suite: Any, path: Path | str) -> None:
         )
 
 
-def ingest(db_path: Path | str, result: dict[str, Any], result_path: Path | str | None = None) -> None:
+def ingest(
+    db_path: Path | str, result: dict[str, Any], result_path: Path | str | None = None
+) -> None:
     """Insert one run (replacing any earlier row of the same run_id) in a single transaction."""
     spec = result["run_info"]["spec"]
     info = result["train_info"]
@@ -193,7 +197,9 @@ def leaderboard(db_path: Path | str, suite: str):
         return frame
     # Best first within each dataset/model, in the metric's own direction.
     frame["_key"] = frame["mean"].where(frame["higher_is_better"].fillna(True), -frame["mean"])
-    frame = frame.sort_values(["dataset", "model", "_key"], ascending=[True, True, False], na_position="last")
+    frame = frame.sort_values(
+        ["dataset", "model", "_key"], ascending=[True, True, False], na_position="last"
+    )
     return frame.drop(columns=["_key"]).reset_index(drop=True)
 
 

@@ -256,7 +256,9 @@ def _cross_check(suite: Suite) -> list[str]:
     ):
         for name in getattr(suite.grid, axis):
             if name not in known:
-                problems.append(f"grid.{axis}: {name!r} is not declared under {axis}: {_did_you_mean(name, known)}")
+                problems.append(
+                    f"grid.{axis}: {name!r} is not declared under {axis}: {_did_you_mean(name, known)}"
+                )
     for key, entry in suite.methods.items():
         if (entry.method or key) not in METHODS:
             problems.append(f"methods.{key}.method: {METHODS.unknown_message(entry.method or key)}")

@@ -57,7 +57,9 @@ def _callbacks(curve: list[dict[str, Any]], progress_path: Path | None):
 
         def on_step_end(self, args, state, control, **kwargs):
             if progress_path is not None:
-                progress_path.write_text(json.dumps({"step": state.global_step, "max_steps": state.max_steps}))
+                progress_path.write_text(
+                    json.dumps({"step": state.global_step, "max_steps": state.max_steps})
+                )
 
     return [Recorder()]
 
@@ -120,12 +122,19 @@ def _save_weights(model: Any, folder: Path) -> int:
     if hasattr(model, "peft_config"):
         model.save_pretrained(folder)
     else:
-        trained = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+        trained = {
+            n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad
+        }
         save_file(trained, str(folder / "trained_params.safetensors"))
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
-def run_training(spec: RunSpec, out_dir: Path, progress_path: Path | None = None) -> RunOutput:
+def run_training(
+    spec: RunSpec,
+    out_dir: Path,
+    progress_path: Path | None = None,
+    extra_callbacks: list | None = None,
+) -> RunOutput:
     import torch
     from datasets import Dataset
     from transformers import set_seed
@@ -158,7 +167,7 @@ def run_training(spec: RunSpec, out_dir: Path, progress_path: Path | None = None
             train_dataset=Dataset.from_list(examples),
             processing_class=tokenizer,
             peft_config=setup.peft_config,
-            callbacks=_callbacks(curve, progress_path),
+            callbacks=_callbacks(curve, progress_path) + list(extra_callbacks or []),
         )
         if len(trainer.train_dataset) == 0:
             raise ValueError("no training example survived tokenization: raise training.max_length")

@@ -20,7 +20,11 @@ def classify(exc: BaseException) -> str:
     if isinstance(exc, DivergedError):
         return "diverged"
     text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, MemoryError) or "out of memory" in text.lower() or "OutOfMemoryError" in text:
+    if (
+        isinstance(exc, MemoryError)
+        or "out of memory" in text.lower()
+        or "OutOfMemoryError" in text
+    ):
         return "oom"
     return "failed"
 
@@ -41,7 +45,9 @@ def main(argv: list[str]) -> int:
         tb = traceback.format_exc()
         print(tb, file=sys.stderr, flush=True)
         reason = f"{type(exc).__name__}: {exc}"
-        result = make_result(spec, classify(exc), reason=reason[:2000], traceback=tb[-4000:], started_at=started)
+        result = make_result(
+            spec, classify(exc), reason=reason[:2000], traceback=tb[-4000:], started_at=started
+        )
     write_atomic(run_dir / RESULT_FILE, result)
     return 0
 

@@ -23,7 +23,8 @@ def transformer_blocks(model: Any) -> Any:
     candidates = [
         module
         for name, module in model.named_modules()
-        if isinstance(module, torch.nn.ModuleList) and name.split(".")[-1] in {"layers", "h", "blocks"}
+        if isinstance(module, torch.nn.ModuleList)
+        and name.split(".")[-1] in {"layers", "h", "blocks"}
     ]
     if not candidates:
         raise ValueError(f"cannot find the transformer blocks of {type(model).__name__}")
@@ -39,16 +40,22 @@ class Freeze(Method):
         model.requires_grad_(False)
         blocks = transformer_blocks(model)
         if params.n_layers > len(blocks):
-            raise ValueError(f"freeze.n_layers={params.n_layers} but the model has {len(blocks)} blocks")
+            raise ValueError(
+                f"freeze.n_layers={params.n_layers} but the model has {len(blocks)} blocks"
+            )
         for block in list(blocks)[len(blocks) - params.n_layers :]:
             block.requires_grad_(True)
         notes: dict[str, Any] = {"trained_blocks": params.n_layers, "total_blocks": len(blocks)}
         if params.train_final_norm:
-            norm = getattr(model.get_decoder(), "norm", None) or getattr(model.get_decoder(), "ln_f", None)
+            norm = getattr(model.get_decoder(), "norm", None) or getattr(
+                model.get_decoder(), "ln_f", None
+            )
             if norm is not None:
                 norm.requires_grad_(True)
         if params.train_head:
             model.get_output_embeddings().requires_grad_(True)
             # With tied embeddings the head *is* the input embedding matrix: record it.
-            notes["head_tied_to_embeddings"] = bool(getattr(model.config, "tie_word_embeddings", False))
+            notes["head_tied_to_embeddings"] = bool(
+                getattr(model.config, "tie_word_embeddings", False)
+            )
         return MethodSetup(model, notes=notes)

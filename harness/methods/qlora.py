@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from harness.methods.base import MethodContext, MethodSetup, Method, register
+from harness.methods.base import Method, MethodContext, MethodSetup, register
 from harness.methods.lora import LoraParams, lora_config
 
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}

@@ -63,13 +63,15 @@ def score_completions(
                 mask[row, : len(ids)] = 1
             logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
             # Prompt tuning prepends virtual tokens to the logits: keep the last `width` positions.
-            logprobs = torch.log_softmax(logits[:, -width:, :].float(), dim=-1).cpu()
+            logits = logits[:, -width:, :]
             for row, (prompt_len, ids) in enumerate(batch):
-                targets = torch.tensor(ids[prompt_len:])
-                positions = torch.arange(prompt_len - 1, len(ids) - 1)
-                nll = -logprobs[row, positions, targets].sum().item()
-                first = (
-                    logprobs[row, prompt_len - 1, first_token_ids].tolist() if first_token_ids else []
+                # log-softmax over the completion positions only: the full (batch, seq, vocab)
+                # tensor would double the largest allocation of the pass.
+                logprobs = torch.log_softmax(
+                    logits[row, prompt_len - 1 : len(ids) - 1].float(), dim=-1
                 )
+                targets = torch.tensor(ids[prompt_len:], device=logprobs.device)
+                nll = -logprobs.gather(1, targets[:, None]).sum().item()
+                first = logprobs[0, first_token_ids].tolist() if first_token_ids else []
                 scores.append(CompletionScore(nll, len(targets), first))
     return scores

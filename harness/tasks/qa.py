@@ -6,7 +6,12 @@ from typing import Any
 
 from harness import metrics
 from harness.tasks import TASKS, Record, Task
-from harness.tasks.prompting import completion_text, format_prompt, score_completions, truncate_tokens
+from harness.tasks.prompting import (
+    completion_text,
+    format_prompt,
+    score_completions,
+    truncate_tokens,
+)
 
 SYSTEM = "You are a helpful assistant. Answer the question briefly."
 
@@ -30,6 +35,8 @@ class QuestionAnswer(Task):
         self, model: Any, tokenizer: Any, records: list[Record], max_length: int, batch_size: int
     ) -> dict[str, float]:
         examples = [self.to_example(r, tokenizer, max_length) for r in records]
-        scores = score_completions(model, tokenizer, [(e["prompt"], e["completion"]) for e in examples], batch_size)
+        scores = score_completions(
+            model, tokenizer, [(e["prompt"], e["completion"]) for e in examples], batch_size
+        )
         mean_nll = sum(s.nll for s in scores) / sum(s.n_tokens for s in scores)
         return {"eval_loss": mean_nll, "perplexity": metrics.perplexity(mean_nll)}

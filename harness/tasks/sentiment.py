@@ -17,7 +17,7 @@ from harness.tasks.prompting import (
     truncate_tokens,
 )
 
-SYSTEM = "You classify the sentiment of movie reviews. Answer with one word: positive or negative."
+SYSTEM = "Answer with one word: positive or negative."
 LABELS = ("negative", "positive")
 
 
@@ -31,16 +31,22 @@ class Sentiment(Task):
     def prompt(self, record: Record, tokenizer: Any, max_length: int) -> str:
         # The review gets what the template, the question and the answer leave of max_length, so
         # the label is never truncated away.
-        overhead = len(tokenizer(self._user_prompt(tokenizer, ""), add_special_tokens=False)["input_ids"])
-        overhead += max(len(tokenizer(l, add_special_tokens=False)["input_ids"]) for l in LABELS) + 2
+        overhead = len(
+            tokenizer(self._user_prompt(tokenizer, ""), add_special_tokens=False)["input_ids"]
+        )
+        overhead += (
+            max(len(tokenizer(label, add_special_tokens=False)["input_ids"]) for label in LABELS) + 2
+        )
         if overhead >= max_length:
-            raise ValueError(f"training.max_length={max_length} leaves no room for the review ({overhead} tokens of template)")
+            raise ValueError(
+                f"training.max_length={max_length} leaves no room for the review ({overhead} tokens of template)"
+            )
         review = truncate_tokens(tokenizer, record["text"], max_length - overhead)
         return self._user_prompt(tokenizer, review)
 
     @staticmethod
     def _user_prompt(tokenizer: Any, review: str) -> str:
-        return format_prompt(tokenizer, SYSTEM, f"Review: {review}\nIs this review positive or negative?")
+        return format_prompt(tokenizer, SYSTEM, f"Movie review: {review}\nSentiment?")
 
     def to_example(self, record: Record, tokenizer: Any, max_length: int) -> dict[str, str]:
         return {
@@ -53,18 +59,27 @@ class Sentiment(Task):
     ) -> dict[str, float]:
         examples = [self.to_example(r, tokenizer, max_length) for r in records]
         gold = [r["label"] for r in records]
-        option_ids = _single_token_ids(tokenizer, [completion_text(tokenizer, l) for l in LABELS])
+        option_ids = _single_token_ids(tokenizer, [completion_text(tokenizer, label) for label in LABELS])
         pairs = [(e["prompt"], e["completion"]) for e in examples]
         gold_scores = score_completions(model, tokenizer, pairs, batch_size, option_ids)
         if option_ids:  # each label is one token: one pass gives the loss and the choice
-            predicted = [LABELS[max(range(len(LABELS)), key=lambda i: s.first_token_logprobs[i])] for s in gold_scores]
+            predicted = [
+                LABELS[max(range(len(LABELS)), key=lambda i: s.first_token_logprobs[i])]
+                for s in gold_scores
+            ]
         else:  # multi-token labels: score every option separately
             per_option = [
-                score_completions(model, tokenizer, [(e["prompt"], completion_text(tokenizer, l)) for e in examples], batch_size)
-                for l in LABELS
+                score_completions(
+                    model,
+                    tokenizer,
+                    [(e["prompt"], completion_text(tokenizer, label)) for e in examples],
+                    batch_size,
+                )
+                for label in LABELS
             ]
             predicted = [
-                LABELS[min(range(len(LABELS)), key=lambda i: per_option[i][k].nll)] for k in range(len(records))
+                LABELS[min(range(len(LABELS)), key=lambda i: per_option[i][k].nll)]
+                for k in range(len(records))
             ]
         mean_nll = sum(s.nll for s in gold_scores) / sum(s.n_tokens for s in gold_scores)
         return {

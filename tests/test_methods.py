@@ -1,0 +1,91 @@
+"""Each method trains 2 steps on the tiny random model and changes only the parameters it should."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from helpers import suite_dict
+from transformers import TrainerCallback
+
+from harness.suite import Suite, expand
+from harness.train import run_training
+
+
+class Snapshot(TrainerCallback):
+    """Copies every parameter when training starts (after PEFT has wrapped the model)."""
+
+    def __init__(self) -> None:
+        self.before: dict[str, torch.Tensor] = {}
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.before = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def _spec(method: str, params: dict | None = None):
+    data = suite_dict(methods={"m": {"method": method, "params": params or {}}})
+    data["grid"]["methods"] = ["m"]
+    (spec,) = expand(Suite.model_validate(data))
+    return spec
+
+
+# method, params, pattern every trainable (and every changed) parameter name must match
+CASES = [
+    ("lora", {"r": 4}, r"lora_[AB]"),
+    ("lora", {"r": 4, "use_dora": True}, r"lora_(A|B|magnitude_vector)"),
+    ("ia3", {}, r"ia3_l"),
+    ("prompt", {"num_virtual_tokens": 4, "init": "random"}, r"prompt_encoder"),
+    ("prefix", {"num_virtual_tokens": 4}, r"prompt_encoder"),
+    ("qlora", {"r": 4}, r"lora_[AB]"),
+    ("freeze", {"n_layers": 1, "train_head": False}, r"^model\.(layers\.1\.|norm\.)"),
+]
+
+
+@pytest.mark.parametrize(
+    "method,params,pattern",
+    CASES,
+    ids=[f"{c[0]}{'+dora' if c[1].get('use_dora') else ''}" for c in CASES],
+)
+def test_method_trains_only_its_parameters(method, params, pattern, tmp_path):
+    snapshot = Snapshot()
+    out = run_training(_spec(method, params), tmp_path, extra_callbacks=[snapshot])
+    model = out.model
+    after = dict(model.named_parameters())
+    trainable = {n for n, p in after.items() if p.requires_grad}
+    changed = {n for n, p in after.items() if not torch.equal(p.detach(), snapshot.before[n])}
+    assert trainable and changed, "nothing trained"
+    assert all(re.search(pattern, n) for n in trainable), sorted(
+        trainable - {n for n in trainable if re.search(pattern, n)}
+    )
+    assert changed <= trainable, f"frozen parameters changed: {sorted(changed - trainable)[:5]}"
+    assert 0 < out.params["trainable_params"] < out.params["total_params"]
+    assert len(out.curve) == 2 and all(p["loss"] > 0 for p in out.curve)
+    assert set(out.metrics) == {"accuracy", "macro_f1", "eval_loss"}
+    assert out.extra["artifact_bytes"] > 0
+
+
+def test_full_finetuning_trains_every_block(tmp_path):
+    snapshot = Snapshot()
+    out = run_training(_spec("full"), tmp_path, extra_callbacks=[snapshot])
+    after = dict(out.model.named_parameters())
+    changed = {n for n, p in after.items() if not torch.equal(p.detach(), snapshot.before[n])}
+    assert all(p.requires_grad for p in after.values())
+    for layer in (0, 1):
+        assert any(n.startswith(f"model.layers.{layer}.") for n in changed)
+    assert out.params["trainable_params"] == out.params["total_params"]
+
+
+def test_freeze_with_head_trains_the_tied_embeddings(tmp_path):
+    out = run_training(_spec("freeze", {"n_layers": 1, "train_head": True}), tmp_path)
+    trainable = {n for n, p in out.model.named_parameters() if p.requires_grad}
+    assert "model.embed_tokens.weight" in trainable  # tied to lm_head in this model
+    assert not any(n.startswith("model.layers.0.") for n in trainable)
+    assert out.extra["notes"]["head_tied_to_embeddings"] is True
+
+
+def test_zero_shot_trains_nothing(tmp_path):
+    out = run_training(_spec("zero_shot"), tmp_path)
+    assert out.params["trainable_params"] == 0
+    assert out.timings["train_s"] == 0 and out.curve == []
+    assert 0.0 <= out.metrics["accuracy"] <= 1.0

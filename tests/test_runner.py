@@ -1,0 +1,179 @@
+"""The runner end to end on the tiny model: real subprocesses, a real DuckDB file."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+from helpers import suite_dict
+
+from harness.cli import main as cli
+from harness.runner import run_suite
+from harness.store import leaderboard
+from harness.suite import load_specs
+
+
+def _run(path, results, **kwargs):
+    suite, specs = load_specs(path)
+    return run_suite(suite, specs, path, results_dir=results, **kwargs)
+
+
+def _status(report):
+    return {r["run_info"]["spec"]["method_key"]: r["train_info"] for r in report.executed}
+
+
+def _count(db, sql):
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).fetchone()[0]
+
+
+@pytest.fixture(scope="module")
+def faulty_run(tmp_path_factory):
+    """One suite holding a crash, a NaN loss, a hang and a healthy run, in that order."""
+    import yaml
+
+    tmp = tmp_path_factory.mktemp("faults")
+    data = suite_dict(
+        seeds=[0, 1],
+        methods={
+            "explode": {},
+            "nan_loss": {},
+            "hang": {"params": {"seconds": 120.0}, "training": {"timeout_s": 10}},
+            "lora": {},
+        },
+    )
+    data["grid"]["methods"] = ["explode", "nan_loss", "hang", "lora"]
+    data["grid"]["exclude"] = [{"method": "hang"}]  # hang gets its own single-seed suite below
+    path = tmp / "suite.yaml"
+    path.write_text(yaml.safe_dump(data))
+    report = _run(path, tmp / "results")
+    return tmp, path, report
+
+
+def test_an_exception_is_failed_with_its_reason_and_the_suite_goes_on(faulty_run):
+    _, _, report = faulty_run
+    statuses = [
+        (r["run_info"]["spec"]["method_key"], r["train_info"]["status"]) for r in report.executed
+    ]
+    assert [s for m, s in statuses if m == "explode"] == ["failed", "failed"]
+    assert [s for m, s in statuses if m == "lora"] == ["ok", "ok"]
+    failed = _status(report)["explode"]
+    assert "injected failure for testing" in failed["reason"]
+    assert "RuntimeError" in failed["traceback"]
+
+
+def test_a_nan_loss_is_diverged(faulty_run):
+    _, _, report = faulty_run
+    info = _status(report)["nan_loss"]
+    assert info["status"] == "diverged"
+    assert "nan" in info["reason"].lower()
+    assert "metrics" not in info  # no sentinel numbers for a run that produced none
+
+
+def test_everything_is_in_duckdb_and_the_leaderboard_reads_back(faulty_run):
+    tmp, _, report = faulty_run
+    db = tmp / "results" / "ftbench.duckdb"
+    assert _count(db, "SELECT count(*) FROM runs") == 6
+    assert _count(db, "SELECT count(*) FROM runs WHERE status = 'ok'") == 2
+    assert (
+        _count(
+            db, "SELECT count(*) FROM metrics m JOIN runs r USING (run_id) WHERE r.status <> 'ok'"
+        )
+        == 0
+    )
+    assert _count(db, "SELECT count(*) FROM curves") >= 2 * 2
+    assert (
+        _count(
+            db,
+            "SELECT count(DISTINCT dataset_fingerprint) FROM provenance WHERE run_id IN (SELECT run_id FROM runs WHERE status='ok')",
+        )
+        == 1
+    )
+    assert _count(db, "SELECT value FROM meta WHERE key = 'schema_version'") == "1"
+    board = leaderboard(db, "tiny")
+    lora = board[board["method"] == "lora"].iloc[0]
+    assert lora["n"] == 2 and 0.0 <= lora["mean"] <= 1.0
+    assert lora["std"] >= 0.0
+    explode = board[board["method"] == "explode"].iloc[0]
+    assert explode["n"] == 0 and explode["other_statuses"] == "failed"
+
+
+def test_resume_skips_finished_runs_and_writes_no_duplicates(faulty_run):
+    tmp, path, _ = faulty_run
+    again = _run(path, tmp / "results")
+    executed = sorted(r["run_info"]["spec"]["method_key"] for r in again.executed)
+    assert executed == ["explode", "explode"]  # failed runs are retried; ok/diverged are kept
+    assert len(again.skipped) == 4
+    db = tmp / "results" / "ftbench.duckdb"
+    assert _count(db, "SELECT count(*) FROM runs") == 6
+    assert (
+        _count(
+            db,
+            "SELECT count(*) FROM (SELECT run_id, split, name FROM metrics GROUP BY ALL HAVING count(*) > 1)",
+        )
+        == 0
+    )
+
+
+def test_force_reruns(tmp_path, write_suite):
+    path = write_suite(suite_dict())
+    first = _run(path, tmp_path / "r")
+    second = _run(path, tmp_path / "r", force=True)
+    assert len(first.executed) == len(second.executed) == 1
+    assert _count(tmp_path / "r" / "ftbench.duckdb", "SELECT count(*) FROM runs") == 1
+
+
+def test_a_hanging_run_times_out(tmp_path, write_suite):
+    data = suite_dict(
+        methods={"hang": {"params": {"seconds": 120.0}, "training": {"timeout_s": 10}}}
+    )
+    data["grid"]["methods"] = ["hang"]
+    report = _run(write_suite(data), tmp_path / "r")
+    (result,) = report.executed
+    assert result["train_info"]["status"] == "timeout"
+    assert "timeout_s=10" in result["train_info"]["reason"]
+
+
+def test_cli_run_show_export(tmp_path, write_suite, capsys):
+    path = write_suite(suite_dict())
+    results = str(tmp_path / "r")
+    assert cli(["--results", results, "run", str(path)]) == 0
+    assert cli(["--results", results, "show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "Leaderboard: suite tiny" in out and "lora" in out
+    for fmt in ("csv", "parquet"):
+        target = tmp_path / f"export.{fmt}"
+        assert (
+            cli(
+                [
+                    "--results",
+                    results,
+                    "export",
+                    "--suite",
+                    str(path),
+                    "--format",
+                    fmt,
+                    "--out",
+                    str(target),
+                ]
+            )
+            == 0
+        )
+        assert target.stat().st_size > 0
+    import pandas as pd
+
+    frame = pd.read_csv(tmp_path / "export.csv")
+    assert set(frame["metric"]) == {"accuracy", "macro_f1", "eval_loss"}
+
+
+def test_unavailable_hub_model_is_skipped_with_a_reason(tmp_path, write_suite, capsys):
+    data = suite_dict(models={"tiny": {"hub": "someone/not-cached", "revision": "main"}})
+    path = write_suite(data)
+    assert cli(["--results", str(tmp_path / "r"), "run", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "cannot run here" in out and "someone/not-cached" in out
+    assert (
+        _count(
+            tmp_path / "r" / "ftbench.duckdb", "SELECT count(*) FROM runs WHERE status = 'skipped'"
+        )
+        == 1
+    )

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from harness import store
+
+
+def _result(
+    run_id: str,
+    method: str,
+    seed: int,
+    metrics: dict | None,
+    status: str = "ok",
+    task: str = "sentiment",
+):
+    metric = "accuracy" if task == "sentiment" else "perplexity"
+    spec = {
+        "suite": "s", "suite_version": 1, "method_key": method, "method": method, "model_key": "m",
+        "dataset_key": "d", "dataset": {"task": task, "metric": metric}, "seed": seed,
+    }  # fmt: skip
+    info = {"status": status, "reason": None if status == "ok" else "x"}
+    if metrics is not None:
+        info["metrics"] = {"test": metrics}
+        info["curve"] = [{"step": 1, "loss": 1.0}, {"step": 2, "loss": 0.5}]
+    return {
+        "run_id": run_id,
+        "run_info": {"spec": spec},
+        "train_info": info,
+        "meta_info": {"seed": seed},
+    }
+
+
+def test_leaderboard_mean_std_and_direction(tmp_path):
+    db = tmp_path / "t.duckdb"
+    for seed, value in enumerate([0.6, 0.7, 0.8]):
+        store.ingest(db, _result(f"a{seed}", "a", seed, {"accuracy": value}))
+    for seed, value in enumerate([0.9, 0.9]):
+        store.ingest(db, _result(f"b{seed}", "b", seed, {"accuracy": value}))
+    store.ingest(db, _result("b9", "b", 9, None, status="failed"))
+    board = store.leaderboard(db, "s")
+    assert list(board["method"]) == ["b", "a"]  # higher accuracy first
+    a = board.set_index("method").loc["a"]
+    assert a["mean"] == pytest.approx(0.7) and a["std"] == pytest.approx(0.1) and a["n"] == 3
+    b = board.set_index("method").loc["b"]
+    assert b["n"] == 2 and b["runs"] == 3 and b["other_statuses"] == "failed"
+
+
+def test_lower_is_better_metrics_sort_ascending(tmp_path):
+    db = tmp_path / "t.duckdb"
+    store.ingest(db, _result("x", "x", 0, {"perplexity": 12.0}, task="qa"))
+    store.ingest(db, _result("y", "y", 0, {"perplexity": 8.0}, task="qa"))
+    assert list(store.leaderboard(db, "s")["method"]) == ["y", "x"]
+
+
+def test_reingest_replaces_and_connection_is_released(tmp_path):
+    db = tmp_path / "t.duckdb"
+    store.ingest(db, _result("r", "a", 0, {"accuracy": 0.5}))
+    store.ingest(db, _result("r", "a", 0, {"accuracy": 0.6}))
+    # The writer closed its connection: another process-style connection can open read-only now.
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+        assert con.execute("SELECT value FROM metrics").fetchall() == [(0.6,)]
+        assert con.execute("SELECT count(*) FROM curves").fetchone()[0] == 2
+
+
+def test_schema_version_mismatch_is_refused(tmp_path):
+    db = tmp_path / "t.duckdb"
+    store.ingest(db, _result("r", "a", 0, {"accuracy": 0.5}))
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    with pytest.raises(store.SchemaMismatchError, match="999"):
+        store.ingest(db, _result("q", "a", 1, {"accuracy": 0.5}))
