@@ -141,7 +141,7 @@ class TinyRandomAsset(ModelAsset):
     """
 
     def resolve(self) -> ResolvedModel:
-        folder = materialize(f"models/{self.name}", _build_tiny_llama)
+        folder = materialize(f"models/{self.name}-v{TINY_BUILD_VERSION}", _build_tiny_llama)
         meta = json.loads((folder / "ftbench_asset.json").read_text())
         return ResolvedModel(str(folder), None, meta)
 
@@ -151,6 +151,9 @@ _CHATML = (
     " + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
     "{% endif %}"
 )
+
+
+TINY_BUILD_VERSION = 2  # bump when the tiny model changes: the cache keeps old builds apart
 
 
 def _build_tiny_llama(out: Path) -> None:
@@ -178,8 +181,8 @@ def _build_tiny_llama(out: Path) -> None:
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=64,  # bitsandbytes' 4-bit blocks are 64 wide: smaller layers cannot be quantized
+        intermediate_size=128,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
@@ -222,7 +225,7 @@ MODEL_ASSETS.register("tiny-random-llama")(
     TinyRandomAsset(
         name="tiny-random-llama",
         hub_id="ftbench/tiny-random-llama",
-        description="2-layer random Llama (~40k params) with a 512-token BPE: plumbing tests only",
+        description="2-layer random Llama (~0.1M params) with a 512-token BPE: plumbing tests only",
         how_to_get="It is built locally on first use.",
     )
 )

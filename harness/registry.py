@@ -53,8 +53,8 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(name, self._items, n=3, cutoff=0.5)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        return f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(sorted(self._items))}"
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        return f"unknown {self.kind} {name!r}{hint} (known: {', '.join(sorted(self._items))})"
 
     def __contains__(self, name: object) -> bool:
         load_plugins()

@@ -89,6 +89,7 @@ def _sft_config(spec: RunSpec, out_dir: Path, device: str):
         use_cpu=not on_gpu,
         gradient_checkpointing=t.gradient_checkpointing,
         include_num_input_tokens_seen="non_padding",
+        logging_nan_inf_filter=False,  # the default hides a NaN loss; divergence must be seen
         save_strategy="no",
         report_to=[],
         disable_tqdm=True,

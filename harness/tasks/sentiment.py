@@ -35,7 +35,8 @@ class Sentiment(Task):
             tokenizer(self._user_prompt(tokenizer, ""), add_special_tokens=False)["input_ids"]
         )
         overhead += (
-            max(len(tokenizer(label, add_special_tokens=False)["input_ids"]) for label in LABELS) + 2
+            max(len(tokenizer(label, add_special_tokens=False)["input_ids"]) for label in LABELS)
+            + 2
         )
         if overhead >= max_length:
             raise ValueError(
@@ -59,7 +60,9 @@ class Sentiment(Task):
     ) -> dict[str, float]:
         examples = [self.to_example(r, tokenizer, max_length) for r in records]
         gold = [r["label"] for r in records]
-        option_ids = _single_token_ids(tokenizer, [completion_text(tokenizer, label) for label in LABELS])
+        option_ids = _single_token_ids(
+            tokenizer, [completion_text(tokenizer, label) for label in LABELS]
+        )
         pairs = [(e["prompt"], e["completion"]) for e in examples]
         gold_scores = score_completions(model, tokenizer, pairs, batch_size, option_ids)
         if option_ids:  # each label is one token: one pass gives the loss and the choice

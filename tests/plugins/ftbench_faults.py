@@ -19,13 +19,16 @@ class Explode(Method):
 
 @METHODS.register_instance("nan_loss")
 class NanLoss(Lora):
-    """LoRA whose model outputs NaN logits: the training loss is NaN from the first step."""
+    """LoRA whose embeddings output NaN: the training loss is NaN from the first step.
+
+    The hook sits on the input embeddings, not on lm_head: TRL's default chunked loss computes
+    the head projection from its weight directly, without calling the head module.
+    """
 
     def setup(self, ctx: MethodContext, params: LoraParams) -> MethodSetup:
         setup = super().setup(ctx, params)
-        setup.model.get_output_embeddings().register_forward_hook(
-            lambda m, i, out: out * float("nan")
-        )
+        embeddings = setup.model.get_input_embeddings()
+        embeddings.register_forward_hook(lambda module, inputs, out: out * float("nan"))
         return setup
 
 
