@@ -76,12 +76,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     unavailable = unavailable_runs(specs)
     if unavailable:
-        reasons = sorted(set(unavailable.values()))
-        print(
-            f"{len(unavailable)} of {len(specs)} runs cannot run here and will be recorded as skipped:"
-        )
-        for reason in reasons:
+        everything = len(unavailable) == len(specs)
+        what = "nothing runs" if everything else "they are recorded as skipped"
+        print(f"{len(unavailable)} of {len(specs)} runs of {path} cannot run here ({what}):")
+        for reason in sorted(set(unavailable.values())):
             print(f"  - {reason}")
+        if everything:
+            return 3
     results_dir = Path(args.results)
     report = run_suite(
         suite, specs, path, results_dir=results_dir, db_path=_db(args), force=args.force,

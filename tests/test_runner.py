@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import pytest
 from helpers import suite_dict
@@ -10,6 +12,8 @@ from harness.cli import main as cli
 from harness.runner import run_suite
 from harness.store import leaderboard
 from harness.suite import load_specs
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(path, results, **kwargs):
@@ -166,14 +170,25 @@ def test_cli_run_show_export(tmp_path, write_suite, capsys):
 
 
 def test_unavailable_hub_model_is_skipped_with_a_reason(tmp_path, write_suite, capsys):
-    data = suite_dict(models={"tiny": {"hub": "someone/not-cached", "revision": "main"}})
+    data = suite_dict(
+        models={"tiny": {"asset": "tiny-random-llama"}, "hubby": {"hub": "someone/not-cached"}},
+    )
+    data["grid"]["models"] = ["tiny", "hubby"]
     path = write_suite(data)
     assert cli(["--results", str(tmp_path / "r"), "run", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "cannot run here" in out and "someone/not-cached" in out
+    assert "1 of 2 runs" in out and "someone/not-cached" in out
+    db = tmp_path / "r" / "ftbench.duckdb"
     assert (
-        _count(
-            tmp_path / "r" / "ftbench.duckdb", "SELECT count(*) FROM runs WHERE status = 'skipped'"
-        )
+        _count(db, "SELECT count(*) FROM runs WHERE status = 'skipped' AND model_key = 'hubby'")
         == 1
     )
+    assert _count(db, "SELECT count(*) FROM runs WHERE status = 'ok'") == 1
+
+
+def test_a_suite_that_cannot_run_here_says_so_and_runs_nothing(tmp_path, capsys):
+    results = tmp_path / "r"
+    assert cli(["--results", str(results), "run", str(ROOT / "suites" / "peft_t4.yaml")]) == 3
+    out = capsys.readouterr().out
+    assert "cannot run here (nothing runs)" in out and "HuggingFaceTB/SmolLM2-135M-Instruct" in out
+    assert not (results / "ftbench.duckdb").exists()

@@ -1,0 +1,82 @@
+"""Task scoring checked against the model's own loss, and the QA task end to end on the tiny model."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from helpers import suite_dict
+
+from harness.methods import METHODS, MethodContext
+from harness.models import load_tokenizer, resolve_model
+from harness.suite import ModelSpec, Suite, expand
+from harness.tasks import TASKS
+from harness.tasks.prompting import score_completions
+from harness.train import run_training
+
+PAIRS = [
+    ("The movie was", " great fun."),
+    ("A question: why?", " Because it is long enough to matter."),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    resolved = resolve_model(ModelSpec(asset="tiny-random-llama"))
+    return resolved, load_tokenizer(resolved)
+
+
+def _hf_completion_nll(model, tokenizer, prompt, completion):
+    """Summed NLL of the completion (+EOS) from the model's own labelled forward pass."""
+    prompt_len = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    ids = tokenizer(prompt + completion + tokenizer.eos_token, add_special_tokens=False)[
+        "input_ids"
+    ]
+    labels = torch.tensor([[-100] * prompt_len + ids[prompt_len:]])
+    with torch.no_grad():
+        loss = model(input_ids=torch.tensor([ids]), labels=labels).loss
+    return loss.item() * (len(ids) - prompt_len), len(ids) - prompt_len
+
+
+@pytest.mark.parametrize(
+    "method,params", [("zero_shot", {}), ("prompt", {"num_virtual_tokens": 4, "init": "random"})]
+)
+def test_completion_scores_match_the_models_own_loss(method, params, tiny):
+    """Batched, padded scoring == HF's labelled loss per example (also with virtual tokens)."""
+    resolved, tokenizer = tiny
+    impl = METHODS.get(method)
+    setup = impl.setup(
+        MethodContext(resolved, tokenizer, "cpu"), impl.Params.model_validate(params)
+    )
+    model = setup.model
+    if setup.peft_config is not None:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, setup.peft_config)
+    model.eval()
+    scores = score_completions(model, tokenizer, PAIRS, batch_size=2)
+    for (prompt, completion), score in zip(PAIRS, scores, strict=True):
+        nll, n = _hf_completion_nll(model, tokenizer, prompt, completion)
+        assert score.n_tokens == n
+        assert score.nll == pytest.approx(nll, rel=1e-4)
+
+
+def test_qa_task_reports_loss_and_perplexity(tmp_path):
+    data = suite_dict(
+        datasets={
+            "qa": {
+                "source": "chatterbot_qa",
+                "task": "qa",
+                "splits": {"train": 8, "validation": 4, "test": 8},
+            }
+        },
+    )
+    data["grid"]["datasets"] = ["qa"]
+    (spec,) = expand(Suite.model_validate(data))
+    out = run_training(spec, tmp_path)
+    assert set(out.metrics) == {"eval_loss", "perplexity"}
+    assert out.metrics["perplexity"] == pytest.approx(math.exp(out.metrics["eval_loss"]))
+    # A random 512-token model is about as unsure as uniform: perplexity near the vocab size.
+    assert 50 < out.metrics["perplexity"] < 2000
+    assert TASKS.get("qa").primary_metric == "perplexity"
