@@ -5,11 +5,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ftbench-setup
 suite ?= smoke
-FTBENCH := HF_HUB_OFFLINE=$${HF_HUB_OFFLINE-1} $(PY) -m harness
+FTBENCH := $(PY) -m harness  # probes the hub once (2 s) and goes offline when unreachable
+# Tuning targets default to the tuning smoke suite unless suite= is given.
+tune_suite = $(if $(filter command line,$(origin suite)),$(suite),tune_smoke)
 
-.PHONY: setup bench test test-fast lint format validate show clean
+.PHONY: setup bench tune bench-pruning test test-fast lint format validate show clean
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and explicitly: the CPU build where there is no CUDA, the normal build otherwise.
@@ -31,6 +33,14 @@ bench: $(STAMP)
 	$(FTBENCH) run suites/$(suite).yaml
 	$(FTBENCH) show suites/$(suite).yaml
 
+tune: $(STAMP)
+	$(FTBENCH) tune suites/$(tune_suite).yaml
+	$(FTBENCH) show suites/$(tune_suite).yaml
+
+# The tuning suite with and without its pruner; prints compute and best-score ratios.
+bench-pruning: $(STAMP)
+	$(PY) benchmarks/pruning.py suites/$(tune_suite).yaml
+
 validate: $(STAMP)
 	$(FTBENCH) validate $$(find suites -name '*.yaml' | sort)
 
@@ -44,12 +54,12 @@ test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m 'not slow'
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check harness tests dashboard
-	$(VENV)/bin/ruff format --check harness tests dashboard
+	$(VENV)/bin/ruff check harness tests dashboard benchmarks
+	$(VENV)/bin/ruff format --check harness tests dashboard benchmarks
 
 format: $(STAMP)
-	$(VENV)/bin/ruff check --fix harness tests dashboard
-	$(VENV)/bin/ruff format harness tests dashboard
+	$(VENV)/bin/ruff check --fix harness tests dashboard benchmarks
+	$(VENV)/bin/ruff format harness tests dashboard benchmarks
 
 clean:
 	rm -rf $(VENV) results/runs results/*.duckdb results/*.duckdb.wal .pytest_cache

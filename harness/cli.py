@@ -95,6 +95,44 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from harness.preflight import unavailable_runs
+    from harness.suite import SuiteError, load_specs
+    from harness.tune import tune_suite
+
+    path, _ = _suite_name(args.suite)
+    try:
+        suite, specs = load_specs(path)
+    except SuiteError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if suite.tune is None:
+        print(f"{path}: no `tune:` block; add one (see README, Tuning)", file=sys.stderr)
+        return 2
+    unavailable = unavailable_runs(specs)
+    if unavailable:
+        print(f"{path}: cannot tune here:", *sorted(set(unavailable.values())), sep="\n  - ")
+        return 3
+    pruner = suite.tune.pruner
+    if args.pruner:
+        pruner = pruner.model_copy(update={"type": args.pruner})
+    results_dir = Path(args.results)
+    report = tune_suite(
+        suite, specs, path, results_dir=results_dir, db_path=_db(args), pruner=pruner,
+        final_runs=not args.no_final,
+    )  # fmt: skip
+    for note in report.notes:
+        print(f"note: {note}")
+    for cell, study in report.studies.items():
+        states: dict[str, int] = {}
+        for t in study.get_trials(deepcopy=False):
+            states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+        best = study.best_trial if states.get("complete") else None
+        where = f"best {best.value:.4g} with {best.params}" if best else "no completed trial"
+        print(f"{cell}: {states}; {where}")
+    return 0
+
+
 def _db(args: argparse.Namespace) -> Path:
     return Path(args.db) if args.db else Path(args.results) / "ftbench.duckdb"
 
@@ -150,6 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("suite", help="suites/NAME.yaml or NAME")
     p.add_argument("--force", action="store_true", help="re-run finished runs too")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("tune", help="Optuna search per cell, then re-run the best on every seed")
+    p.add_argument("suite", help="suites/NAME.yaml or NAME (needs a tune: block)")
+    p.add_argument(
+        "--pruner", choices=["median", "hyperband", "threshold", "none"], help="override"
+    )
+    p.add_argument("--no-final", action="store_true", help="trials only, no tuned re-runs")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("show", help="print a suite's leaderboard from DuckDB")
     p.add_argument("suite")

@@ -31,7 +31,7 @@ def format_leaderboard(frame: pd.DataFrame, suite: str) -> str:
                 else f"{r.mean:.4f}"
             )
             rows.append({
-                "method": r.method,
+                "method": r.method + (f" (tuned, {r.tune_trials} trials)" if r.origin == "tuned" else ""),
                 metric: score,
                 "n": f"{r.n}/{r.runs}",
                 "trainable %": _num(r.trainable_pct, ".3f"),

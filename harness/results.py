@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("ok", "failed", "oom", "diverged", "timeout", "skipped")
+STATUSES = ("ok", "failed", "oom", "diverged", "timeout", "skipped", "pruned")
 # A result with one of these is final: a re-run skips it unless forced. `failed` is retried.
-FINAL_STATUSES = frozenset({"ok", "diverged", "oom", "timeout"})
+FINAL_STATUSES = frozenset({"ok", "diverged", "oom", "timeout", "pruned"})
 RESULT_FILE = "result.json"
 
 
@@ -46,8 +46,9 @@ def make_result(
     assert status in STATUSES, status
     train_info: dict[str, Any] = {"status": status, "reason": reason, "traceback": traceback}
     if output is not None:
+        if output.metrics:
+            train_info["metrics"] = {output.split: output.metrics}
         train_info.update(
-            metrics={"test": output.metrics},
             curve=output.curve,
             timings=output.timings,
             params=output.params,

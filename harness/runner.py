@@ -6,12 +6,14 @@ measurement. Finished runs are skipped on a re-run (resume); `force` re-runs the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -106,8 +108,14 @@ class _RunProgress:
         if self.bar.n != state["step"]:
             self.bar.update(state["step"] - self.bar.n)
 
-    def close(self) -> None:
-        self.bar.close()
+
+@contextlib.contextmanager
+def run_progress(label: str) -> Iterator[_RunProgress]:
+    progress = _RunProgress(label)
+    try:
+        yield progress
+    finally:
+        progress.bar.close()
 
 
 @dataclass
@@ -158,11 +166,8 @@ def run_suite(
             result = make_result(spec, "skipped", reason=unavailable[spec.run_id], started_at=now())
             run_dir.mkdir(parents=True, exist_ok=True)
         else:
-            progress = _RunProgress(spec.label)
-            try:
+            with run_progress(spec.label) as progress:
                 result = executor.run(spec, run_dir, on_progress=progress)
-            finally:
-                progress.close()
         write_atomic(run_dir / RESULT_FILE, result)
         store.ingest(db_path, result, run_dir / RESULT_FILE)
         report.executed.append(result)

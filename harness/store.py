@@ -17,7 +17,7 @@ import duckdb
 
 from harness.metrics import higher_is_better
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DB = Path("results/ftbench.duckdb")
 
 SCHEMA = """
@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS runs (
     total_s DOUBLE, trainable_params BIGINT, total_params BIGINT, trainable_pct DOUBLE,
     peak_mem_bytes BIGINT, peak_mem_kind VARCHAR, cuda_max_allocated BIGINT,
     cuda_max_reserved BIGINT, train_tokens BIGINT, tokens_per_s DOUBLE, artifact_bytes BIGINT,
-    precision_effective VARCHAR, notes JSON, result_path VARCHAR);
+    precision_effective VARCHAR, notes JSON, result_path VARCHAR,
+    origin VARCHAR DEFAULT 'run', tune_trials INTEGER);
 CREATE TABLE IF NOT EXISTS metrics (
     run_id VARCHAR, split VARCHAR, name VARCHAR, value DOUBLE, higher_is_better BOOLEAN,
     PRIMARY KEY (run_id, split, name));
@@ -43,7 +44,22 @@ CREATE TABLE IF NOT EXISTS provenance (
     packages JSON, device VARCHAR, cuda VARCHAR, compute_capability VARCHAR, model_id VARCHAR,
     model_revision VARCHAR, model_source VARCHAR, model_file_sha256 VARCHAR,
     dataset_fingerprint VARCHAR, seed INTEGER, config_hash VARCHAR);
+CREATE TABLE IF NOT EXISTS trials (
+    suite VARCHAR, method_key VARCHAR, model_key VARCHAR, dataset_key VARCHAR,
+    study_name VARCHAR, number INTEGER, state VARCHAR, value DOUBLE, params JSON,
+    intermediate JSON, duration_s DOUBLE, peak_mem_bytes BIGINT, run_id VARCHAR, status VARCHAR,
+    reason VARCHAR, PRIMARY KEY (study_name, number));
+CREATE TABLE IF NOT EXISTS expected_best (
+    suite VARCHAR, method_key VARCHAR, model_key VARCHAR, dataset_key VARCHAR, metric VARCHAR,
+    n_trials INTEGER, expected_best DOUBLE,
+    PRIMARY KEY (suite, method_key, model_key, dataset_key, n_trials));
 """
+
+# Each step takes the schema from version (index + 1) to the next; data is kept.
+MIGRATIONS = [
+    "ALTER TABLE runs ADD COLUMN origin VARCHAR DEFAULT 'run'; "
+    "ALTER TABLE runs ADD COLUMN tune_trials INTEGER;",
+]
 
 RUN_TABLES = ("metrics", "curves", "provenance", "runs")
 
@@ -77,11 +93,18 @@ def connect(
 
 
 def _ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(SCHEMA)
+    con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
     row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    if row is None:
+    version = int(row[0]) if row else None
+    if version is not None and version < SCHEMA_VERSION:
+        for step in MIGRATIONS[version - 1 : SCHEMA_VERSION - 1]:
+            con.execute(step)
+        con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+        version = SCHEMA_VERSION
+    con.execute(SCHEMA)
+    if version is None:
         con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-    elif int(row[0]) != SCHEMA_VERSION:
+    elif version != SCHEMA_VERSION:
         raise SchemaMismatchError(
             f"database schema_version {row[0]} != {SCHEMA_VERSION} expected by this ftbench; "
             "use a fresh --db path (or re-ingest the runs from results/runs)"
@@ -119,6 +142,7 @@ def ingest(
         memory.get("cuda_max_reserved"), info.get("train_tokens"), info.get("tokens_per_s"),
         info.get("artifact_bytes"), info.get("precision_effective"), json.dumps(info.get("notes") or {}),
         str(result_path) if result_path else None,
+        _origin(spec), (spec.get("tuned") or {}).get("trials"),
     ]  # fmt: skip
     metric_rows = [
         [run_id, split, name, value, higher_is_better(name)]
@@ -158,6 +182,54 @@ def ingest(
             raise
 
 
+def _origin(spec: dict[str, Any]) -> str:
+    return "trial" if spec.get("trial") else "tuned" if spec.get("tuned") else "run"
+
+
+def ingest_trials(db_path: Path | str, suite: str, cell: Any, study: Any) -> None:
+    """Mirror a study's trials into DuckDB (the journal file stays the source of truth)."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        duration = t.duration.total_seconds() if t.duration else None
+        rows.append([
+            suite, cell.method_key, cell.model_key, cell.dataset_key, study.study_name, t.number,
+            t.state.name, t.value, json.dumps(t.params), json.dumps(t.intermediate_values),
+            duration, None, t.user_attrs.get("run_id"), t.user_attrs.get("status"),
+            t.user_attrs.get("reason"),
+        ])  # fmt: skip
+    with connect(db_path) as con:
+        con.execute("BEGIN TRANSACTION")
+        con.execute("DELETE FROM trials WHERE study_name = ?", [study.study_name])
+        if rows:
+            con.executemany(f"INSERT INTO trials VALUES ({', '.join('?' * 15)})", rows)
+        # Peak memory comes from the trial's own run.
+        con.execute(
+            "UPDATE trials SET peak_mem_bytes = r.peak_mem_bytes FROM runs r "
+            "WHERE trials.run_id = r.run_id AND trials.study_name = ?",
+            [study.study_name],
+        )
+        con.execute("COMMIT")
+
+
+def ingest_expected_best(
+    db_path: Path | str, suite: str, cell: Any, metric: str, curve: list[float]
+) -> None:
+    keys = [suite, cell.method_key, cell.model_key, cell.dataset_key]
+    with connect(db_path) as con:
+        con.execute("BEGIN TRANSACTION")
+        con.execute(
+            "DELETE FROM expected_best WHERE suite = ? AND method_key = ? AND model_key = ? "
+            "AND dataset_key = ?",
+            keys,
+        )
+        if curve:
+            con.executemany(
+                "INSERT INTO expected_best VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [[*keys, metric, n, value] for n, value in enumerate(curve, start=1)],
+            )
+        con.execute("COMMIT")
+
+
 def _primary_metric(task: str) -> str:
     from harness.tasks import TASKS
 
@@ -169,9 +241,10 @@ WITH headline AS (
     SELECT r.*, m.value AS score, m.higher_is_better
     FROM runs r
     LEFT JOIN metrics m ON m.run_id = r.run_id AND m.split = 'test' AND m.name = r.headline_metric
-    WHERE r.suite = $suite
+    WHERE r.suite = $suite AND coalesce(r.origin, 'run') <> 'trial'
 )
 SELECT dataset_key AS dataset, model_key AS model, method_key AS method,
+       coalesce(origin, 'run') AS origin, max(tune_trials) AS tune_trials,
        any_value(headline_metric) AS metric,
        avg(score) FILTER (WHERE status = 'ok') AS mean,
        stddev_samp(score) FILTER (WHERE status = 'ok') AS std,

@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from harness.config import StrictModel
 from harness.registry import UnknownNameError
+from harness.search import SearchDim, TrialRef, TuneConfig, TunedRef
 
 Precision = Literal["fp32", "fp16", "bf16"]
 
@@ -124,6 +125,7 @@ class MethodEntry(StrictModel):
     method: str | None = None  # registry name; defaults to the entry's key
     params: dict[str, Any] = Field(default_factory=dict)
     training: dict[str, Any] = Field(default_factory=dict)
+    search: dict[str, SearchDim] = Field(default_factory=dict)  # used by `ftbench tune`
 
 
 class Match(StrictModel):
@@ -163,6 +165,7 @@ class Suite(StrictModel):
     datasets: dict[str, DatasetSpec]
     methods: dict[str, MethodEntry]
     grid: Grid
+    tune: TuneConfig | None = None
 
 
 class RunSpec(StrictModel):
@@ -180,14 +183,30 @@ class RunSpec(StrictModel):
     training: TrainingConfig
     seed: int
     budget: Budget
+    trial: TrialRef | None = None  # set on tuning trials
+    tuned: TunedRef | None = None  # set on re-runs of a cell's best trial
+
+    @property
+    def resolved(self) -> dict[str, Any]:
+        # Unset optional fields are left out, so adding one later does not change old run_ids.
+        return self.model_dump(mode="json", exclude_none=True)
 
     @property
     def run_id(self) -> str:
-        return config_hash(self.model_dump(mode="json"))[:16]
+        return config_hash(self.resolved)[:16]
+
+    @property
+    def origin(self) -> str:
+        return "trial" if self.trial else "tuned" if self.tuned else "run"
+
+    @property
+    def cell(self) -> str:
+        return f"{self.method_key}·{self.model_key}·{self.dataset_key}"
 
     @property
     def label(self) -> str:
-        return f"{self.method_key}·{self.model_key}·{self.dataset_key}·s{self.seed}"
+        suffix = f"·trial{self.trial.number}" if self.trial else "·tuned" if self.tuned else ""
+        return f"{self.cell}·s{self.seed}{suffix}"
 
 
 def config_hash(obj: Any) -> str:
@@ -262,12 +281,70 @@ def _cross_check(suite: Suite) -> list[str]:
     for key, entry in suite.methods.items():
         if (entry.method or key) not in METHODS:
             problems.append(f"methods.{key}.method: {METHODS.unknown_message(entry.method or key)}")
+    problems += _check_search(suite)
     if problems:
         return problems
     specs, problems = _expand(suite)
     if not specs and not problems:
         problems.append("grid: the grid is empty (every combination is excluded)")
     return problems
+
+
+def _check_search(suite: Suite) -> list[str]:
+    """Search keys must name a training field or a method parameter; `tune` needs a space."""
+    import difflib
+
+    from harness.methods import METHODS
+    from harness.tasks import TASKS
+
+    problems = []
+    for key, entry in suite.methods.items():
+        name = entry.method or key
+        if name not in METHODS:
+            continue
+        known = set(TrainingConfig.model_fields) | set(METHODS.get(name).Params.model_fields)
+        for dim in entry.search:
+            if dim not in known:
+                close = difflib.get_close_matches(dim, known, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                problems.append(
+                    f"methods.{key}.search.{dim}: neither a training field nor a parameter of "
+                    f"method {name!r}{hint}"
+                )
+    tune = suite.tune
+    if tune is not None:
+        if not any(suite.methods[m].search for m in suite.grid.methods if m in suite.methods):
+            problems.append("tune: no method in the grid declares a `search:` space")
+        for dataset_key in suite.grid.datasets:
+            dataset = suite.datasets.get(dataset_key)
+            if dataset and tune.metric and tune.metric not in TASKS.get(dataset.task).metrics:
+                problems.append(
+                    f"tune.metric: {tune.metric!r} is not produced by task {dataset.task!r} "
+                    f"(dataset {dataset_key!r})"
+                )
+            if dataset and dataset.splits.get("validation", 0) < 1:
+                problems.append(
+                    f"datasets.{dataset_key}.splits.validation: tuning needs a validation split"
+                )
+    return problems
+
+
+def with_values(spec: RunSpec, values: dict[str, Any], **update: Any) -> RunSpec:
+    """A copy of `spec` with searched values applied (training fields or method params)."""
+    from harness.methods import METHODS
+
+    training = {k: v for k, v in values.items() if k in TrainingConfig.model_fields}
+    params = {k: v for k, v in values.items() if k not in training}
+    method = METHODS.get(spec.method)
+    return spec.model_copy(
+        update={
+            "params": method.Params.model_validate({**spec.params, **params}).model_dump(
+                mode="json"
+            ),
+            "training": TrainingConfig.model_validate({**spec.training.model_dump(), **training}),
+            **update,
+        }
+    )
 
 
 def _did_you_mean(name: str, known: dict[str, Any]) -> str:

@@ -21,15 +21,11 @@ from harness.suite import RunSpec, config_hash
 from harness.tasks import TASKS
 
 
-class DivergedError(RuntimeError):
-    """The training loss became NaN or infinite."""
-
-
 @dataclass
 class RunOutput:
     """What a run produced; `model` is kept for in-process callers (tests)."""
 
-    metrics: dict[str, float]
+    metrics: dict[str, float]  # on `split`: test for runs, validation for tuning trials
     curve: list[dict[str, Any]]
     timings: dict[str, float]
     params: dict[str, Any]
@@ -37,6 +33,11 @@ class RunOutput:
     extra: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     model: Any = None
+    split: str = "test"
+    # A run can end early without crashing: `diverged` (non-finite loss) or `pruned` (tuning).
+    # Its curve, timings and memory are kept; it has no metrics.
+    status: str = "ok"
+    reason: str | None = None
 
 
 def _callbacks(curve: list[dict[str, Any]], progress_path: Path | None):
@@ -157,10 +158,20 @@ def run_training(
     curve: list[dict[str, Any]] = []
     model = setup.model
     train_s, train_tokens = 0.0, 0
+    max_length, eval_batch = spec.training.max_length, spec.training.eval_batch_size
+    # A tuning trial is scored on validation only; the test split is for final runs.
+    split = "validation" if spec.trial else "test"
+    eval_records = splits.validation if spec.trial else splits.test
+    reporter = None
+    if spec.trial is not None:
+        from harness.tune_report import TrialReporter
+
+        reporter = TrialReporter(
+            spec.trial, lambda m: task.evaluate(m, tokenizer, eval_records, max_length, eval_batch)
+        )
     if method.trains and spec.training.max_steps > 0:
         from trl import SFTTrainer
 
-        max_length = spec.training.max_length
         examples = [task.to_example(r, tokenizer, max_length) for r in splits.train]
         trainer = SFTTrainer(
             model=model,
@@ -168,7 +179,9 @@ def run_training(
             train_dataset=Dataset.from_list(examples),
             processing_class=tokenizer,
             peft_config=setup.peft_config,
-            callbacks=_callbacks(curve, progress_path) + list(extra_callbacks or []),
+            callbacks=_callbacks(curve, progress_path)
+            + ([reporter] if reporter else [])
+            + list(extra_callbacks or []),
         )
         if len(trainer.train_dataset) == 0:
             raise ValueError("no training example survived tokenization: raise training.max_length")
@@ -177,23 +190,27 @@ def run_training(
         train_s = time.perf_counter() - t0
         train_tokens = int(trainer.state.num_input_tokens_seen)
         model = trainer.model
-        if any(not math.isfinite(p["loss"]) for p in curve):
-            bad = next(p for p in curve if not math.isfinite(p["loss"]))
-            raise DivergedError(f"training loss became {bad['loss']} at step {bad['step']}")
     elif method.trains:
         model.requires_grad_(False)
 
+    status, reason = _early_stop(curve, reporter, spec)
+    metrics: dict[str, float] = {}
     t0 = time.perf_counter()
-    metrics = task.evaluate(
-        model, tokenizer, splits.test, spec.training.max_length, spec.training.eval_batch_size
-    )
+    if status == "ok":
+        metrics = task.evaluate(model, tokenizer, eval_records, max_length, eval_batch)
+        non_finite = [k for k, v in metrics.items() if not math.isfinite(v)]
+        if non_finite:
+            status, reason = "diverged", f"{split} metrics are not finite: {non_finite}"
+            metrics = {}
     eval_s = time.perf_counter() - t0
-    non_finite = [k for k, v in metrics.items() if not math.isfinite(v)]
-    if non_finite:
-        raise DivergedError(f"test metrics are not finite: {non_finite}")
 
     artifact_bytes = None
-    if method.trains and spec.training.max_steps > 0 and spec.training.save_weights:
+    if (
+        status == "ok"
+        and method.trains
+        and spec.training.max_steps > 0
+        and spec.training.save_weights
+    ):
         artifact_bytes = _save_weights(model, out_dir / "weights")
     on_gpu = device == "cuda"
     extra = {
@@ -204,11 +221,13 @@ def run_training(
         "notes": setup.notes,
         "split_sizes": {k: len(v) for k, v in splits.as_dict().items()},
     }
+    if reporter is not None:
+        extra["intermediate"] = reporter.intermediate
     meta = provenance.collect(
         resolved.provenance,
         splits.fingerprint,
         spec.seed,
-        config_hash(spec.model_dump(mode="json")),
+        config_hash(spec.resolved),
     )
     return RunOutput(
         metrics=metrics,
@@ -224,4 +243,19 @@ def run_training(
         extra=extra,
         meta=meta,
         model=model,
+        split=split,
+        status=status,
+        reason=reason,
     )
+
+
+def _early_stop(
+    curve: list[dict[str, Any]], reporter: Any, spec: RunSpec
+) -> tuple[str, str | None]:
+    bad = next((p for p in curve if not math.isfinite(p["loss"])), None)
+    if bad is not None:
+        return "diverged", f"training loss became {bad['loss']} at step {bad['step']}"
+    if reporter is not None and reporter.pruned_at is not None:
+        last = reporter.intermediate[-1]["value"]
+        return "pruned", f"pruned at step {reporter.pruned_at} ({spec.trial.metric}={last:.4g})"
+    return "ok", None

@@ -15,10 +15,6 @@ from harness.hub import configure_offline_mode
 
 
 def classify(exc: BaseException) -> str:
-    from harness.train import DivergedError
-
-    if isinstance(exc, DivergedError):
-        return "diverged"
     text = f"{type(exc).__name__}: {exc}"
     if (
         isinstance(exc, MemoryError)
@@ -40,7 +36,9 @@ def main(argv: list[str]) -> int:
     started = now()
     try:
         output = run_training(spec, run_dir, progress_path=run_dir / "progress.json")
-        result = make_result(spec, "ok", started_at=started, output=output)
+        result = make_result(
+            spec, output.status, reason=output.reason, started_at=started, output=output
+        )
     except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded status
         tb = traceback.format_exc()
         print(tb, file=sys.stderr, flush=True)

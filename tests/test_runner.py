@@ -10,7 +10,7 @@ from helpers import suite_dict
 
 from harness.cli import main as cli
 from harness.runner import run_suite
-from harness.store import leaderboard
+from harness.store import SCHEMA_VERSION, leaderboard
 from harness.suite import load_specs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +92,7 @@ def test_everything_is_in_duckdb_and_the_leaderboard_reads_back(faulty_run):
         )
         == 1
     )
-    assert _count(db, "SELECT value FROM meta WHERE key = 'schema_version'") == "1"
+    assert _count(db, "SELECT value FROM meta WHERE key = 'schema_version'") == str(SCHEMA_VERSION)
     board = leaderboard(db, "tiny")
     lora = board[board["method"] == "lora"].iloc[0]
     assert lora["n"] == 2 and 0.0 <= lora["mean"] <= 1.0

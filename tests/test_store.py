@@ -71,3 +71,21 @@ def test_schema_version_mismatch_is_refused(tmp_path):
         con.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
     with pytest.raises(store.SchemaMismatchError, match="999"):
         store.ingest(db, _result("q", "a", 1, {"accuracy": 0.5}))
+
+
+def test_a_version_1_database_is_migrated_in_place(tmp_path):
+    db = tmp_path / "old.duckdb"
+    store.ingest(db, _result("r", "a", 0, {"accuracy": 0.5}))
+    with duckdb.connect(str(db)) as con:  # make it look like a schema-1 file
+        con.execute("ALTER TABLE runs DROP COLUMN origin; ALTER TABLE runs DROP COLUMN tune_trials")
+        con.execute("DROP TABLE trials; DROP TABLE expected_best")
+        con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    store.ingest(db, _result("q", "a", 1, {"accuracy": 0.7}))
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[
+            0
+        ] == str(store.SCHEMA_VERSION)
+        assert con.execute("SELECT run_id, origin FROM runs ORDER BY run_id").fetchall() == [
+            ("q", "run"),
+            ("r", "run"),
+        ]

@@ -1,0 +1,261 @@
+"""`ftbench tune`: equal Optuna budgets per cell, trials as isolated runs, resumable studies.
+
+Every cell (method x model x dataset) gets one study in a journal file under
+results/optuna/<suite>/, created with load_if_exists, so a killed `ftbench tune` continues where it
+stopped. Each trial is an ordinary run (own process, own result.json) scored on the validation
+split; the best parameters of each cell are then re-run on every suite seed and scored once on the
+test split.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from harness import store
+from harness.metrics import higher_is_better
+from harness.results import FINAL_STATUSES, RESULT_FILE, read_result, write_atomic
+from harness.runner import Executor, LocalSubprocessExecutor, SuiteReport, run_progress, run_suite
+from harness.search import (
+    PrunerConfig,
+    SearchDim,
+    TrialRef,
+    TuneConfig,
+    TunedRef,
+    journal_storage,
+    suggest_all,
+)
+from harness.suite import RunSpec, Suite, with_values
+
+_COUNTED_STATE = {"complete": "COMPLETE", "pruned": "PRUNED", "failed": "FAIL"}
+
+
+@dataclass
+class Cell:
+    base: RunSpec  # the cell's spec, trained with the tuning seed
+    space: dict[str, SearchDim]
+    metric: str
+
+    @property
+    def direction(self) -> str:
+        return "maximize" if higher_is_better(self.metric) is not False else "minimize"
+
+
+@dataclass
+class TuneReport:
+    studies: dict[str, Any] = field(default_factory=dict)  # cell -> optuna Study
+    final: SuiteReport | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def tune_cells(suite: Suite, specs: list[RunSpec]) -> list[Cell]:
+    """One cell per method x model x dataset whose method declares a search space."""
+    assert suite.tune is not None
+    cells: dict[str, Cell] = {}
+    for spec in specs:
+        space = suite.methods[spec.method_key].search
+        if space and spec.cell not in cells:
+            metric = suite.tune.metric or spec.dataset.headline_metric
+            cells[spec.cell] = Cell(
+                spec.model_copy(update={"seed": suite.tune.seed}), space, metric
+            )
+    return list(cells.values())
+
+
+def study_file(results_dir: Path, suite: str, cell: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", cell)
+    return results_dir / "optuna" / suite / f"{safe}.journal"
+
+
+def _open_study(suite: Suite, cell: Cell, path: Path, pruner: PrunerConfig, max_reports: int):
+    import optuna
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return optuna.create_study(
+        study_name=f"{suite.name}:{cell.base.cell}",
+        storage=journal_storage(str(path)),
+        sampler=suite.tune.sampler.build(),
+        pruner=pruner.build(max_reports),
+        direction=cell.direction,
+        load_if_exists=True,
+    )
+
+
+def _tell(study: Any, number: int, result: dict[str, Any], metric: str) -> None:
+    """Close a trial from its run's result: complete with the validation value, or pruned/fail."""
+    from optuna.trial import TrialState
+
+    info = result["train_info"]
+    status = info["status"]
+    trial = _trial_handle(study, number)
+    trial.set_user_attr("status", status)
+    if info.get("reason"):
+        trial.set_user_attr("reason", info["reason"][:500])
+    if status == "ok":
+        study.tell(number, info["metrics"]["validation"][metric])
+    elif status == "pruned":
+        study.tell(number, state=TrialState.PRUNED)
+    else:
+        study.tell(number, state=TrialState.FAIL)
+
+
+def _trial_handle(study: Any, number: int) -> Any:
+    import optuna
+
+    storage = study._storage  # the study's own storage object (public alternative: reopen it)
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return optuna.trial.Trial(
+        study, storage.get_trial_id_from_study_id_trial_number(study_id, number)
+    )
+
+
+def _recover(study: Any, results_dir: Path, metric: str) -> list[str]:
+    """Trials left RUNNING by a killed `ftbench tune`: close them from their result if the run
+    finished, else mark them failed (interrupted) and queue the same parameters again."""
+    from optuna.trial import TrialState
+
+    notes = []
+    for stale in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        run_id = stale.user_attrs.get("run_id")
+        result = read_result(results_dir / "runs" / run_id) if run_id else None
+        if result and result["train_info"]["status"] in FINAL_STATUSES:
+            _tell(study, stale.number, result, metric)
+            notes.append(f"trial {stale.number}: finished before the interruption, recorded")
+            continue
+        _trial_handle(study, stale.number).set_user_attr("interrupted", True)
+        study.tell(stale.number, state=TrialState.FAIL)
+        study.enqueue_trial(stale.params, user_attrs={"retry_of": stale.number})
+        notes.append(f"trial {stale.number}: interrupted, its parameters are queued again")
+    return notes
+
+
+def _counted(study: Any, tune: TuneConfig) -> tuple[int, int]:
+    """(trials that count toward the budget, uncounted failures)."""
+    counted_states = {_COUNTED_STATE[c] for c in tune.count}
+    counted = failed = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("interrupted"):
+            continue
+        if t.state.name in counted_states:
+            counted += 1
+        elif t.state.name == "FAIL":
+            failed += 1
+    return counted, failed
+
+
+def expected_best(values: list[float], maximize: bool = True) -> list[float]:
+    """Expected best validation score of n trials, n = 1..N (Dodge et al. 2019, "Show Your Work").
+
+    E[max of n draws from the N observed scores] = sum_i v_(i) * ((i/N)^n - ((i-1)/N)^n),
+    with v sorted ascending (descending for a metric to minimise).
+    """
+    ordered = sorted(values, reverse=not maximize)
+    total = len(ordered)
+    return [
+        sum(v * ((i / total) ** n - ((i - 1) / total) ** n) for i, v in enumerate(ordered, start=1))
+        for n in range(1, total + 1)
+    ]
+
+
+def tune_suite(
+    suite: Suite,
+    specs: list[RunSpec],
+    suite_path: Path | str,
+    *,
+    results_dir: Path,
+    db_path: Path,
+    executor: Executor | None = None,
+    pruner: PrunerConfig | None = None,
+    final_runs: bool = True,
+) -> TuneReport:
+    if suite.tune is None:
+        raise ValueError(f"{suite_path}: the suite has no `tune:` block")
+    tune = suite.tune
+    pruner = pruner or tune.pruner
+    executor = executor or LocalSubprocessExecutor()
+    store.record_suite(db_path, suite, suite_path)
+    report = TuneReport()
+    cells = tune_cells(suite, specs)
+    for cell in cells:
+        max_steps = cell.base.training.max_steps
+        eval_every = tune.eval_every or max(1, max_steps // 4)
+        max_reports = max(1, max_steps // eval_every)
+        path = study_file(results_dir, suite.name, cell.base.cell)
+        study = _open_study(suite, cell, path, pruner, max_reports)
+        report.notes += [
+            f"{cell.base.cell}: {n}" for n in _recover(study, results_dir, cell.metric)
+        ]
+        bar = tqdm(total=tune.trials, desc=f"tune {cell.base.cell}", unit="trial", position=0)
+        while True:
+            counted, failed = _counted(study, tune)
+            bar.n = counted
+            bar.refresh()
+            if counted >= tune.trials:
+                break
+            if failed >= tune.max_failed:
+                report.notes.append(
+                    f"{cell.base.cell}: stopped after {failed} failed trials (tune.max_failed)"
+                )
+                break
+            trial = study.ask()
+            values = suggest_all(trial, cell.space)
+            ref = TrialRef(
+                study_name=study.study_name, storage=str(path), number=trial.number,
+                metric=cell.metric, direction=cell.direction, eval_every=eval_every,
+                max_reports=max_reports, pruner=pruner,
+            )  # fmt: skip
+            spec = with_values(cell.base, values, trial=ref)
+            trial.set_user_attr("run_id", spec.run_id)
+            run_dir = results_dir / "runs" / spec.run_id
+            with run_progress(spec.label) as progress:
+                result = executor.run(spec, run_dir, on_progress=progress)
+            write_atomic(run_dir / RESULT_FILE, result)
+            store.ingest(db_path, result, run_dir / RESULT_FILE)
+            _tell(study, trial.number, result, cell.metric)
+            info = result["train_info"]
+            if info["status"] not in ("ok", "pruned"):
+                tqdm.write(f"[{info['status']}] {spec.label}: {info.get('reason')}")
+            store.ingest_trials(db_path, suite.name, cell.base, study)
+        bar.close()
+        completed = [
+            t.value for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"
+        ]
+        curve = expected_best(completed, cell.direction == "maximize")
+        store.ingest_expected_best(db_path, suite.name, cell.base, cell.metric, curve)
+        report.studies[cell.base.cell] = study
+    if final_runs:
+        report.final = _run_tuned(suite, cells, report, suite_path, results_dir, db_path, executor)
+    return report
+
+
+def _run_tuned(
+    suite: Suite,
+    cells: list[Cell],
+    report: TuneReport,
+    suite_path: Path | str,
+    results_dir: Path,
+    db_path: Path,
+    executor: Executor,
+) -> SuiteReport:
+    """Re-run each cell's best parameters on every suite seed, scored once on the test split."""
+    finals: list[RunSpec] = []
+    for cell in cells:
+        study = report.studies[cell.base.cell]
+        if not any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
+            report.notes.append(f"{cell.base.cell}: no completed trial, nothing to re-run")
+            continue
+        best = study.best_trial
+        tuned = TunedRef(
+            study_name=study.study_name, trials=suite.tune.trials, best_trial=best.number,
+            best_value=best.value, metric=cell.metric,
+        )  # fmt: skip
+        for seed in suite.seeds:
+            base = cell.base.model_copy(update={"seed": seed})
+            finals.append(with_values(base, best.params, tuned=tuned))
+    return run_suite(
+        suite, finals, suite_path, results_dir=results_dir, db_path=db_path, executor=executor
+    )

@@ -1,0 +1,194 @@
+"""Optuna tuning: search spaces, a real study on the tiny model, resume, pruning, failures."""
+
+from __future__ import annotations
+
+import copy
+
+import duckdb
+import optuna
+import pytest
+from helpers import suite_dict
+
+from harness.search import SearchDim, journal_storage, suggest_all
+from harness.suite import SuiteError, load_specs, with_values
+from harness.tune import expected_best, study_file, tune_suite
+
+SPACE = {
+    "learning_rate": {"type": "float", "low": 1.0e-4, "high": 1.0e-2, "log": True},
+    "r": {"type": "int", "low": 2, "high": 8, "step": 2},
+    "dropout": {"type": "categorical", "choices": [0.0, 0.1]},
+}
+
+
+def tune_data(trials=3, pruner=None, method="lora", **tune):
+    space = copy.deepcopy(SPACE if method == "lora" else {"learning_rate": SPACE["learning_rate"]})
+    data = suite_dict(seeds=[0, 1], methods={"m": {"method": method, "search": space}})
+    data["grid"]["methods"] = ["m"]
+    data["tune"] = {
+        "trials": trials,
+        "sampler": {"type": "random", "seed": 0},
+        "pruner": pruner or {"type": "none"},
+        **tune,
+    }
+    return data
+
+
+def _rows(db, sql):
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def _tune(path, results, **kwargs):
+    suite, specs = load_specs(path)
+    return tune_suite(
+        suite, specs, path, results_dir=results, db_path=results / "ftbench.duckdb", **kwargs
+    )
+
+
+def test_fixed_trial_maps_the_space_onto_the_run(write_suite):
+    _, (spec, _) = load_specs(write_suite(tune_data()))
+    space = {k: SearchDim.model_validate(v) for k, v in SPACE.items()}
+    values = suggest_all(
+        optuna.trial.FixedTrial({"learning_rate": 3.0e-3, "r": 6, "dropout": 0.1}), space
+    )
+    tuned = with_values(spec, values)
+    assert tuned.training.learning_rate == 3.0e-3
+    assert tuned.params["r"] == 6 and tuned.params["dropout"] == 0.1
+    assert tuned.params["alpha"] == spec.params["alpha"]  # untouched params keep their value
+    assert tuned.run_id != spec.run_id
+
+
+@pytest.mark.parametrize(
+    "mutate,expected",
+    [
+        (
+            lambda d: d["methods"]["m"]["search"].update(rank={"type": "int", "low": 1, "high": 4}),
+            "methods.m.search.rank",
+        ),
+        (lambda d: d["tune"].update(split="test"), "tune.split"),
+        (lambda d: d["methods"]["m"].update(search={}), "no method in the grid declares"),
+        (
+            lambda d: d["methods"]["m"]["search"].update(r={"type": "int", "low": 8, "high": 2}),
+            "low <= high",
+        ),
+        (lambda d: d["methods"]["m"]["search"].update(r={"type": "categorical"}), "choices"),
+    ],
+    ids=["unknown key", "test split", "no space", "low>high", "no choices"],
+)
+def test_bad_tune_blocks(mutate, expected, write_suite):
+    data = tune_data()
+    mutate(data)
+    with pytest.raises(SuiteError, match=expected):
+        load_specs(write_suite(data))
+
+
+def test_expected_best_matches_the_formula():
+    assert expected_best([1.0, 2.0, 3.0]) == pytest.approx([2.0, (1 + 2 * 3 + 3 * 5) / 9, 72 / 27])
+    assert expected_best([1.0, 2.0, 3.0], maximize=False)[0] == pytest.approx(2.0)
+    # By symmetry, E[min of 3 draws] from {1, 2, 3} is 4 - E[max of 3 draws].
+    assert expected_best([1.0, 2.0, 3.0], maximize=False)[-1] == pytest.approx(4 - 72 / 27)
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    import yaml
+
+    tmp = tmp_path_factory.mktemp("tune")
+    path = tmp / "suite.yaml"
+    path.write_text(yaml.safe_dump(tune_data(trials=3)))
+    report = _tune(path, tmp / "results")
+    return tmp, path, report
+
+
+def test_a_real_study_gets_exactly_its_trials(tuned):
+    tmp, _, report = tuned
+    (study,) = report.studies.values()
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    db = tmp / "results" / "ftbench.duckdb"
+    rows = _rows(
+        db,
+        "SELECT number, state, value, params, run_id, peak_mem_bytes FROM trials ORDER BY number",
+    )
+    assert [r[0] for r in rows] == [0, 1, 2]
+    assert all(r[2] is not None and r[4] and r[5] > 0 for r in rows)
+    # Trials are scored on validation only; they never touch the test split.
+    splits = _rows(
+        db,
+        "SELECT DISTINCT m.split FROM metrics m JOIN runs r USING (run_id) WHERE r.origin = 'trial'",
+    )
+    assert splits == [("validation",)]
+    curve = [v for (v,) in _rows(db, "SELECT expected_best FROM expected_best ORDER BY n_trials")]
+    assert len(curve) == 3 and curve == sorted(curve)
+
+
+def test_best_params_are_rerun_on_every_seed_and_ranked_as_tuned(tuned):
+    tmp, _, report = tuned
+    (study,) = report.studies.values()
+    finals = report.final.executed
+    assert sorted(r["run_info"]["spec"]["seed"] for r in finals) == [0, 1]
+    for result in finals:
+        spec = result["run_info"]["spec"]
+        assert (
+            spec["tuned"]["best_trial"] == study.best_trial.number and spec["tuned"]["trials"] == 3
+        )
+        assert spec["training"]["learning_rate"] == pytest.approx(
+            study.best_params["learning_rate"]
+        )
+        assert "test" in result["train_info"]["metrics"]
+    from harness.store import leaderboard
+
+    board = leaderboard(tmp / "results" / "ftbench.duckdb", "tiny")
+    assert (
+        list(board["origin"]) == ["tuned"]
+        and board.iloc[0]["tune_trials"] == 3
+        and board.iloc[0]["n"] == 2
+    )
+
+
+def test_resume_continues_without_losing_or_duplicating_trials(tuned):
+    import yaml
+
+    tmp, path, _ = tuned
+    results = tmp / "results"
+    journal = study_file(results, "tiny", "m·tiny·rt")
+    study = optuna.load_study(study_name="tiny:m·tiny·rt", storage=journal_storage(str(journal)))
+    stale = study.ask()  # a trial left RUNNING, as if `ftbench tune` had been killed mid-run
+    stale_params = suggest_all(stale, {k: SearchDim.model_validate(v) for k, v in SPACE.items()})
+    data = yaml.safe_load(path.read_text())
+    data["tune"]["trials"] = 4  # ask for one more counted trial
+    path.write_text(yaml.safe_dump(data))
+    report = _tune(path, results, final_runs=False)
+    (study,) = report.studies.values()
+    states = [(t.number, t.state.name, t.user_attrs.get("interrupted")) for t in study.trials]
+    assert states[:3] == [(0, "COMPLETE", None), (1, "COMPLETE", None), (2, "COMPLETE", None)]
+    assert states[3] == (3, "FAIL", True)
+    assert states[4][1] == "COMPLETE" and len(states) == 5
+    assert study.trials[4].params == stale_params  # the interrupted trial's parameters ran again
+    assert any("interrupted" in n for n in report.notes)
+    numbers = _rows(results / "ftbench.duckdb", "SELECT number FROM trials ORDER BY number")
+    assert [n for (n,) in numbers] == [0, 1, 2, 3, 4]
+
+
+def test_pruned_trials_stop_early_and_are_counted(tmp_path, write_suite):
+    data = tune_data(trials=2, pruner={"type": "threshold", "lower": 2.0}, eval_every=1)
+    data["training"]["max_steps"] = 4
+    report = _tune(write_suite(data), tmp_path / "r", final_runs=False)
+    (study,) = report.studies.values()
+    assert [t.state.name for t in study.trials] == ["PRUNED", "PRUNED"]
+    assert all(list(t.intermediate_values) == [1] for t in study.trials)
+    statuses = _rows(tmp_path / "r" / "ftbench.duckdb", "SELECT status, reason FROM runs")
+    assert all(s == "pruned" and "pruned at step 1" in r for s, r in statuses)
+    curves = _rows(
+        tmp_path / "r" / "ftbench.duckdb", "SELECT max(step) FROM curves WHERE name = 'loss'"
+    )
+    assert curves == [(1,)]  # stopped after 1 of 4 steps
+
+
+def test_failing_trials_are_marked_and_the_study_stops_at_max_failed(tmp_path, write_suite):
+    data = tune_data(trials=3, method="explode", max_failed=2)
+    report = _tune(write_suite(data), tmp_path / "r")
+    (study,) = report.studies.values()
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
+    assert "injected failure" in study.trials[0].user_attrs["reason"]
+    assert any("max_failed" in n for n in report.notes)
+    assert any("no completed trial" in n for n in report.notes)
