@@ -71,13 +71,12 @@ def study_file(results_dir: Path, suite: str, cell: str) -> Path:
     return results_dir / "optuna" / suite / f"{safe}.journal"
 
 
-def _open_study(suite: Suite, cell: Cell, path: Path, pruner: PrunerConfig, max_reports: int):
+def _open_study(suite: Suite, cell: Cell, storage: Any, pruner: PrunerConfig, max_reports: int):
     import optuna
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     return optuna.create_study(
         study_name=f"{suite.name}:{cell.base.cell}",
-        storage=journal_storage(str(path)),
+        storage=storage,
         sampler=suite.tune.sampler.build(),
         pruner=pruner.build(max_reports),
         direction=cell.direction,
@@ -85,13 +84,13 @@ def _open_study(suite: Suite, cell: Cell, path: Path, pruner: PrunerConfig, max_
     )
 
 
-def _tell(study: Any, number: int, result: dict[str, Any], metric: str) -> None:
+def _tell(study: Any, storage: Any, number: int, result: dict[str, Any], metric: str) -> None:
     """Close a trial from its run's result: complete with the validation value, or pruned/fail."""
     from optuna.trial import TrialState
 
     info = result["train_info"]
     status = info["status"]
-    trial = _trial_handle(study, number)
+    trial = _trial_handle(study, storage, number)
     trial.set_user_attr("status", status)
     if info.get("reason"):
         trial.set_user_attr("reason", info["reason"][:500])
@@ -103,17 +102,16 @@ def _tell(study: Any, number: int, result: dict[str, Any], metric: str) -> None:
         study.tell(number, state=TrialState.FAIL)
 
 
-def _trial_handle(study: Any, number: int) -> Any:
+def _trial_handle(study: Any, storage: Any, number: int) -> Any:
     import optuna
 
-    storage = study._storage  # the study's own storage object (public alternative: reopen it)
     study_id = storage.get_study_id_from_name(study.study_name)
     return optuna.trial.Trial(
         study, storage.get_trial_id_from_study_id_trial_number(study_id, number)
     )
 
 
-def _recover(study: Any, results_dir: Path, metric: str) -> list[str]:
+def _recover(study: Any, storage: Any, results_dir: Path, metric: str) -> list[str]:
     """Trials left RUNNING by a killed `ftbench tune`: close them from their result if the run
     finished, else mark them failed (interrupted) and queue the same parameters again."""
     from optuna.trial import TrialState
@@ -123,10 +121,10 @@ def _recover(study: Any, results_dir: Path, metric: str) -> list[str]:
         run_id = stale.user_attrs.get("run_id")
         result = read_result(results_dir / "runs" / run_id) if run_id else None
         if result and result["train_info"]["status"] in FINAL_STATUSES:
-            _tell(study, stale.number, result, metric)
+            _tell(study, storage, stale.number, result, metric)
             notes.append(f"trial {stale.number}: finished before the interruption, recorded")
             continue
-        _trial_handle(study, stale.number).set_user_attr("interrupted", True)
+        _trial_handle(study, storage, stale.number).set_user_attr("interrupted", True)
         study.tell(stale.number, state=TrialState.FAIL)
         study.enqueue_trial(stale.params, user_attrs={"retry_of": stale.number})
         notes.append(f"trial {stale.number}: interrupted, its parameters are queued again")
@@ -185,9 +183,11 @@ def tune_suite(
         eval_every = tune.eval_every or max(1, max_steps // 4)
         max_reports = max(1, max_steps // eval_every)
         path = study_file(results_dir, suite.name, cell.base.cell)
-        study = _open_study(suite, cell, path, pruner, max_reports)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        storage = journal_storage(str(path))
+        study = _open_study(suite, cell, storage, pruner, max_reports)
         report.notes += [
-            f"{cell.base.cell}: {n}" for n in _recover(study, results_dir, cell.metric)
+            f"{cell.base.cell}: {n}" for n in _recover(study, storage, results_dir, cell.metric)
         ]
         bar = tqdm(total=tune.trials, desc=f"tune {cell.base.cell}", unit="trial", position=0)
         while True:
@@ -215,7 +215,7 @@ def tune_suite(
                 result = executor.run(spec, run_dir, on_progress=progress)
             write_atomic(run_dir / RESULT_FILE, result)
             store.ingest(db_path, result, run_dir / RESULT_FILE)
-            _tell(study, trial.number, result, cell.metric)
+            _tell(study, storage, trial.number, result, cell.metric)
             info = result["train_info"]
             if info["status"] not in ("ok", "pruned"):
                 tqdm.write(f"[{info['status']}] {spec.label}: {info.get('reason')}")
