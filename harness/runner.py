@@ -62,17 +62,22 @@ class LocalSubprocessExecutor:
                 start_new_session=True,  # its own process group: a timeout kills all its children
                 env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
             )
-            while proc.poll() is None:
-                if time.monotonic() > deadline:
+            try:
+                while proc.poll() is None:
+                    if time.monotonic() > deadline:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                        proc.wait()
+                        return make_result(
+                            spec, "timeout", reason=f"exceeded timeout_s={spec.training.timeout_s}",
+                            traceback=_tail(log_path), started_at=started,
+                        )  # fmt: skip
+                    if on_progress is not None:
+                        on_progress(run_dir / "progress.json")
+                    time.sleep(self.poll_s)
+            except BaseException:  # Ctrl-C or a crash of the runner: leave no orphan behind
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-                    return make_result(
-                        spec, "timeout", reason=f"exceeded timeout_s={spec.training.timeout_s}",
-                        traceback=_tail(log_path), started_at=started,
-                    )  # fmt: skip
-                if on_progress is not None:
-                    on_progress(run_dir / "progress.json")
-                time.sleep(self.poll_s)
+                raise
         result = read_result(run_dir)
         if result is not None:
             return result
