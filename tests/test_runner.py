@@ -192,3 +192,22 @@ def test_a_suite_that_cannot_run_here_says_so_and_runs_nothing(tmp_path, capsys)
     out = capsys.readouterr().out
     assert "cannot run here (nothing runs)" in out and "HuggingFaceTB/SmolLM2-135M-Instruct" in out
     assert not (results / "ftbench.duckdb").exists()
+
+
+def test_interrupting_the_runner_leaves_no_orphan_run(tmp_path, write_suite):
+    import subprocess
+
+    from harness.runner import LocalSubprocessExecutor
+
+    data = suite_dict(methods={"hang": {"params": {"seconds": 120.0}}})
+    data["grid"]["methods"] = ["hang"]
+    _, (spec,) = load_specs(write_suite(data))
+    run_dir = tmp_path / "run"
+
+    def interrupt(_progress_path):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        LocalSubprocessExecutor().run(spec, run_dir, on_progress=interrupt)
+    alive = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, text=True).stdout
+    assert alive.strip() == ""
