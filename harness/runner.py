@@ -77,6 +77,7 @@ class LocalSubprocessExecutor:
             except BaseException:  # Ctrl-C or a crash of the runner: leave no orphan behind
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
                 raise
         result = read_result(run_dir)
         if result is not None:
