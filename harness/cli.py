@@ -63,17 +63,26 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load(suite_arg: str):
+    """(path, suite, specs), or None after printing the suite's error."""
+    from harness.suite import SuiteError, load_specs
+
+    path, _ = _suite_name(suite_arg)
+    try:
+        return (path, *load_specs(path))
+    except SuiteError as exc:
+        print(exc, file=sys.stderr)
+        return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.preflight import unavailable_runs
     from harness.runner import run_suite
-    from harness.suite import SuiteError, load_specs
 
-    path, _ = _suite_name(args.suite)
-    try:
-        suite, specs = load_specs(path)
-    except SuiteError as exc:
-        print(exc, file=sys.stderr)
+    loaded = _load(args.suite)
+    if loaded is None:
         return 2
+    path, suite, specs = loaded
     unavailable = unavailable_runs(specs)
     if unavailable:
         everything = len(unavailable) == len(specs)
@@ -97,15 +106,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from harness.preflight import unavailable_runs
-    from harness.suite import SuiteError, load_specs
     from harness.tune import tune_suite
 
-    path, _ = _suite_name(args.suite)
-    try:
-        suite, specs = load_specs(path)
-    except SuiteError as exc:
-        print(exc, file=sys.stderr)
+    loaded = _load(args.suite)
+    if loaded is None:
         return 2
+    path, suite, specs = loaded
     if suite.tune is None:
         print(f"{path}: no `tune:` block; add one (see README, Tuning)", file=sys.stderr)
         return 2
