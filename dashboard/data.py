@@ -1,0 +1,309 @@
+"""All database access of the dashboard: pure functions of a DuckDB path, no Streamlit.
+
+The runner's parent process is the single writer and takes DuckDB's file lock for each ingest. A
+reader must never hold the file longer than one query, so every function here opens read-only,
+runs its query, and closes; while the writer holds the lock it retries briefly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+DEFAULT_DB = Path("results/ftbench.duckdb")
+# Schema versions of harness.store this dashboard knows. Versions only add tables and columns, so
+# a newer file is still read (with a warning); v2 added runs.origin/tune_trials and `trials`.
+KNOWN_SCHEMA_VERSIONS = (1, 2)
+LOCK_RETRIES = 12
+LOCK_BACKOFF_S = 0.02  # x1.6 per retry with jitter: ~9 s in all, far longer than one ingest
+
+# Tables added by later features; pages for them show an empty state while they are absent.
+OPTIONAL_TABLES = ("trials", "expected_best", "embedding_metrics", "repro_checks")
+RUN_COLUMNS_R = (
+    "r.run_id, r.suite, r.suite_version, r.method_key, r.method, r.model_key, r.dataset_key, "
+    "r.task, r.seed, r.status"
+)
+
+
+class DataError(RuntimeError):
+    """A problem worth showing to the user as a message (missing file, unreadable file, lock)."""
+
+
+class DatabaseMissingError(DataError):
+    pass
+
+
+def resolve_db(cli_args: Sequence[str] | None = None, env: dict[str, str] | None = None) -> Path:
+    """`--db PATH` (after `--` on the streamlit command line) > $FTBENCH_DB > results/ftbench.duckdb."""
+    args = list(cli_args or [])
+    for i, arg in enumerate(args):
+        if arg == "--db" and i + 1 < len(args):
+            return Path(args[i + 1])
+        if arg.startswith("--db="):
+            return Path(arg.split("=", 1)[1])
+    env = os.environ if env is None else env
+    return Path(env["FTBENCH_DB"]) if env.get("FTBENCH_DB") else DEFAULT_DB
+
+
+def db_stamp(db: Path | str) -> tuple[int, int, int]:
+    """Changes whenever the writer commits (file or WAL touched): part of every cache key."""
+    stamp = [0, 0, 0]
+    for i, path in enumerate((Path(db), Path(f"{db}.wal"))):
+        with contextlib.suppress(OSError):
+            st = path.stat()
+            stamp[i] = st.st_mtime_ns
+            stamp[2] += st.st_size
+    return (stamp[0], stamp[1], stamp[2])
+
+
+@contextlib.contextmanager
+def connect(db: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
+    path = Path(db)
+    if not path.is_file():
+        raise DatabaseMissingError(f"no results database at {path}")
+    for attempt in range(LOCK_RETRIES + 1):
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise DataError(f"cannot open {path}: {exc}") from exc
+            if attempt == LOCK_RETRIES:
+                raise DataError(
+                    f"{path} stayed locked by a writer (is an ingest stuck?); try again: {exc}"
+                ) from exc
+            # Jitter: a reader polling in lockstep with the writer's ingests would starve.
+            time.sleep(LOCK_BACKOFF_S * 1.6**attempt * random.uniform(0.5, 1.5))
+        except duckdb.Error as exc:
+            raise DataError(f"cannot open {path}: {exc}") from exc
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _df(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> pd.DataFrame:
+    try:
+        return con.execute(sql, params or {}).df()
+    except duckdb.Error as exc:
+        raise DataError(f"query failed: {exc}") from exc
+
+
+def _frame(db: Path | str, sql: str, params: Any = None) -> pd.DataFrame:
+    with connect(db) as con:
+        return _df(con, sql, params)
+
+
+def _run_columns(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = 'main' AND table_name = 'runs'"
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _origin_sql(columns: set[str]) -> str:
+    """origin ('run' | 'trial' | 'tuned') and tune_trials, constant on a v1 file without them."""
+    if "origin" in columns:
+        return "coalesce(r.origin, 'run') AS origin, r.tune_trials"
+    return "'run' AS origin, CAST(NULL AS INTEGER) AS tune_trials"
+
+
+def _not_trial_sql(columns: set[str]) -> str:
+    # Tuning trials are scored on validation and are not leaderboard entries (cf. store.leaderboard).
+    return "coalesce(r.origin, 'run') <> 'trial'" if "origin" in columns else "TRUE"
+
+
+# Each function below opens the file once, however many queries it runs: fewer lock windows.
+
+
+def overview(db: Path | str) -> dict[str, Any]:
+    """Tables, schema_version, run count and one row per suite (counts by status)."""
+    with connect(db) as con:
+        names = set(
+            _df(
+                con, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            )["table_name"]
+        )
+        version = None
+        if "meta" in names:
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = row[0] if row else None
+        suites = pd.DataFrame(columns=["suite", "runs", "ok", "last_finished"])
+        if "runs" in names:
+            suites = _df(
+                con,
+                """
+                SELECT suite, count(*) AS runs, count(*) FILTER (WHERE status = 'ok') AS ok,
+                       max(finished_at) AS last_finished
+                FROM runs GROUP BY suite ORDER BY suite""",
+            )
+    return {
+        "tables": sorted(names),
+        "schema_version": version,
+        "runs": int(suites["runs"].sum()),
+        "suites": suites,
+    }
+
+
+def suite_choices(db: Path | str, suite: str, split: str = "test") -> dict[str, pd.DataFrame]:
+    """`scopes`: every (dataset, model) with runs; `metrics`: (dataset, model, metric, direction,
+    is headline, runs with a value) among leaderboard runs."""
+    with connect(db) as con:
+        not_trial = _not_trial_sql(_run_columns(con))
+        scopes = _df(
+            con,
+            """
+            SELECT dataset_key, model_key, count(*) AS runs
+            FROM runs WHERE suite = $suite GROUP BY ALL ORDER BY ALL""",
+            {"suite": suite},
+        )
+        metrics = _df(
+            con,
+            f"""
+            SELECT r.dataset_key, r.model_key, m.name AS metric,
+                   bool_or(m.higher_is_better) AS higher_is_better,
+                   bool_or(m.name = r.headline_metric) AS headline, count(*) AS n
+            FROM runs r JOIN metrics m ON m.run_id = r.run_id AND m.split = $split
+            WHERE r.suite = $suite AND {not_trial}
+            GROUP BY ALL ORDER BY ALL""",
+            {"suite": suite, "split": split},
+        )
+    return {"scopes": scopes, "metrics": metrics}
+
+
+def run_scores(
+    db: Path | str,
+    suite: str,
+    dataset: str,
+    metric: str,
+    model: str | None = None,
+    split: str = "test",
+    with_config: bool = False,
+) -> pd.DataFrame:
+    """One row per run of a suite/dataset (and model, unless None) with its value of `metric`.
+
+    Every run is kept (LEFT JOIN): failed runs and runs without the metric have a NaN score, so
+    the leaderboard can count them instead of silently dropping them. Tuning trials are left out.
+    """
+    config = ", r.config" if with_config else ""
+    with connect(db) as con:
+        cols = _run_columns(con)
+        return _df(
+            con,
+            f"""
+            SELECT {RUN_COLUMNS_R}, r.reason, {_origin_sql(cols)},
+                   m.value AS score, m.higher_is_better, r.trainable_pct, r.trainable_params,
+                   r.peak_mem_bytes, r.peak_mem_kind, r.train_s, r.total_s, r.tokens_per_s{config}
+            FROM runs r
+            LEFT JOIN metrics m ON m.run_id = r.run_id AND m.split = $split AND m.name = $metric
+            WHERE r.suite = $suite AND r.dataset_key = $dataset
+              AND ($model IS NULL OR r.model_key = $model) AND {_not_trial_sql(cols)}
+            ORDER BY r.model_key, r.method_key, r.seed""",
+            {"suite": suite, "dataset": dataset, "model": model, "metric": metric, "split": split},
+        )
+
+
+def runs_index(db: Path | str, suite: str | None = None) -> pd.DataFrame:
+    """Runs for pickers (tuning trials included), newest first, with their headline test value."""
+    with connect(db) as con:
+        return _df(
+            con,
+            f"""
+            SELECT {RUN_COLUMNS_R}, {_origin_sql(_run_columns(con))},
+                   r.headline_metric, m.value AS headline_value, r.finished_at
+            FROM runs r
+            LEFT JOIN metrics m
+                   ON m.run_id = r.run_id AND m.split = 'test' AND m.name = r.headline_metric
+            WHERE $suite IS NULL OR r.suite = $suite
+            ORDER BY r.finished_at DESC NULLS LAST, r.suite, r.dataset_key, r.model_key,
+                     r.method_key, r.seed""",
+            {"suite": suite},
+        )
+
+
+def run_detail(db: Path | str, run_id: str) -> dict[str, Any] | None:
+    """The run row, its metrics, curves and provenance; None when there is no such run."""
+    with connect(db) as con:
+        run = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id]).df()
+        if run.empty:
+            return None
+        metrics = con.execute(
+            "SELECT split, name, value, higher_is_better FROM metrics WHERE run_id = ? "
+            "ORDER BY split, name",
+            [run_id],
+        ).df()
+        curves = con.execute(
+            "SELECT name, step, value FROM curves WHERE run_id = ? ORDER BY name, step", [run_id]
+        ).df()
+        prov = con.execute("SELECT * FROM provenance WHERE run_id = ?", [run_id]).df()
+    row = run.iloc[0].to_dict()
+    row["config"] = _json(row.get("config"))
+    row["notes"] = _json(row.get("notes"))
+    provenance = prov.iloc[0].to_dict() if not prov.empty else None
+    if provenance is not None:
+        provenance["packages"] = _json(provenance.get("packages"))
+    return {"run": row, "metrics": metrics, "curves": curves, "provenance": provenance}
+
+
+def run_configs(db: Path | str, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    frame = _frame(
+        db,
+        "SELECT run_id, config FROM runs WHERE list_contains($ids, run_id)",
+        {"ids": list(run_ids)},
+    )
+    return {r.run_id: _json(r.config) or {} for r in frame.itertuples()}
+
+
+def run_metrics(db: Path | str, run_ids: Sequence[str], split: str = "test") -> pd.DataFrame:
+    return _frame(
+        db,
+        "SELECT run_id, name, value, higher_is_better FROM metrics "
+        "WHERE list_contains($ids, run_id) AND split = $split ORDER BY name",
+        {"ids": list(run_ids), "split": split},
+    )
+
+
+def curves(db: Path | str, run_ids: Sequence[str]) -> pd.DataFrame:
+    return _frame(
+        db,
+        "SELECT run_id, name, step, value FROM curves WHERE list_contains($ids, run_id) "
+        "ORDER BY run_id, name, step",
+        {"ids": list(run_ids)},
+    )
+
+
+def optional_table(db: Path | str, table: str, limit: int = 5000) -> pd.DataFrame | None:
+    """Rows of a table added by a later feature, or None when the file does not have it yet."""
+    if table not in OPTIONAL_TABLES:  # the name is spliced into SQL: whitelist only
+        raise ValueError(f"{table!r} is not one of {OPTIONAL_TABLES}")
+    with connect(db) as con:
+        present = con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = 'main' AND table_name = ?",
+            [table],
+        ).fetchone()[0]
+        if not present:
+            return None
+        try:
+            return con.execute(f'SELECT * FROM "{table}" LIMIT {int(limit)}').df()
+        except duckdb.Error as exc:
+            raise DataError(f"cannot read table {table}: {exc}") from exc
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value

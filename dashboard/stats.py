@@ -1,0 +1,177 @@
+"""Numerics of the leaderboard (bootstrap CI over seeds, ties, Pareto frontier) and the filter parser.
+
+Pure numpy/pandas, no Streamlit and no database: everything here is unit tested directly.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+N_BOOT = 2000
+BOOT_SEED = 0  # fixed: the same data always gives the same interval (and the same ties)
+
+
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray,
+    level: float = 0.95,
+    n_boot: int = N_BOOT,
+    seed: int = BOOT_SEED,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean over seeds; NaNs are ignored.
+
+    With one value the interval is that value (there is no spread to resample), with none NaN.
+    """
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if x.size == 0:
+        return (math.nan, math.nan)
+    if x.size == 1:
+        return (float(x[0]), float(x[0]))
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    return (float(low), float(high))
+
+
+def leader_index(means: Sequence[float], higher_is_better: bool) -> int | None:
+    """Position of the best mean in the metric's direction (None when every mean is NaN)."""
+    m = np.asarray(means, dtype=float)
+    if np.all(np.isnan(m)):
+        return None
+    return int(np.nanargmax(m) if higher_is_better else np.nanargmin(m))
+
+
+def mark_ties(
+    means: Sequence[float],
+    ci_low: Sequence[float],
+    ci_high: Sequence[float],
+    higher_is_better: bool,
+) -> list[str]:
+    """'leader', 'tied' (CI overlaps the leader's CI), '' (separated) or 'no data', per row."""
+    lead = leader_index(means, higher_is_better)
+    out: list[str] = []
+    for i, (mean, low, high) in enumerate(zip(means, ci_low, ci_high, strict=True)):
+        if lead is None or math.isnan(mean):
+            out.append("no data")
+        elif i == lead:
+            out.append("leader")
+        elif low <= ci_high[lead] and ci_low[lead] <= high:
+            out.append("tied")
+        else:
+            out.append("")
+    return out
+
+
+def pareto_frontier(
+    cost: Sequence[float], quality: Sequence[float], higher_is_better: bool = True
+) -> np.ndarray:
+    """Boolean mask of the non-dominated points: lower cost is better, quality per its direction.
+
+    A point is dominated when another is at least as good on both axes and strictly better on one.
+    Points with a NaN coordinate are never on the frontier.
+    """
+    c = np.asarray(cost, dtype=float)
+    q = np.asarray(quality, dtype=float)
+    if not higher_is_better:
+        q = -q
+    valid = ~(np.isnan(c) | np.isnan(q))
+    mask = np.zeros(c.size, dtype=bool)
+    for i in np.flatnonzero(valid):
+        others = valid.copy()
+        others[i] = False
+        no_worse = others & (c <= c[i]) & (q >= q[i])
+        strictly = (c < c[i]) | (q > q[i])
+        mask[i] = not np.any(no_worse & strictly)
+    return mask
+
+
+# --- filter syntax -------------------------------------------------------------------------------
+# `method=lora|ia3,model~smol,status!=ok`: comma-separated clauses `FIELD OP VALUE[|VALUE...]`.
+# Parsed by hand against a whitelist of fields and a conservative value alphabet; never eval'd and
+# never spliced into SQL (it is applied to DataFrames already fetched).
+
+FILTER_FIELDS = {
+    "method": "method_key",
+    "model": "model_key",
+    "dataset": "dataset_key",
+    "status": "status",
+    "task": "task",
+    "run": "run_id",
+    "suite": "suite",
+    "origin": "origin",
+}
+_OPS = ("!=", "!~", "=", "~")  # two-character operators first
+_FIELD_RE = re.compile(r"[a-z_]+")
+_VALUE_RE = re.compile(r"[A-Za-z0-9_.:/+-]+")
+MAX_FILTER_LEN = 500
+
+
+class FilterError(ValueError):
+    """A filter that does not parse; the message says what is wrong, for the user."""
+
+
+@dataclass(frozen=True)
+class Clause:
+    field: str
+    op: str  # '=', '!=', '~' (contains, case-insensitive), '!~' (does not contain)
+    values: tuple[str, ...]
+
+
+def parse_filter(text: str | None) -> list[Clause]:
+    text = (text or "").strip()
+    if not text:
+        return []
+    if len(text) > MAX_FILTER_LEN:
+        raise FilterError(f"filter longer than {MAX_FILTER_LEN} characters")
+    clauses = []
+    for raw in text.split(","):
+        part = raw.strip()
+        if not part:
+            raise FilterError("empty clause (two commas in a row, or a trailing comma?)")
+        for op in _OPS:
+            field, sep, value = part.partition(op)
+            if sep:
+                break
+        else:
+            raise FilterError(
+                f"{part!r}: expected FIELD=VALUE, FIELD!=VALUE, FIELD~TEXT or FIELD!~TEXT"
+            )
+        field, value = field.strip().lower(), value.strip()
+        if not _FIELD_RE.fullmatch(field) or field not in FILTER_FIELDS:
+            raise FilterError(
+                f"{part!r}: unknown field {field!r}; use one of {', '.join(FILTER_FIELDS)}"
+            )
+        values = tuple(v.strip() for v in value.split("|"))
+        for v in values:
+            if not _VALUE_RE.fullmatch(v):
+                raise FilterError(
+                    f"{part!r}: value {v!r} must be letters, digits or _ . : / + - (alternatives with |)"
+                )
+        clauses.append(Clause(field, op, values))
+    return clauses
+
+
+def apply_filter(frame: pd.DataFrame, clauses: Sequence[Clause]) -> pd.DataFrame:
+    """Rows matching every clause; a clause on a column the frame lacks raises FilterError."""
+    keep = pd.Series(True, index=frame.index)
+    for clause in clauses:
+        column = FILTER_FIELDS[clause.field]
+        if column not in frame.columns:
+            raise FilterError(f"field {clause.field!r} cannot be filtered on this page")
+        text = frame[column].astype("string").fillna("").str.lower()
+        wanted = [v.lower() for v in clause.values]
+        if clause.op in ("=", "!="):
+            hit = text.isin(wanted)
+        else:
+            hit = pd.Series(False, index=frame.index)
+            for v in wanted:
+                hit |= text.str.contains(v, regex=False)
+        keep &= ~hit if clause.op.startswith("!") else hit
+    return frame[keep.astype(bool)]
