@@ -9,7 +9,7 @@ FTBENCH := $(PY) -m harness  # probes the hub once (2 s) and goes offline when u
 # Tuning targets default to the tuning smoke suite unless suite= is given.
 tune_suite = $(if $(filter command line,$(origin suite)),$(suite),tune_smoke)
 
-.PHONY: setup bench tune bench-pruning dashboard test test-fast lint format validate show clean
+.PHONY: setup bench tune bench-pruning dashboard repro lock test test-fast lint format validate show clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,13 @@ bench-pruning: $(STAMP)
 
 dashboard: $(STAMP)
 	$(VENV)/bin/streamlit run dashboard/app.py -- --db results/ftbench.duckdb
+
+# Re-run finished runs of a suite from their stored specs and compare (sample=N for a random N).
+repro: $(STAMP)
+	$(FTBENCH) repro --suite suites/$(suite).yaml $(if $(sample),--sample $(sample))
+
+lock: $(STAMP)
+	$(FTBENCH) lock suites/$(suite).yaml
 
 validate: $(STAMP)
 	$(FTBENCH) validate $$(find suites -name '*.yaml' | sort)

@@ -1,4 +1,4 @@
-"""ftbench command line: validate, ls, run, show, export."""
+"""ftbench command line: validate, ls, run, show, export, lock, repro."""
 
 from __future__ import annotations
 
@@ -11,10 +11,17 @@ from harness.hub import configure_offline_mode
 
 
 def _suite_name(path_or_name: str) -> tuple[Path, str]:
-    """Accept suites/NAME.yaml or just NAME; the name is the one declared inside the file."""
+    """Accept suites/NAME.yaml, a lock file (NAME.lock.json) or just NAME; the name is the one
+    declared inside the file."""
+    import json
+
     import yaml
 
     path = Path(path_or_name)
+    if path.suffix == ".json":
+        with contextlib.suppress(OSError, ValueError, AttributeError, TypeError, KeyError):
+            return path, str(json.loads(path.read_text())["suite"]["name"])
+        return path, path.name.removesuffix(".json").removesuffix(".lock")
     if path.suffix not in (".yaml", ".yml"):
         path = Path("suites") / f"{path_or_name}.yaml"
     name = path.stem
@@ -64,13 +71,15 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def _load(suite_arg: str):
-    """(path, suite, specs), or None after printing the suite's error."""
+    """(path, suite, specs), or None after printing the suite's error. A lock file gives its
+    locked specs once its inputs are checked against the lock."""
+    from harness.lock import LockError, is_lock_file, load_locked
     from harness.suite import SuiteError, load_specs
 
     path, _ = _suite_name(suite_arg)
     try:
-        return (path, *load_specs(path))
-    except SuiteError as exc:
+        return (path, *(load_locked(path) if is_lock_file(path) else load_specs(path)))
+    except (SuiteError, LockError) as exc:
         print(exc, file=sys.stderr)
         return None
 
@@ -145,7 +154,7 @@ def _db(args: argparse.Namespace) -> Path:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from harness.report import format_leaderboard
-    from harness.store import leaderboard
+    from harness.store import leaderboard, repro_history
 
     _, name = _suite_name(args.suite)
     db = _db(args)
@@ -157,7 +166,59 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"no runs of suite {name!r} in {db}", file=sys.stderr)
         return 1
     print(format_leaderboard(frame, name))
+    checks = repro_history(db, name)
+    if not checks.empty:
+        latest = checks.drop_duplicates("original_run_id")  # newest check of each run
+        failed = latest[latest["verdict"] != "pass"]["original_run_id"].tolist()
+        print(
+            f"\nrepro: {len(latest) - len(failed)} of {len(latest)} checked runs reproduce"
+            + (
+                f"; failing: {', '.join(failed)} (`ftbench repro RUN_ID` for details)"
+                if failed
+                else ""
+            )
+        )
     return 0
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from harness.lock import LockError, write_lock
+    from harness.suite import SuiteError
+
+    path, _ = _suite_name(args.suite)
+    try:
+        out = write_lock(path, Path(args.out) if args.out else None)
+    except (SuiteError, LockError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"wrote {out}: run it with `ftbench run {out}`")
+    return 0
+
+
+def cmd_repro(args: argparse.Namespace) -> int:
+    from harness.repro import ReproError, format_check, reproduce, sample_run_ids
+
+    if bool(args.run_id) == bool(args.suite):
+        print("give a RUN_ID or --suite SUITE (not both)", file=sys.stderr)
+        return 2
+    results, db = Path(args.results), _db(args)
+    checks = []
+    try:
+        run_ids = (
+            sample_run_ids(db, _suite_name(args.suite)[1], args.sample, args.seed)
+            if args.suite
+            else [args.run_id]
+        )
+        for run_id in run_ids:
+            check = reproduce(run_id, results, db)
+            print(format_check(check), flush=True)
+            checks.append(check)
+    except ReproError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    failed = sum(c["verdict"] != "pass" for c in checks)
+    print(f"repro: {len(checks) - failed} of {len(checks)} passed (stored in {db}, repro_checks)")
+    return 1 if failed else 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -172,6 +233,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     rows = export(db, out, args.format, suite)
     print(f"wrote {rows} rows to {out}")
     return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    import subprocess
+
+    app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--", "--db", str(_db(args))]
+    return subprocess.call(command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,6 +275,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="print a suite's leaderboard from DuckDB")
     p.add_argument("suite")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("lock", help="pin a suite's resolved runs, model hashes, data fingerprints")
+    p.add_argument("suite", help="suites/NAME.yaml or NAME")
+    p.add_argument("-o", "--out", help="lock file (default: next to the suite, NAME.lock.json)")
+    p.set_defaults(func=cmd_lock)
+
+    p = sub.add_parser("repro", help="re-run finished runs from their stored spec and compare")
+    p.add_argument("run_id", nargs="?", help="a run_id (see `ftbench ls SUITE`)")
+    p.add_argument("--suite", help="check runs of this suite (its ok runs in the database)")
+    p.add_argument("--sample", type=int, help="check a seeded sample of N runs (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.set_defaults(func=cmd_repro)
+
+    p = sub.add_parser("dashboard", help="serve the Streamlit leaderboard over the results DB")
+    p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("export", help="export runs and metrics (one row per run x metric)")
     p.add_argument("--suite")

@@ -15,8 +15,16 @@ def _num(value: float | None, fmt: str) -> str:
     )
 
 
+def _flags(r) -> str:
+    """⚑ = a run of this row fails the provenance gate or a data check; ✗ = invalid cell."""
+    valid = getattr(r, "valid", None)
+    invalid = valid is not None and not pd.isna(valid) and not bool(valid)
+    return (" ⚑" if getattr(r, "flagged", 0) else "") + (" ✗" if invalid else "")
+
+
 def format_leaderboard(frame: pd.DataFrame, suite: str) -> str:
     lines = [f"Leaderboard: suite {suite} (test split; mean ± std over seeds)"]
+    notes: list[str] = []
     for (dataset, model), group in frame.groupby(["dataset", "model"], sort=False):
         metric = group["metric"].iloc[0]
         arrow = "↑" if group["higher_is_better"].fillna(True).iloc[0] else "↓"
@@ -30,18 +38,35 @@ def format_leaderboard(frame: pd.DataFrame, suite: str) -> str:
                 if r.n > 1
                 else f"{r.mean:.4f}"
             )
+            name = r.method + (f" (tuned, {r.tune_trials} trials)" if r.origin == "tuned" else "")
+            ci_low, ci_high = getattr(r, "ci_low", None), getattr(r, "ci_high", None)
             rows.append({
-                "method": r.method + (f" (tuned, {r.tune_trials} trials)" if r.origin == "tuned" else ""),
+                "method": name + _flags(r),
                 metric: score,
+                "95% CI": "-" if _num(ci_low, ".4f") == "-" else f"[{ci_low:.4f}, {ci_high:.4f}]",
+                "trimmed": _num(getattr(r, "trimmed_mean", None), ".4f"),
                 "n": f"{r.n}/{r.runs}",
                 "trainable %": _num(r.trainable_pct, ".3f"),
                 "peak mem GiB": _num(r.peak_mem_gib, ".2f"),
                 "train s": _num(r.train_s, ".1f"),
                 "tokens/s": _num(r.tokens_per_s, ".0f"),
-                "not ok": r.other_statuses or "",
+                "not ok": r.other_statuses if isinstance(r.other_statuses, str) else "",
             })  # fmt: skip
+            if _flags(r).strip():
+                why = []
+                if getattr(r, "flagged", 0):
+                    why.append(f"{r.flagged} of {r.n} runs flagged: {r.issues}")
+                if "✗" in _flags(r):
+                    why.append(f"invalid: {r.diverged} seeds diverged (more than 1)")
+                notes.append(f"{dataset} · {model} · {name}: " + "; ".join(why))
         lines.append(pd.DataFrame(rows).to_string(index=False))
     kinds = set(frame["mem_kind"].dropna())
     if kinds:
         lines.append(f"\npeak memory = {', '.join(sorted(kinds))}")
+    lines.append(
+        "95% CI = bootstrap of the mean (3+ seeds); trimmed = mean without best and worst (5+ seeds)"
+    )
+    if notes:
+        lines.append("\n⚑ provenance gate / data checks, ✗ invalid cell:")
+        lines += [f"  {n}" for n in notes]
     return "\n".join(lines)

@@ -53,6 +53,49 @@ CREATE TABLE IF NOT EXISTS expected_best (
     suite VARCHAR, method_key VARCHAR, model_key VARCHAR, dataset_key VARCHAR, metric VARCHAR,
     n_trials INTEGER, expected_best DOUBLE,
     PRIMARY KEY (suite, method_key, model_key, dataset_key, n_trials));
+CREATE TABLE IF NOT EXISTS data_checks (
+    run_id VARCHAR PRIMARY KEY, overlap_validation INTEGER, overlap_test INTEGER,
+    near_overlap_validation INTEGER, near_overlap_test INTEGER, truncated_share DOUBLE,
+    input_shortened_share DOUBLE, eos_trained_share DOUBLE, dropped_examples INTEGER,
+    pad_token VARCHAR, eos_token VARCHAR, pad_is_eos BOOLEAN, issues JSON, checks JSON);
+CREATE TABLE IF NOT EXISTS repro_checks (
+    original_run_id VARCHAR, repro_dir VARCHAR, suite VARCHAR, checked_at TIMESTAMP,
+    verdict VARCHAR, mode VARCHAR, rel_tol DOUBLE, abs_tol DOUBLE, original_status VARCHAR,
+    repro_status VARCHAR, failures JSON, metric_deltas JSON, env_differences JSON,
+    PRIMARY KEY (original_run_id, repro_dir));
+"""
+
+# The provenance gate, per run: a leaderboard row needs complete provenance from a clean tree and
+# passing data checks (harness/checks.py decides the data issues at run time).
+REQUIRED_PACKAGES = ("torch", "transformers", "peft", "trl", "datasets")
+_HAS_PROVENANCE = "p.run_id IS NOT NULL"
+_PACKAGES_MISSING = " OR ".join(
+    f"json_extract_string(p.packages, '$.{name}') IS NULL" for name in REQUIRED_PACKAGES
+)
+RUN_ISSUES_SQL = f"""
+SELECT r.run_id, r.suite, r.status, r.dataset_key, r.model_key, r.method_key,
+    coalesce(r.origin, 'run') AS origin,
+    [x FOR x IN [
+        CASE WHEN p.run_id IS NULL THEN 'no provenance' END,
+        CASE WHEN {_HAS_PROVENANCE} AND p.git_commit IS NULL THEN 'no git commit' END,
+        CASE WHEN p.git_dirty THEN 'dirty tree' END,
+        CASE WHEN {_HAS_PROVENANCE} AND p.git_dirty IS NULL THEN 'dirty flag unknown' END,
+        CASE WHEN {_HAS_PROVENANCE} AND ({_PACKAGES_MISSING}) THEN 'package versions missing' END,
+        CASE WHEN {_HAS_PROVENANCE} AND p.model_revision IS NULL AND p.model_file_sha256 IS NULL
+            THEN 'no model revision or file hash' END,
+        CASE WHEN {_HAS_PROVENANCE} AND p.dataset_fingerprint IS NULL
+            THEN 'no dataset fingerprint' END,
+        CASE WHEN {_HAS_PROVENANCE} AND p.seed IS NULL THEN 'no seed' END,
+        CASE WHEN {_HAS_PROVENANCE} AND p.config_hash IS NULL THEN 'no config hash' END
+    ] IF x IS NOT NULL] AS provenance_issues,
+    CASE WHEN d.run_id IS NULL THEN ['no data checks']
+        ELSE from_json(d.issues, '["VARCHAR"]') END AS data_issues
+FROM runs r LEFT JOIN provenance p USING (run_id) LEFT JOIN data_checks d USING (run_id)
+"""
+VIEWS = f"""
+CREATE OR REPLACE VIEW run_issues AS
+SELECT *, len(provenance_issues) = 0 AS provenance_ok, len(data_issues) = 0 AS data_ok
+FROM ({RUN_ISSUES_SQL});
 """
 
 # Each step takes the schema from version (index + 1) to the next; data is kept.
@@ -61,7 +104,7 @@ MIGRATIONS = [
     "ALTER TABLE runs ADD COLUMN tune_trials INTEGER;",
 ]
 
-RUN_TABLES = ("metrics", "curves", "provenance", "runs")
+RUN_TABLES = ("metrics", "curves", "provenance", "data_checks", "runs")
 
 
 class SchemaMismatchError(RuntimeError):
@@ -102,6 +145,7 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
         version = SCHEMA_VERSION
     con.execute(SCHEMA)
+    con.execute(VIEWS)
     if version is None:
         con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
     elif version != SCHEMA_VERSION:
@@ -155,6 +199,7 @@ def ingest(
         for name, value in point.items()
         if name != "step"
     ]
+    data = info.get("data_checks")
     with connect(db_path) as con:
         con.execute("BEGIN TRANSACTION")
         try:
@@ -176,10 +221,26 @@ def ingest(
                         meta.get("dataset_fingerprint"), meta.get("seed"), meta.get("config_hash"),
                     ],
                 )  # fmt: skip
+            if data:
+                con.execute(
+                    f"INSERT INTO data_checks VALUES ({', '.join('?' * 14)})",
+                    _data_row(run_id, data),
+                )
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
             raise
+
+
+def _data_row(run_id: str, data: dict[str, Any]) -> list[Any]:
+    overlap, near = data.get("overlap") or {}, data.get("near_overlap") or {}
+    return [
+        run_id, overlap.get("validation"), overlap.get("test"), near.get("validation"),
+        near.get("test"), data.get("truncated_share"), data.get("input_shortened_share"),
+        data.get("eos_trained_share"), data.get("dropped_examples"), data.get("pad_token"),
+        data.get("eos_token"), data.get("pad_is_eos"), json.dumps(data.get("issues") or []),
+        json.dumps(data),
+    ]  # fmt: skip
 
 
 def _origin(spec: dict[str, Any]) -> str:
@@ -236,11 +297,14 @@ def _primary_metric(task: str) -> str:
     return TASKS.get(task).primary_metric
 
 
-LEADERBOARD_SQL = """
-WITH headline AS (
-    SELECT r.*, m.value AS score, m.higher_is_better
+LEADERBOARD_SQL = f"""
+WITH issues AS ({RUN_ISSUES_SQL}),
+headline AS (
+    SELECT r.*, m.value AS score, m.higher_is_better,
+        list_concat(i.provenance_issues, i.data_issues) AS issues
     FROM runs r
     LEFT JOIN metrics m ON m.run_id = r.run_id AND m.split = 'test' AND m.name = r.headline_metric
+    LEFT JOIN issues i ON i.run_id = r.run_id
     WHERE r.suite = $suite AND coalesce(r.origin, 'run') <> 'trial'
 )
 SELECT dataset_key AS dataset, model_key AS model, method_key AS method,
@@ -256,7 +320,10 @@ SELECT dataset_key AS dataset, model_key AS model, method_key AS method,
        any_value(peak_mem_kind) AS mem_kind,
        avg(train_s) FILTER (WHERE status = 'ok') AS train_s,
        avg(tokens_per_s) FILTER (WHERE status = 'ok') AS tokens_per_s,
-       bool_or(higher_is_better) AS higher_is_better
+       bool_or(higher_is_better) AS higher_is_better,
+       count(*) FILTER (WHERE status = 'ok' AND len(issues) > 0) AS flagged,
+       array_to_string(list_sort(list_distinct(flatten(
+           list(issues) FILTER (WHERE status = 'ok')))), '; ') AS issues
 FROM headline
 GROUP BY ALL
 """
@@ -264,16 +331,113 @@ GROUP BY ALL
 
 def leaderboard(db_path: Path | str, suite: str):
     """One row per (dataset, model, method): mean ± std of the headline test metric over seeds."""
+    _ensure_tables(db_path)
     with connect(db_path, read_only=True) as con:
         frame = con.execute(LEADERBOARD_SQL, {"suite": suite}).df()
     if frame.empty:
         return frame
-    # Best first within each dataset/model, in the metric's own direction.
-    frame["_key"] = frame["mean"].where(frame["higher_is_better"].fillna(True), -frame["mean"])
-    frame = frame.sort_values(
-        ["dataset", "model", "_key"], ascending=[True, True, False], na_position="last"
+    headline = cell_stats(db_path, suite)
+    headline = headline[headline["headline"]]
+    frame = frame.merge(
+        headline[[*CELL_KEYS, "ci_low", "ci_high", "trimmed_mean", "diverged", "valid"]],
+        on=CELL_KEYS,
+        how="left",
     )
-    return frame.drop(columns=["_key"]).reset_index(drop=True)
+    # Best first within each dataset/model, in the metric's own direction; invalid cells last.
+    frame["_key"] = frame["mean"].where(frame["higher_is_better"].fillna(True), -frame["mean"])
+    frame["_invalid"] = ~frame["valid"].fillna(True).astype(bool)
+    frame = frame.sort_values(
+        ["dataset", "model", "_invalid", "_key"],
+        ascending=[True, True, True, False],
+        na_position="last",
+    )
+    return frame.drop(columns=["_key", "_invalid"]).reset_index(drop=True)
+
+
+CELL_KEYS = ["dataset", "model", "method", "origin"]
+CELL_STATS_SQL = """
+SELECT r.dataset_key AS dataset, r.model_key AS model, r.method_key AS method,
+       coalesce(r.origin, 'run') AS origin, r.run_id, r.status, r.headline_metric,
+       m.name AS metric, m.value
+FROM runs r LEFT JOIN metrics m ON m.run_id = r.run_id AND m.split = 'test'
+WHERE r.suite = $suite AND coalesce(r.origin, 'run') <> 'trial'
+"""
+
+
+def cell_stats(db_path: Path | str, suite: str):
+    """One row per cell (dataset, model, method, origin) and test metric, over the cell's seeds:
+    n, mean, std, bootstrap 95% CI, trimmed mean (5+ seeds), diverged seeds and validity."""
+    import pandas as pd
+
+    from harness import stats
+
+    with connect(db_path, read_only=True) as con:
+        rows = con.execute(CELL_STATS_SQL, {"suite": suite}).df()
+    out = []
+    for key, cell in rows.groupby(CELL_KEYS, sort=True):
+        diverged = cell.loc[cell["status"] == "diverged", "run_id"].nunique()
+        ok = cell[(cell["status"] == "ok") & cell["metric"].notna()]
+        headline = cell["headline_metric"].dropna().iloc[0]
+        for metric in sorted(set(ok["metric"]) | {headline}):
+            values = ok.loc[ok["metric"] == metric, "value"].tolist()
+            out.append({
+                **dict(zip(CELL_KEYS, key, strict=True)),
+                "metric": metric,
+                "headline": metric == headline,
+                "higher_is_better": higher_is_better(metric),
+                "runs": cell["run_id"].nunique(),
+                **stats.summarize(values, diverged),
+            })  # fmt: skip
+    columns = [*CELL_KEYS, "metric", "headline", "higher_is_better", "runs", "n", "mean", "std",
+               "ci_low", "ci_high", "trimmed_mean", "diverged", "valid"]  # fmt: skip
+    return pd.DataFrame(out, columns=columns)
+
+
+def run_issues(db_path: Path | str, suite: str | None = None):
+    """Per run: provenance_issues, data_issues (lists) and provenance_ok / data_ok."""
+    _ensure_tables(db_path)
+    where = "WHERE suite = $suite" if suite else ""
+    with connect(db_path, read_only=True) as con:
+        return con.execute(
+            f"SELECT *, len(provenance_issues) = 0 AS provenance_ok, "
+            f"len(data_issues) = 0 AS data_ok FROM ({RUN_ISSUES_SQL}) {where} ORDER BY run_id",
+            {"suite": suite} if suite else {},
+        ).df()
+
+
+def _ensure_tables(db_path: Path | str) -> None:
+    """A file written by an older ftbench may lack the newer tables: add them once (a write)."""
+    with connect(db_path, read_only=True) as con:
+        present = {
+            row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        }
+    if not {"data_checks", "repro_checks"} <= present:
+        with connect(db_path):
+            pass
+
+
+def record_repro(db_path: Path | str, check: dict[str, Any]) -> None:
+    """Store one repro check (see harness/repro.py)."""
+    tol = check["tolerance"]
+    row = [
+        check["original_run_id"], check["repro_dir"], check.get("suite"), check["checked_at"],
+        check["verdict"], tol["mode"], tol.get("rel_tol"), tol.get("abs_tol"),
+        check.get("original_status"), check.get("repro_status"), json.dumps(check["failures"]),
+        json.dumps(check["metric_deltas"]), json.dumps(check["env_differences"]),
+    ]  # fmt: skip
+    with connect(db_path) as con:
+        con.execute(f"INSERT OR REPLACE INTO repro_checks VALUES ({', '.join('?' * 13)})", row)
+
+
+def repro_history(db_path: Path | str, suite: str | None = None):
+    """Every stored repro check (newest first), optionally of one suite."""
+    _ensure_tables(db_path)
+    where = "WHERE suite = $suite" if suite else ""
+    with connect(db_path, read_only=True) as con:
+        return con.execute(
+            f"SELECT * FROM repro_checks {where} ORDER BY checked_at DESC",
+            {"suite": suite} if suite else {},
+        ).df()
 
 
 def export(db_path: Path | str, out: Path, fmt: str, suite: str | None = None) -> int:

@@ -66,6 +66,29 @@ class TrainingConfig(StrictModel):
     timeout_s: int = Field(1800, ge=1)
 
 
+class Determinism(StrictModel):
+    """Seeds are always set (Python, NumPy, torch, Trainer seed and data order) from the run seed.
+
+    `strict` adds deterministic kernels (torch.use_deterministic_algorithms, cuDNN deterministic,
+    CUBLAS_WORKSPACE_CONFIG) and pins the CPU thread count, so a CPU run is bit-identical when
+    repeated. `rel_tol`/`abs_tol` are what `ftbench repro` allows where results are not exact
+    (GPU, or not strict); they do not change a run, so they are not part of its run_id.
+    """
+
+    strict: bool = False
+    num_threads: int | None = Field(None, ge=1)  # torch CPU threads; strict pins 1 when unset
+    rel_tol: float = Field(0.02, ge=0)
+    abs_tol: float = Field(0.0, ge=0)
+
+    @property
+    def threads(self) -> int | None:
+        """The torch thread count to set (None: leave torch's default)."""
+        return self.num_threads or (1 if self.strict else None)
+
+
+REPRO_ONLY_FIELDS = {"rel_tol", "abs_tol"}  # how results are compared, not how they are made
+
+
 class ModelSpec(StrictModel):
     """Exactly one of: a named offline `asset`, a `hub` id (with `revision`), or a local `path`."""
 
@@ -166,6 +189,7 @@ class Suite(StrictModel):
     methods: dict[str, MethodEntry]
     grid: Grid
     tune: TuneConfig | None = None
+    determinism: Determinism | None = None
 
 
 class RunSpec(StrictModel):
@@ -185,11 +209,19 @@ class RunSpec(StrictModel):
     budget: Budget
     trial: TrialRef | None = None  # set on tuning trials
     tuned: TunedRef | None = None  # set on re-runs of a cell's best trial
+    determinism: Determinism | None = None
 
     @property
     def resolved(self) -> dict[str, Any]:
-        # Unset optional fields are left out, so adding one later does not change old run_ids.
-        return self.model_dump(mode="json", exclude_none=True)
+        # Unset optional fields are left out, so adding one later does not change old run_ids;
+        # repro tolerances are left out too: they do not affect what a run computes.
+        return self.model_dump(
+            mode="json", exclude_none=True, exclude={"determinism": REPRO_ONLY_FIELDS}
+        )
+
+    @property
+    def determinism_settings(self) -> Determinism:
+        return self.determinism or Determinism()
 
     @property
     def run_id(self) -> str:
@@ -415,6 +447,7 @@ def _expand(suite: Suite) -> tuple[list[RunSpec], list[str]]:
                     training=resolved_training,
                     seed=seed,
                     budget=suite.budget,
+                    determinism=suite.determinism,
                 )
             )
     return specs, list(dict.fromkeys(problems))

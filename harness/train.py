@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import budget, provenance
+from harness import budget, checks, determinism, provenance
 from harness.data import load_splits
 from harness.methods import METHODS, MethodContext
 from harness.models import load_tokenizer, resolve_model
@@ -139,10 +139,9 @@ def run_training(
 ) -> RunOutput:
     import torch
     from datasets import Dataset
-    from transformers import set_seed
 
     started = time.perf_counter()
-    set_seed(spec.seed)
+    determinism.apply(spec.seed, spec.determinism_settings)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     budget.reset_peak()
 
@@ -152,6 +151,10 @@ def run_training(
     resolved = resolve_model(spec.model)
     tokenizer = load_tokenizer(resolved)
     splits = load_splits(spec.dataset)
+    data_checks = {
+        **checks.split_overlap(splits.as_dict(), task.split_key),
+        **checks.tokenizer_checks(tokenizer),
+    }
     setup = method.setup(MethodContext(resolved, tokenizer, device), params)
     load_s = time.perf_counter() - started
 
@@ -185,6 +188,16 @@ def run_training(
         )
         if len(trainer.train_dataset) == 0:
             raise ValueError("no training example survived tokenization: raise training.max_length")
+        shortened = [
+            e != task.to_example(r, tokenizer, checks.UNLIMITED)
+            for e, r in zip(examples, splits.train, strict=True)
+        ]
+        data_checks.update(
+            checks.example_checks(
+                tokenizer, examples, shortened, trainer.train_dataset, trainer.data_collator,
+                max_length,
+            )
+        )  # fmt: skip
         t0 = time.perf_counter()
         trainer.train()
         train_s = time.perf_counter() - t0
@@ -220,6 +233,7 @@ def run_training(
         "precision_effective": spec.training.precision if on_gpu else "fp32",
         "notes": setup.notes,
         "split_sizes": {k: len(v) for k, v in splits.as_dict().items()},
+        "data_checks": {**data_checks, "issues": checks.issues(data_checks)},
     }
     if reporter is not None:
         extra["intermediate"] = reporter.intermediate
@@ -229,6 +243,7 @@ def run_training(
         spec.seed,
         config_hash(spec.resolved),
     )
+    meta["determinism"] = determinism.record(spec.seed, spec.determinism_settings)
     return RunOutput(
         metrics=metrics,
         curve=curve,

@@ -11,6 +11,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from harness import determinism
 from harness.hub import configure_offline_mode
 
 
@@ -28,6 +29,7 @@ def classify(exc: BaseException) -> str:
 def main(argv: list[str]) -> int:
     spec_path, run_dir = Path(argv[0]), Path(argv[1])
     configure_offline_mode()
+    determinism.configure_env(json.loads(spec_path.read_text()))  # before torch is imported
     from harness.results import RESULT_FILE, make_result, now, write_atomic
     from harness.suite import RunSpec
     from harness.train import run_training
