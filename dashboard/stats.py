@@ -13,31 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-N_BOOT = 2000
-BOOT_SEED = 0  # fixed: the same data always gives the same interval (and the same ties)
+from harness import stats as store_stats
 
 
-def bootstrap_ci(
-    values: Sequence[float] | np.ndarray,
-    level: float = 0.95,
-    n_boot: int = N_BOOT,
-    seed: int = BOOT_SEED,
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean over seeds; NaNs are ignored.
-
-    With one value the interval is that value (there is no spread to resample), with none NaN.
-    """
-    x = np.asarray(values, dtype=float)
-    x = x[~np.isnan(x)]
-    if x.size == 0:
-        return (math.nan, math.nan)
-    if x.size == 1:
-        return (float(x[0]), float(x[0]))
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(means, [alpha, 1.0 - alpha])
-    return (float(low), float(high))
+def bootstrap_ci(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    """The store's bootstrap interval of the mean (harness.stats: `ftbench show` and the dashboard
+    always agree), as a NaN pair where it gives none (fewer than 3 seeds)."""
+    ci = store_stats.bootstrap_ci(list(np.asarray(values, dtype=float)))
+    return ci if ci is not None else (math.nan, math.nan)
 
 
 def leader_index(means: Sequence[float], higher_is_better: bool) -> int | None:
@@ -54,7 +37,7 @@ def mark_ties(
     ci_high: Sequence[float],
     higher_is_better: bool,
 ) -> list[str]:
-    """'leader', 'tied' (CI overlaps the leader's CI), '' (separated) or 'no data', per row."""
+    """'leader', 'tied' (CI overlaps the leader's CI), '' (separated), 'no CI' or 'no data'."""
     lead = leader_index(means, higher_is_better)
     out: list[str] = []
     for i, (mean, low, high) in enumerate(zip(means, ci_low, ci_high, strict=True)):
@@ -62,6 +45,8 @@ def mark_ties(
             out.append("no data")
         elif i == lead:
             out.append("leader")
+        elif any(math.isnan(v) for v in (low, high, ci_low[lead], ci_high[lead])):
+            out.append("no CI")  # fewer than 3 seeds on one side: a tie cannot be judged
         elif low <= ci_high[lead] and ci_low[lead] <= high:
             out.append("tied")
         else:

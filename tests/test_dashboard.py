@@ -86,10 +86,17 @@ def test_bootstrap_ci_contains_mean_and_shrinks_with_more_seeds():
 
 
 def test_bootstrap_ci_edge_cases():
-    assert stats.bootstrap_ci([0.5]) == (0.5, 0.5)  # one seed: the value itself
-    assert all(math.isnan(v) for v in stats.bootstrap_ci([]))
-    assert stats.bootstrap_ci([0.4, float("nan")]) == (0.4, 0.4)  # NaNs ignored
+    # Fewer than 3 seeds: no interval (the same rule as the store's, harness.stats).
+    for values in ([0.5], [], [0.4, float("nan")], [0.4, 0.6]):
+        assert all(math.isnan(v) for v in stats.bootstrap_ci(values))
     assert stats.bootstrap_ci([0.3, 0.3, 0.3]) == (0.3, 0.3)
+
+
+def test_the_dashboard_interval_is_the_stores():
+    from harness import stats as store_stats
+
+    values = [0.61, 0.64, 0.70, 0.66]
+    assert stats.bootstrap_ci(values) == store_stats.bootstrap_ci(values)
 
 
 def test_ties_against_the_leader_in_both_directions():
@@ -102,6 +109,8 @@ def test_ties_against_the_leader_in_both_directions():
     # Lower is better: the 0.50 row leads and nothing overlaps it.
     assert stats.mark_ties(means, lows, highs, False) == ["", "", "leader", "no data"]
     assert stats.mark_ties([float("nan")], [float("nan")], [float("nan")], True) == ["no data"]
+    nan = float("nan")
+    assert stats.mark_ties([0.8, 0.7], [0.78, nan], [0.82, nan], True) == ["leader", "no CI"]
 
 
 def test_pareto_frontier_on_known_points():
@@ -196,7 +205,8 @@ def test_leaderboard_table_from_the_fixture(fixture_db):
     assert lora["ci_low"] <= 0.82 <= lora["ci_high"]
     full = board.loc["full"]
     assert (full["n"], full["runs"], full["not_ok"]) == (1, 3, "failed 1 · oom 1")
-    assert full["ci_low"] == full["ci_high"] == pytest.approx(0.6)  # n=1: the value itself
+    assert math.isnan(full["ci_low"]) and math.isnan(full["ci_high"])  # n=1: no interval
+    assert full["vs_leader"] == "no CI"
     assert board.loc["prompt", "ok_without_metric"] == 1
     assert set(board["t4_fit"]) <= {"n/a (CPU)", "–"}  # CPU peaks never claim to fit a T4
     gpu = tables.leaderboard(data.run_scores(fixture_db, "demo", "rt", "accuracy", "gpu"), True)
@@ -275,7 +285,11 @@ def test_leaderboard_page(fixture_db, monkeypatch):
     assert board.set_index("method").loc["ia3", "vs_leader"] == "tied"
     assert {b.label for b in at.get("download_button")} == {"Download CSV", "Download Parquet"}
     body = texts(at)
-    assert "n = 1" in body and "failed 1 · oom 1" in body and "recorded no `accuracy`" in body
+    assert (
+        "Fewer than 3 seeds" in body
+        and "failed 1 · oom 1" in body
+        and "recorded no `accuracy`" in body
+    )
     # A filter narrows the rows; junk is explained and ignored, never evaluated.
     at.sidebar.text_input(key="lb_filter").set_value("method=lora|zero_shot").run()
     assert at.dataframe[0].value["method"].tolist() == ["lora", "zero_shot"]

@@ -57,7 +57,7 @@ st.dataframe(
         "n": st.column_config.NumberColumn("n seeds", help="ok runs with a value of the metric"),
         "ci": st.column_config.TextColumn("95% CI", help="bootstrap over seeds (2000 resamples)"),
         "vs_leader": st.column_config.TextColumn(
-            "vs leader", help="tied: the 95% CI overlaps the leader's"
+            "vs leader", help="tied: the 95% CI overlaps the leader's; no CI: fewer than 3 seeds"
         ),
         "trainable_pct": st.column_config.NumberColumn("trainable %", format="%.4f"),
         "peak_mem_gib": st.column_config.NumberColumn("peak mem GiB", format="%.2f"),
@@ -73,10 +73,10 @@ st.dataframe(
 )
 
 notes = []
-if (board["n"] == 1).any():
+if (board["n"].between(1, 2)).any():
     notes.append(
-        "n = 1: the CI of a single seed is just its value (no spread to resample); run more "
-        "seeds for a real interval and meaningful ties."
+        "Fewer than 3 seeds: no confidence interval and no tie verdict (`no CI`); run more "
+        "seeds for a real interval."
     )
 if board["mem_kind"].str.contains("cpu_peak_rss").any():
     notes.append(
