@@ -192,3 +192,64 @@ def test_failing_trials_are_marked_and_the_study_stops_at_max_failed(tmp_path, w
     assert "injected failure" in study.trials[0].user_attrs["reason"]
     assert any("max_failed" in n for n in report.notes)
     assert any("no completed trial" in n for n in report.notes)
+
+
+def test_killing_ftbench_tune_mid_study_and_restarting_loses_and_duplicates_nothing(
+    tmp_path, write_suite
+):
+    """A real `ftbench tune` subprocess is killed while a trial runs, then started again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = write_suite(tune_data(trials=3))
+    results = tmp_path / "r"
+    journal = study_file(results, "tiny", "m·tiny·rt")
+    command = [
+        sys.executable,
+        "-m",
+        "harness",
+        "--results",
+        str(results),
+        "tune",
+        str(path),
+        "--no-final",
+    ]
+    proc = subprocess.Popen(
+        command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if journal.exists():
+                study = optuna.load_study(
+                    study_name="tiny:m·tiny·rt", storage=journal_storage(str(journal))
+                )
+                states = [t.state.name for t in study.trials]
+                if states.count("COMPLETE") >= 1 and "RUNNING" in states:
+                    break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the tune subprocess never reached its second trial")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    report = _tune(path, results, final_runs=False)
+    (study,) = report.studies.values()
+    counted = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(counted) == 3  # the budget is met exactly
+    numbers = [t.number for t in study.trials]
+    assert numbers == sorted(set(numbers))  # no trial number twice
+    assert any("interrupted" in n or "finished before" in n for n in report.notes)  # recovered
+    interrupted = [t for t in study.trials if t.user_attrs.get("interrupted")]
+    # The killed trial either finished before the kill (then it was recorded) or was re-queued.
+    for trial in interrupted:
+        assert any(
+            t.user_attrs.get("retry_of") == trial.number and t.state.name == "COMPLETE"
+            for t in study.trials
+        )
+    rows = _rows(results / "ftbench.duckdb", "SELECT count(*), count(DISTINCT number) FROM trials")
+    assert rows[0][0] == rows[0][1] == len(study.trials)
