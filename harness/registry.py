@@ -8,10 +8,16 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+
+def did_you_mean(name: str, known: Iterable[str], n: int = 1, cutoff: float = 0.5) -> str:
+    """'; did you mean 'x'?' for the closest known names, or '' when none is close."""
+    close = difflib.get_close_matches(name, list(known), n=n, cutoff=cutoff)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 class UnknownNameError(KeyError):
@@ -52,8 +58,7 @@ class Registry(Generic[T]):
             raise UnknownNameError(self.unknown_message(name)) from None
 
     def unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(name, self._items, n=3, cutoff=0.5)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, self._items, n=3)
         return f"unknown {self.kind} {name!r}{hint} (known: {', '.join(sorted(self._items))})"
 
     def __contains__(self, name: object) -> bool:

@@ -13,7 +13,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from harness.config import StrictModel
-from harness.registry import UnknownNameError
+from harness.registry import UnknownNameError, did_you_mean
 from harness.search import SearchDim, TrialRef, TuneConfig, TunedRef
 
 Precision = Literal["fp32", "fp16", "bf16"]
@@ -324,8 +324,6 @@ def _cross_check(suite: Suite) -> list[str]:
 
 def _check_search(suite: Suite) -> list[str]:
     """Search keys must name a training field or a method parameter; `tune` needs a space."""
-    import difflib
-
     from harness.methods import METHODS
     from harness.tasks import TASKS
 
@@ -337,8 +335,7 @@ def _check_search(suite: Suite) -> list[str]:
         known = set(TrainingConfig.model_fields) | set(METHODS.get(name).Params.model_fields)
         for dim in entry.search:
             if dim not in known:
-                close = difflib.get_close_matches(dim, known, n=1, cutoff=0.6)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                hint = did_you_mean(dim, known, cutoff=0.6)
                 problems.append(
                     f"methods.{key}.search.{dim}: neither a training field nor a parameter of "
                     f"method {name!r}{hint}"
@@ -380,10 +377,8 @@ def with_values(spec: RunSpec, values: dict[str, Any], **update: Any) -> RunSpec
 
 
 def _did_you_mean(name: str, known: dict[str, Any]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-    return f"did you mean {close[0]!r}?" if close else f"declared: {', '.join(sorted(known))}"
+    hint = did_you_mean(name, known)
+    return hint.removeprefix("; ") if hint else f"declared: {', '.join(sorted(known))}"
 
 
 def expand(suite: Suite) -> list[RunSpec]:
