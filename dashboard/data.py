@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,12 +17,13 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from harness import store
+
 DEFAULT_DB = Path("results/ftbench.duckdb")
 # Schema versions of harness.store this dashboard knows. Versions only add tables and columns, so
 # a newer file is still read (with a warning); v2 added runs.origin/tune_trials and `trials`.
 KNOWN_SCHEMA_VERSIONS = (1, 2)
-LOCK_RETRIES = 12
-LOCK_BACKOFF_S = 0.02  # x1.6 per retry with jitter: ~9 s in all, far longer than one ingest
+LOCK_RETRIES = 12  # with harness.store's backoff: ~9 s in all, far longer than one ingest
 
 # Tables added by later features; pages for them show an empty state while they are absent.
 OPTIONAL_TABLES = ("trials", "expected_best", "embedding_metrics", "repro_checks")
@@ -70,21 +69,16 @@ def connect(db: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
     path = Path(db)
     if not path.is_file():
         raise DatabaseMissingError(f"no results database at {path}")
-    for attempt in range(LOCK_RETRIES + 1):
-        try:
-            con = duckdb.connect(str(path), read_only=True)
-            break
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
-                raise DataError(f"cannot open {path}: {exc}") from exc
-            if attempt == LOCK_RETRIES:
-                raise DataError(
-                    f"{path} stayed locked by a writer (is an ingest stuck?); try again: {exc}"
-                ) from exc
-            # Jitter: a reader polling in lockstep with the writer's ingests would starve.
-            time.sleep(LOCK_BACKOFF_S * 1.6**attempt * random.uniform(0.5, 1.5))
-        except duckdb.Error as exc:
-            raise DataError(f"cannot open {path}: {exc}") from exc
+    try:
+        con = store.open_connection(path, read_only=True, retries=LOCK_RETRIES)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise DataError(
+                f"{path} stayed locked by a writer (is an ingest stuck?); try again: {exc}"
+            ) from exc
+        raise DataError(f"cannot open {path}: {exc}") from exc
+    except duckdb.Error as exc:
+        raise DataError(f"cannot open {path}: {exc}") from exc
     try:
         yield con
     finally:

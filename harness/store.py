@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,22 +112,32 @@ class SchemaMismatchError(RuntimeError):
     pass
 
 
+def open_connection(
+    db_path: Path | str, read_only: bool = False, retries: int = 40, backoff_s: float = 0.02
+) -> duckdb.DuckDBPyConnection:
+    """Open the file, retrying while another process holds its lock (DuckDB allows one writer
+    process, and readers must wait for it). The wait grows x1.6 per try, capped at 2 s, with
+    jitter so a reader polling in step with the writer cannot starve it; the last lock error is
+    raised when the retries run out."""
+    for attempt in range(retries + 1):
+        try:
+            return duckdb.connect(str(db_path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or attempt == retries:
+                raise
+            time.sleep(min(2.0, backoff_s * 1.6**attempt) * random.uniform(0.5, 1.5))
+    raise AssertionError("unreachable")
+
+
 @contextlib.contextmanager
 def connect(
-    db_path: Path | str = DEFAULT_DB, read_only: bool = False, retries: int = 50
+    db_path: Path | str = DEFAULT_DB, read_only: bool = False
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open briefly; retry while another process holds the write lock."""
+    """Open briefly (see open_connection); a writer connection brings the schema up to date."""
     db_path = Path(db_path)
     if not read_only:
         db_path.parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(retries):
-        try:
-            con = duckdb.connect(str(db_path), read_only=read_only)
-            break
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or attempt == retries - 1:
-                raise
-            time.sleep(0.1 * (attempt + 1))
+    con = open_connection(db_path, read_only=read_only)
     try:
         if not read_only:
             _ensure_schema(con)
