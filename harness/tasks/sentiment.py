@@ -6,6 +6,7 @@ the model finds most likely wins. eval_loss is the SFT loss (label + EOS) on the
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from harness import metrics
@@ -31,13 +32,7 @@ class Sentiment(Task):
     def prompt(self, record: Record, tokenizer: Any, max_length: int) -> str:
         # The review gets what the template, the question and the answer leave of max_length, so
         # the label is never truncated away.
-        overhead = len(
-            tokenizer(self._user_prompt(tokenizer, ""), add_special_tokens=False)["input_ids"]
-        )
-        overhead += (
-            max(len(tokenizer(label, add_special_tokens=False)["input_ids"]) for label in LABELS)
-            + 2
-        )
+        overhead = _template_overhead(tokenizer)
         if overhead >= max_length:
             raise ValueError(
                 f"training.max_length={max_length} leaves no room for the review ({overhead} tokens of template)"
@@ -97,3 +92,13 @@ def _single_token_ids(tokenizer: Any, options: list[str]) -> list[int] | None:
     if all(len(i) == 1 for i in ids) and len({i[0] for i in ids}) == len(ids):
         return [i[0] for i in ids]
     return None
+
+
+@functools.lru_cache(maxsize=8)
+def _template_overhead(tokenizer: Any) -> int:
+    """Tokens of the prompt around an empty review, plus the longest label and EOS margin: the
+    same for every example, so computed once per tokenizer."""
+    template = Sentiment._user_prompt(tokenizer, "")
+    overhead = len(tokenizer(template, add_special_tokens=False)["input_ids"])
+    longest = max(len(tokenizer(label, add_special_tokens=False)["input_ids"]) for label in LABELS)
+    return overhead + longest + 2
