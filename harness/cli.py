@@ -49,8 +49,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    from harness.backends import all_method_names
     from harness.data import DATA_SOURCES
-    from harness.methods import METHODS
     from harness.models import MODEL_ASSETS
     from harness.tasks import TASKS
 
@@ -61,7 +61,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
         for spec in specs:
             print(f"{spec.run_id}  {spec.label}")
         return 0
-    print("methods:      " + ", ".join(METHODS.names()))
+    for backend, names in all_method_names().items():
+        print(f"methods ({backend}): " + ", ".join(names))
     print("tasks:        " + ", ".join(TASKS.names()))
     print("data sources: " + ", ".join(DATA_SOURCES.names()))
     print("model assets:")

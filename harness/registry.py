@@ -82,7 +82,13 @@ def load_plugins() -> None:
     FTBENCH_PLUGINS lets users (and tests) add methods or tasks without editing the harness; the
     variable is inherited by run subprocesses, so a plug-in is visible where the run executes.
     """
-    modules = ["harness.methods", "harness.tasks", "harness.data", "harness.models"]
+    modules = [
+        "harness.backends",
+        "harness.methods",
+        "harness.tasks",
+        "harness.data",
+        "harness.models",
+    ]
     modules += [m.strip() for m in os.environ.get("FTBENCH_PLUGINS", "").split(",") if m.strip()]
     for module in modules:
         if module not in _plugins_loaded:

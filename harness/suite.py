@@ -297,7 +297,7 @@ def _report(path: Path, problems: list[str]) -> str:
 
 def _cross_check(suite: Suite) -> list[str]:
     """Checks across sections: grid names exist, methods are known, params validate."""
-    from harness.methods import METHODS
+    from harness.backends import all_method_names
 
     problems: list[str] = []
     for axis, known in (
@@ -310,9 +310,14 @@ def _cross_check(suite: Suite) -> list[str]:
                 problems.append(
                     f"grid.{axis}: {name!r} is not declared under {axis}: {_did_you_mean(name, known)}"
                 )
+    known_methods = {m for names in all_method_names().values() for m in names}
     for key, entry in suite.methods.items():
-        if (entry.method or key) not in METHODS:
-            problems.append(f"methods.{key}.method: {METHODS.unknown_message(entry.method or key)}")
+        name = entry.method or key
+        if name not in known_methods:
+            problems.append(
+                f"methods.{key}.method: unknown method {name!r}"
+                f"{did_you_mean(name, known_methods, n=3)} (known: {', '.join(sorted(known_methods))})"
+            )
     problems += _check_search(suite)
     if problems:
         return problems
@@ -324,15 +329,15 @@ def _cross_check(suite: Suite) -> list[str]:
 
 def _check_search(suite: Suite) -> list[str]:
     """Search keys must name a training field or a method parameter; `tune` needs a space."""
-    from harness.methods import METHODS
     from harness.tasks import TASKS
 
     problems = []
     for key, entry in suite.methods.items():
         name = entry.method or key
-        if name not in METHODS:
+        method = _grid_method(suite, key)
+        if method is None:
             continue
-        known = set(TrainingConfig.model_fields) | set(METHODS.get(name).Params.model_fields)
+        known = set(TrainingConfig.model_fields) | set(method.Params.model_fields)
         for dim in entry.search:
             if dim not in known:
                 hint = did_you_mean(dim, known, cutoff=0.6)
@@ -358,13 +363,26 @@ def _check_search(suite: Suite) -> list[str]:
     return problems
 
 
+def _grid_method(suite: Suite, method_key: str) -> Any:
+    """The method object a method entry resolves to, through the backend of a dataset it is
+    combined with in the grid (None when no dataset's backend knows it)."""
+    from harness.backends import backend_for_task
+
+    name = suite.methods[method_key].method or method_key
+    for dataset_key in suite.grid.datasets:
+        dataset = suite.datasets.get(dataset_key)
+        if dataset is not None and name in backend_for_task(dataset.task).methods:
+            return backend_for_task(dataset.task).methods.get(name)
+    return None
+
+
 def with_values(spec: RunSpec, values: dict[str, Any], **update: Any) -> RunSpec:
     """A copy of `spec` with searched values applied (training fields or method params)."""
-    from harness.methods import METHODS
+    from harness.backends import method_for
 
     training = {k: v for k, v in values.items() if k in TrainingConfig.model_fields}
     params = {k: v for k, v in values.items() if k not in training}
-    method = METHODS.get(spec.method)
+    method = method_for(spec)
     return spec.model_copy(
         update={
             "params": method.Params.model_validate({**spec.params, **params}).model_dump(
@@ -390,7 +408,7 @@ def expand(suite: Suite) -> list[RunSpec]:
 
 
 def _expand(suite: Suite) -> tuple[list[RunSpec], list[str]]:
-    from harness.methods import METHODS
+    from harness.backends import backend_for_task
 
     specs: list[RunSpec] = []
     problems: list[str] = []
@@ -402,7 +420,16 @@ def _expand(suite: Suite) -> tuple[list[RunSpec], list[str]]:
             continue
         entry = suite.methods[method_key]
         method_name = entry.method or method_key
-        method = METHODS.get(method_name)
+        task = suite.datasets[dataset_key].task
+        methods = backend_for_task(task).methods
+        if method_name not in methods:
+            problems.append(
+                f"grid: method {method_name!r} (methods.{method_key}) cannot train task {task!r} "
+                f"(dataset {dataset_key!r}); methods for it: {', '.join(methods.names())}. "
+                f"Exclude the combination under grid.exclude or use one of those methods."
+            )
+            continue
+        method = methods.get(method_name)
         params = dict(entry.params)
         training = {**suite.training.model_dump(), **entry.training}
         where = f"methods.{method_key}"

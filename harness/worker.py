@@ -30,14 +30,14 @@ def main(argv: list[str]) -> int:
     spec_path, run_dir = Path(argv[0]), Path(argv[1])
     configure_offline_mode()
     determinism.configure_env(json.loads(spec_path.read_text()))  # before torch is imported
+    from harness.backends import backend_for
     from harness.results import RESULT_FILE, make_result, now, write_atomic
     from harness.suite import RunSpec
-    from harness.train import run_training
 
     spec = RunSpec.model_validate(json.loads(spec_path.read_text()))
     started = now()
     try:
-        output = run_training(spec, run_dir, progress_path=run_dir / "progress.json")
+        output = backend_for(spec).run(spec, run_dir, progress_path=run_dir / "progress.json")
         result = make_result(
             spec, output.status, reason=output.reason, started_at=started, output=output
         )

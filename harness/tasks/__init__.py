@@ -14,6 +14,7 @@ class Task:
     split_key: ClassVar[str]  # the input field; records sharing it never straddle splits
     metrics: ClassVar[tuple[str, ...]]
     primary_metric: ClassVar[str]
+    backend: ClassVar[str] = "sft"  # the training family (harness/backends.py) that runs it
 
     def to_example(self, record: Record, tokenizer: Any, max_length: int) -> dict[str, str]:
         """A prompt/completion pair (plain text, chat template already applied) for SFT."""
