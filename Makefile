@@ -9,7 +9,7 @@ FTBENCH := $(PY) -m harness  # probes the hub once (2 s) and goes offline when u
 # Tuning targets default to the tuning smoke suite unless suite= is given.
 tune_suite = $(if $(filter command line,$(origin suite)),$(suite),tune_smoke)
 
-.PHONY: setup bench tune bench-pruning dashboard repro lock test test-fast lint format validate show clean
+.PHONY: setup bench tune bench-pruning plan memcheck dashboard repro lock test test-fast lint format validate show clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,14 @@ tune: $(STAMP)
 # The tuning suite with and without its pruner; prints compute and best-score ratios.
 bench-pruning: $(STAMP)
 	$(PY) benchmarks/pruning.py suites/$(tune_suite).yaml
+
+# Predicted peak GPU memory of each run against the suite's budget (nothing runs), and how the
+# predictions compare with what the runs in DuckDB measured.
+plan: $(STAMP)
+	$(FTBENCH) plan suites/$(suite).yaml
+
+memcheck: $(STAMP)
+	$(FTBENCH) memcheck
 
 dashboard: $(STAMP)
 	$(VENV)/bin/streamlit run dashboard/app.py -- --db results/ftbench.duckdb

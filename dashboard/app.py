@@ -24,6 +24,7 @@ PAGES = [
     st.Page("views/tuning.py", title="Tuning", icon="🎛️", url_path="tuning"),
     st.Page("views/embeddings.py", title="Embeddings", icon="🧭", url_path="embeddings"),
     st.Page("views/reproducibility.py", title="Reproducibility", icon="🔁", url_path="repro"),
+    st.Page("views/memory.py", title="Memory", icon="🧮", url_path="memory"),
 ]
 
 page = st.navigation(PAGES)

@@ -26,7 +26,7 @@ KNOWN_SCHEMA_VERSIONS = (1, 2)
 LOCK_RETRIES = 12  # with harness.store's backoff: ~9 s in all, far longer than one ingest
 
 # Tables added by later features; pages for them show an empty state while they are absent.
-OPTIONAL_TABLES = ("trials", "expected_best", "embedding_metrics", "repro_checks")
+OPTIONAL_TABLES = ("trials", "expected_best", "embedding_metrics", "repro_checks", "memory")
 RUN_COLUMNS_R = (
     "r.run_id, r.suite, r.suite_version, r.method_key, r.method, r.model_key, r.dataset_key, "
     "r.task, r.seed, r.status"
@@ -301,3 +301,29 @@ def _json(value: Any) -> Any:
         except json.JSONDecodeError:
             return value
     return value
+
+
+def memory_checks(db: Path | str) -> pd.DataFrame:
+    """Predicted against measured memory, one row per run and quantity (harness.memcheck)."""
+    from harness.memcheck import collect
+
+    try:
+        rows = collect(db)
+    except duckdb.CatalogException:  # a database from before the memory table
+        rows = []
+    return pd.DataFrame(
+        [
+            {
+                "run_id": r.run_id,
+                "run": r.label,
+                "what": r.kind,
+                "predicted_mb": r.predicted / 1e6,
+                "measured_mb": None if r.measured is None else r.measured / 1e6,
+                "error_pct": None if r.error is None else 100 * r.error,
+                "t4_verdict_right": r.verdict_ok,
+            }
+            for r in rows
+        ],
+        columns=["run_id", "run", "what", "predicted_mb", "measured_mb", "error_pct",
+                 "t4_verdict_right"],
+    )  # fmt: skip

@@ -67,6 +67,7 @@ PAGES = (
         "repro",
         ("Reproducibility", "No reproducibility checks yet|rows from table"),
     ),
+    Page("memory", "memory", ("Memory", "No memory records yet|comparisons")),
 )
 
 

@@ -37,6 +37,11 @@ class Backend:
         """Runs this one starts from (role -> spec), run before it and reused when finished."""
         return {}
 
+    def estimate_memory(self, spec: RunSpec, device: str = "cuda") -> Any:
+        """A harness.memory_estimate.Estimate of the run's peak GPU memory, or None when this
+        backend has no estimator (its runs then get no budget verdict)."""
+        return None
+
 
 BACKENDS: Registry[Backend] = Registry("backend")
 
@@ -55,6 +60,11 @@ class SftBackend(Backend):
         from harness.train import run_training
 
         return run_training(spec, out_dir, progress_path, extra_callbacks)
+
+    def estimate_memory(self, spec, device="cuda"):
+        from harness.memory_estimate import estimate_spec
+
+        return estimate_spec(spec, device)
 
 
 def backend_for_task(task_name: str) -> Backend:

@@ -33,3 +33,71 @@ def peak_memory() -> dict[str, Any]:
         memory["peak_mem_bytes"] = rss
         memory["peak_mem_kind"] = "cpu_peak_rss"
     return memory
+
+
+def cap_cuda_memory(limit_bytes: int | None) -> int | None:
+    """On a GPU larger than the budget, cap this process's CUDA allocations at the budget, so an
+    H100 answers fit / no-fit as a T4 would (an allocation past the cap raises an OOM). Returns
+    the cap applied, or None (no GPU, no budget, or a GPU no larger than the budget)."""
+    import torch
+
+    if limit_bytes is None or not torch.cuda.is_available():
+        return None
+    total = torch.cuda.get_device_properties(0).total_memory
+    if total <= limit_bytes:
+        return None
+    torch.cuda.set_per_process_memory_fraction(limit_bytes / total, 0)
+    return limit_bytes
+
+
+def tensor_bytes(tensor: Any) -> int:
+    return tensor.numel() * tensor.element_size()
+
+
+def state_bytes(model: Any, optimizer: Any) -> dict[str, int]:
+    """Bytes held by parameters (trainable / frozen), gradients and optimizer state right now.
+
+    These are exact on any device, so the estimator's static terms are checked on CPU too.
+    Shared (tied) parameters are counted once, as in memory.
+    """
+    seen: set[int] = set()
+    sizes = {"weights_trainable": 0, "weights_frozen": 0, "gradients": 0, "optimizer": 0}
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        sizes["weights_trainable" if p.requires_grad else "weights_frozen"] += tensor_bytes(p)
+        quant_state = getattr(p, "quant_state", None)
+        if quant_state is not None:  # bitsandbytes 4-bit: the blocks' scales live beside it
+            sizes["weights_frozen"] += _quant_state_bytes(quant_state)
+        if p.grad is not None:
+            sizes["gradients"] += tensor_bytes(p.grad)
+    if optimizer is not None:
+        for state in optimizer.state.values():
+            for value in state.values():
+                if hasattr(value, "numel") and value.dim() > 0:  # the step counter is a scalar
+                    sizes["optimizer"] += tensor_bytes(value)
+    return sizes
+
+
+def _quant_state_bytes(quant_state: Any) -> int:
+    total = tensor_bytes(quant_state.absmax)
+    nested = getattr(quant_state, "state2", None)
+    if nested is not None:
+        total += tensor_bytes(nested.absmax) + tensor_bytes(nested.code)
+    return total
+
+
+def state_probe():
+    """A trainer callback that records state_bytes once, after the first optimizer step (when
+    gradients and optimizer state both exist and before gradients are zeroed)."""
+    from transformers import TrainerCallback
+
+    class StateProbe(TrainerCallback):
+        measured: dict[str, int] | None = None
+
+        def on_optimizer_step(self, args, state, control, model=None, optimizer=None, **kwargs):
+            if self.measured is None and model is not None:
+                self.measured = state_bytes(model, optimizer)
+
+    return StateProbe()

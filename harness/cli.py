@@ -93,6 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if loaded is None:
         return 2
     path, suite, specs = loaded
+    specs, over_budget = _apply_budget(specs)
     unavailable = unavailable_runs(specs)
     if unavailable:
         everything = len(unavailable) == len(specs)
@@ -105,12 +106,78 @@ def cmd_run(args: argparse.Namespace) -> int:
     results_dir = Path(args.results)
     report = run_suite(
         suite, specs, path, results_dir=results_dir, db_path=_db(args), force=args.force,
-        unavailable=unavailable,
+        unavailable=unavailable, not_started=over_budget,
     )  # fmt: skip
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(report.statuses.items()))
     print(
         f"suite {suite.name}: {len(report.executed)} run now, {len(report.skipped)} already done ({counts})"
     )
+    return 0
+
+
+def _apply_budget(specs: list) -> tuple[list, dict[str, tuple[str, str]]]:
+    """Specs as they will run under their budget, and the over-budget ones' recorded status."""
+    from harness.budget_plan import over_budget_reason, plan_runs
+
+    budgeted = [s for s in specs if s.budget.limit_bytes is not None]
+    if not budgeted:
+        return specs, {}
+    planned = {id(s): p for s, p in zip(budgeted, plan_runs(budgeted), strict=True)}
+    out, over = [], {}
+    for spec in specs:
+        run = planned.get(id(spec))
+        if run is None:
+            out.append(spec)
+            continue
+        out.append(run.spec)
+        if run.adjustments:
+            print(f"budget: {spec.label}: {'; '.join(run.adjustments)} ({run.verdict.reason})")
+        if run.over_budget:
+            over[run.spec.run_id] = ("over_budget", over_budget_reason(run))
+    if over:
+        print(
+            f"budget: {len(over)} of {len(specs)} runs are predicted over budget (recorded, not run)"
+        )
+    return out, over
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from harness.budget_plan import format_plan, plan_runs
+
+    loaded = _load(args.suite)
+    if loaded is None:
+        return 2
+    path, suite, specs = loaded
+    runs = plan_runs(specs)
+    limit = suite.budget.limit_gb
+    print(
+        f"{path}: budget {suite.budget.profile}"
+        + (
+            f" ({limit:.1f} GB usable, over budget: {suite.budget.over_budget or 'skip'})"
+            if limit
+            else ""
+        )
+        + "; predicted peak GPU memory per run (GB = 1e9 bytes; nothing is run)"
+    )
+    print(format_plan(runs))
+    over = sum(1 for r in runs if r.over_budget)
+    adjusted = sum(1 for r in runs if r.adjustments)
+    print(f"\n{len(runs)} runs: {over} over budget, {adjusted} adjusted to fit")
+    return 0
+
+
+def cmd_memcheck(args: argparse.Namespace) -> int:
+    from harness.memcheck import collect, format_rows
+
+    db = _db(args)
+    if not db.exists():
+        print(f"no results database at {db}: run a suite first", file=sys.stderr)
+        return 1
+    rows = collect(db, _suite_name(args.suite)[1] if args.suite else None)
+    if not rows:
+        print(f"no finished runs with a memory estimate in {db}", file=sys.stderr)
+        return 1
+    print(format_rows(rows))
     return 0
 
 
@@ -125,6 +192,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if suite.tune is None:
         print(f"{path}: no `tune:` block; add one (see README, Tuning)", file=sys.stderr)
         return 2
+    specs, over_budget = _apply_budget(specs)
+    specs = [s for s in specs if s.run_id not in over_budget]  # nothing to tune in those cells
     unavailable = unavailable_runs(specs)
     if unavailable:
         print(f"{path}: cannot tune here:", *sorted(set(unavailable.values())), sep="\n  - ")
@@ -264,6 +333,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("suite", help="suites/NAME.yaml or NAME")
     p.add_argument("--force", action="store_true", help="re-run finished runs too")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("plan", help="predict each run's peak GPU memory against the budget")
+    p.add_argument("suite", help="suite name or path (suites/<name>.yaml)")
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("memcheck", help="predicted vs measured memory of the runs in DuckDB")
+    p.add_argument("--suite", help="only this suite")
+    p.set_defaults(func=cmd_memcheck)
 
     p = sub.add_parser("tune", help="Optuna search per cell, then re-run the best on every seed")
     p.add_argument("suite", help="suites/NAME.yaml or NAME (needs a tune: block)")

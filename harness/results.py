@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("ok", "failed", "oom", "diverged", "timeout", "skipped", "pruned")
+STATUSES = ("ok", "failed", "oom", "diverged", "timeout", "skipped", "pruned", "over_budget")
+# `over_budget` (predicted not to fit the suite's memory budget) is not final: the verdict is
+# taken again on every run of the suite, so a better estimate or a bigger budget lets it run.
 # A result with one of these is final: a re-run skips it unless forced. `failed` is retried.
 FINAL_STATUSES = frozenset({"ok", "diverged", "oom", "timeout", "pruned"})
 RESULT_FILE = "result.json"

@@ -148,15 +148,21 @@ def run_suite(
     force: bool = False,
     executor: Executor | None = None,
     unavailable: dict[str, str] | None = None,
+    not_started: dict[str, tuple[str, str]] | None = None,
 ) -> SuiteReport:
     """Run every spec (skipping finished ones), ingesting each result as soon as it exists.
 
     `unavailable` maps a run_id to the reason it cannot run here (e.g. its model needs the hub);
     those runs are recorded as `skipped` with the reason instead of being started.
+    `not_started` maps a run_id to the (status, reason) to record instead of running it (e.g.
+    `over_budget` from the memory pre-flight).
     """
     executor = executor or LocalSubprocessExecutor()
     db_path = db_path or results_dir / "ftbench.duckdb"
-    unavailable = unavailable or {}
+    not_started = {
+        **{run_id: ("skipped", why) for run_id, why in (unavailable or {}).items()},
+        **(not_started or {}),
+    }
     store.record_suite(db_path, suite, suite_path)
     report = SuiteReport([], [])
     bar = tqdm(specs, desc=f"suite {suite.name}", unit="run", position=0)
@@ -168,8 +174,9 @@ def run_suite(
             store.ingest(db_path, previous, run_dir / RESULT_FILE)  # idempotent: keeps the DB whole
             report.skipped.append(previous)
             continue
-        if spec.run_id in unavailable:
-            result = make_result(spec, "skipped", reason=unavailable[spec.run_id], started_at=now())
+        if spec.run_id in not_started:
+            status, reason = not_started[spec.run_id]
+            result = make_result(spec, status, reason=reason, started_at=now())
             run_dir.mkdir(parents=True, exist_ok=True)
         else:
             with run_progress(spec.label) as progress:

@@ -59,6 +59,10 @@ CREATE TABLE IF NOT EXISTS data_checks (
     near_overlap_validation INTEGER, near_overlap_test INTEGER, truncated_share DOUBLE,
     input_shortened_share DOUBLE, eos_trained_share DOUBLE, dropped_examples INTEGER,
     pad_token VARCHAR, eos_token VARCHAR, pad_is_eos BOOLEAN, issues JSON, checks JSON);
+CREATE TABLE IF NOT EXISTS memory (
+    run_id VARCHAR PRIMARY KEY, systems_only BOOLEAN, weights_dtype VARCHAR,
+    cuda_cap_bytes BIGINT, predicted_cuda_bytes BIGINT, predicted_cpu_bytes BIGINT,
+    estimate JSON, measured_state JSON, budget_adjustments JSON);
 CREATE TABLE IF NOT EXISTS repro_checks (
     original_run_id VARCHAR, repro_dir VARCHAR, suite VARCHAR, checked_at TIMESTAMP,
     verdict VARCHAR, mode VARCHAR, rel_tol DOUBLE, abs_tol DOUBLE, original_status VARCHAR,
@@ -105,7 +109,11 @@ MIGRATIONS = [
     "ALTER TABLE runs ADD COLUMN tune_trials INTEGER;",
 ]
 
-RUN_TABLES = ("metrics", "curves", "provenance", "data_checks", "runs")
+RUN_TABLES = ("metrics", "curves", "provenance", "data_checks", "memory", "runs")
+# Systems-only runs (`weights: random`) measure memory and speed; their quality metrics are kept
+# under this split, so no ranking (which reads `test`) ever sees them.
+SYSTEMS_ONLY_SPLIT = "systems_only"
+QUALITY_RUN = "coalesce(json_extract_string(r.config, '$.model.weights'), 'pretrained') <> 'random'"
 
 
 class SchemaMismatchError(RuntimeError):
@@ -199,11 +207,20 @@ def ingest(
         str(result_path) if result_path else None,
         _origin(spec), (spec.get("tuned") or {}).get("trials"),
     ]  # fmt: skip
+    systems_only = ((spec.get("model") or {}).get("weights") or "pretrained") == "random"
     metric_rows = [
-        [run_id, split, name, value, higher_is_better(name)]
+        [run_id, SYSTEMS_ONLY_SPLIT if systems_only else split, name, value, higher_is_better(name)]
         for split, values in (info.get("metrics") or {}).items()
         for name, value in values.items()
     ]
+    estimate = memory.get("estimate") or {}
+    memory_row = [
+        run_id, systems_only, memory.get("weights_dtype"), memory.get("cuda_cap_bytes"),
+        ((estimate.get("cuda") or {}).get("parts") or {}).get("total"),
+        ((estimate.get("cpu") or {}).get("parts") or {}).get("total"),
+        json.dumps(estimate), json.dumps(memory.get("measured_state")),
+        json.dumps(spec.get("budget_adjustments")),
+    ]  # fmt: skip
     curve_rows = [
         [run_id, name, point["step"], value]
         for point in info.get("curve") or []
@@ -232,6 +249,9 @@ def ingest(
                         meta.get("dataset_fingerprint"), meta.get("seed"), meta.get("config_hash"),
                     ],
                 )  # fmt: skip
+            con.execute(
+                f"INSERT INTO memory VALUES ({', '.join('?' * len(memory_row))})", memory_row
+            )
             if data:
                 con.execute(
                     f"INSERT INTO data_checks VALUES ({', '.join('?' * 14)})",
@@ -316,7 +336,7 @@ headline AS (
     FROM runs r
     LEFT JOIN metrics m ON m.run_id = r.run_id AND m.split = 'test' AND m.name = r.headline_metric
     LEFT JOIN issues i ON i.run_id = r.run_id
-    WHERE r.suite = $suite AND coalesce(r.origin, 'run') <> 'trial'
+    WHERE r.suite = $suite AND coalesce(r.origin, 'run') <> 'trial' AND {QUALITY_RUN}
 )
 SELECT dataset_key AS dataset, model_key AS model, method_key AS method,
        coalesce(origin, 'run') AS origin, max(tune_trials) AS tune_trials,
@@ -366,12 +386,12 @@ def leaderboard(db_path: Path | str, suite: str):
 
 
 CELL_KEYS = ["dataset", "model", "method", "origin"]
-CELL_STATS_SQL = """
+CELL_STATS_SQL = f"""
 SELECT r.dataset_key AS dataset, r.model_key AS model, r.method_key AS method,
        coalesce(r.origin, 'run') AS origin, r.run_id, r.status, r.headline_metric,
        m.name AS metric, m.value
 FROM runs r LEFT JOIN metrics m ON m.run_id = r.run_id AND m.split = 'test'
-WHERE r.suite = $suite AND coalesce(r.origin, 'run') <> 'trial'
+WHERE r.suite = $suite AND coalesce(r.origin, 'run') <> 'trial' AND {QUALITY_RUN}
 """
 
 

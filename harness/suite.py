@@ -28,6 +28,10 @@ class Budget(StrictModel):
 
     profile: Literal["none", "t4", "custom"] = "none"
     gpu_mem_gb: float | None = None
+    # What happens to a run predicted not to fit: `skip` (status over_budget, recorded; the
+    # default) or `adjust` (gradient checkpointing, then smaller micro-batches with more
+    # accumulation, keeping the effective batch). None keeps old run_ids unchanged.
+    over_budget: Literal["skip", "adjust"] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Budget:
@@ -43,7 +47,12 @@ class Budget(StrictModel):
 
     @property
     def limit_gb(self) -> float | None:
+        """Usable GPU memory in GB (1e9 bytes). A T4 has 16 GB, ~15 usable after the CUDA context."""
         return {"t4": 15.0, "none": None}.get(self.profile, self.gpu_mem_gb)
+
+    @property
+    def limit_bytes(self) -> int | None:
+        return None if self.limit_gb is None else int(self.limit_gb * 1e9)
 
 
 class TrainingConfig(StrictModel):
@@ -58,6 +67,9 @@ class TrainingConfig(StrictModel):
     lr_scheduler: str = "linear"
     optimizer: str = "adamw_torch"
     max_length: int = Field(256, ge=8)
+    # TRL's SFT loss: None = TRL's default `chunked_nll` (the head runs in chunks of 256 tokens);
+    # `nll` materialises batch x length x vocab logits, upcast to fp32.
+    loss_type: Literal["chunked_nll", "nll"] | None = None
     logging_steps: int = Field(1, ge=1)
     eval_batch_size: int = Field(16, ge=1)
     precision: Precision = "fp32"
@@ -96,6 +108,11 @@ class ModelSpec(StrictModel):
     hub: str | None = None
     revision: str = "main"
     path: str | None = None
+    # The catalogued shape (harness/architectures/<name>.json) when it cannot be found by hub id.
+    architecture: str | None = None
+    # `random`: a systems-only run (memory, throughput) on randomly initialised weights built
+    # from the architecture; its quality metrics never enter rankings.
+    weights: Literal["pretrained", "random"] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
@@ -106,7 +123,15 @@ class ModelSpec(StrictModel):
             from harness.models import MODEL_ASSETS
 
             MODEL_ASSETS.get(self.asset)
+        if self.architecture:
+            from harness.architectures import architecture_name
+
+            architecture_name(self)  # an unknown name fails here, with the known ones listed
         return self
+
+    @property
+    def systems_only(self) -> bool:
+        return self.weights == "random"
 
 
 class DatasetSpec(StrictModel):
@@ -210,6 +235,7 @@ class RunSpec(StrictModel):
     trial: TrialRef | None = None  # set on tuning trials
     tuned: TunedRef | None = None  # set on re-runs of a cell's best trial
     determinism: Determinism | None = None
+    budget_adjustments: list[str] | None = None  # set when the budget policy changed training
 
     @property
     def resolved(self) -> dict[str, Any]:

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from harness import budget, checks, determinism, provenance
+from harness.architectures import architecture_config
 from harness.data import load_splits
 from harness.methods import METHODS, MethodContext
+from harness.methods.base import load_dtype
 from harness.models import load_tokenizer, resolve_model
 from harness.suite import RunSpec, config_hash
 from harness.tasks import TASKS
@@ -70,7 +72,9 @@ def _sft_config(spec: RunSpec, out_dir: Path, device: str):
 
     t = spec.training
     on_gpu = device == "cuda"
+    optional = {"loss_type": t.loss_type} if t.loss_type else {}
     return SFTConfig(
+        **optional,
         output_dir=str(out_dir / "trainer"),
         max_steps=t.max_steps,
         per_device_train_batch_size=t.batch_size,
@@ -155,7 +159,15 @@ def run_training(
         **checks.split_overlap(splits.as_dict(), task.split_key),
         **checks.tokenizer_checks(tokenizer),
     }
-    setup = method.setup(MethodContext(resolved, tokenizer, device), params)
+    context = MethodContext(
+        resolved,
+        tokenizer,
+        device,
+        weights_dtype=load_dtype(method, device, spec.training.precision),
+        random_config=architecture_config(spec.model)[1] if spec.model.systems_only else None,
+    )
+    cap_bytes = budget.cap_cuda_memory(spec.budget.limit_bytes)
+    setup = method.setup(context, params)
     load_s = time.perf_counter() - started
 
     curve: list[dict[str, Any]] = []
@@ -172,6 +184,7 @@ def run_training(
         reporter = TrialReporter(
             spec.trial, lambda m: task.evaluate(m, tokenizer, eval_records, max_length, eval_batch)
         )
+    probe = budget.state_probe()
     if method.trains and spec.training.max_steps > 0:
         from trl import SFTTrainer
 
@@ -183,6 +196,7 @@ def run_training(
             processing_class=tokenizer,
             peft_config=setup.peft_config,
             callbacks=_callbacks(curve, progress_path)
+            + [probe]
             + ([reporter] if reporter else [])
             + list(extra_callbacks or []),
         )
@@ -226,6 +240,13 @@ def run_training(
     ):
         artifact_bytes = _save_weights(model, out_dir / "weights")
     on_gpu = device == "cuda"
+    memory = {
+        **budget.peak_memory(),
+        "cuda_cap_bytes": cap_bytes,
+        "weights_dtype": context.weights_dtype,
+        "measured_state": probe.measured,  # exact bytes of weights/grads/optimizer, any device
+        "estimate": _estimates(spec, device),
+    }
     extra = {
         "train_tokens": train_tokens,
         "tokens_per_s": train_tokens / train_s if train_s > 0 else None,
@@ -254,7 +275,7 @@ def run_training(
             "total_s": time.perf_counter() - started,
         },
         params=count_params(model),
-        memory=budget.peak_memory(),
+        memory=memory,
         extra=extra,
         meta=meta,
         model=model,
@@ -262,6 +283,21 @@ def run_training(
         status=status,
         reason=reason,
     )
+
+
+def _estimates(spec: RunSpec, device: str) -> dict[str, Any]:
+    """What the memory estimator predicted for this run: for the GPU (the budget question) and,
+    on CPU, for the fp32 CPU run itself (whose weights/gradients/optimizer bytes are exact)."""
+    from harness.budget_plan import estimate_or_reason
+
+    out: dict[str, Any] = {}
+    for target in ("cuda", device) if device != "cuda" else ("cuda",):
+        try:
+            found, why = estimate_or_reason(spec, target)
+        except Exception as exc:  # noqa: BLE001 - an estimator bug must not fail the run
+            found, why = None, f"{type(exc).__name__}: {exc}"
+        out[target] = found.to_json() if found else {"error": why}
+    return out
 
 
 def _early_stop(

@@ -26,6 +26,23 @@ def classify(exc: BaseException) -> str:
     return "failed"
 
 
+def _memory_numbers() -> str:
+    """Peak memory at the time of an OOM, and the budget cap it ran under."""
+    from harness.budget import peak_memory
+
+    memory = peak_memory()
+    if "cuda_max_allocated" not in memory:
+        return f"out of memory at peak RSS {memory['peak_rss_bytes'] / 1e9:.2f} GB"
+    import torch
+
+    fraction = torch.cuda.get_per_process_memory_fraction(0)
+    cap = fraction * torch.cuda.get_device_properties(0).total_memory
+    return (
+        f"out of memory: peak allocated {memory['cuda_max_allocated'] / 1e9:.2f} GB, reserved "
+        f"{memory['cuda_max_reserved'] / 1e9:.2f} GB, cap {cap / 1e9:.2f} GB"
+    )
+
+
 def main(argv: list[str]) -> int:
     spec_path, run_dir = Path(argv[0]), Path(argv[1])
     configure_offline_mode()
@@ -45,6 +62,8 @@ def main(argv: list[str]) -> int:
         tb = traceback.format_exc()
         print(tb, file=sys.stderr, flush=True)
         reason = f"{type(exc).__name__}: {exc}"
+        if classify(exc) == "oom":
+            reason = f"{_memory_numbers()}; {reason}"  # the numbers first: the message is long
         result = make_result(
             spec, classify(exc), reason=reason[:2000], traceback=tb[-4000:], started_at=started
         )

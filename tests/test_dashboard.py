@@ -29,6 +29,7 @@ PAGES = {
     "tuning": "views/tuning.py",
     "embeddings": "views/embeddings.py",
     "repro": "views/reproducibility.py",
+    "memory": "views/memory.py",
 }
 TITLES = {
     "leaderboard": "Leaderboard",
@@ -38,6 +39,7 @@ TITLES = {
     "tuning": "Tuning",
     "embeddings": "Embeddings",
     "repro": "Reproducibility",
+    "memory": "Memory",
 }
 
 

@@ -24,9 +24,23 @@ class MethodContext:
     resolved: ResolvedModel
     tokenizer: Any
     device: str  # "cuda" or "cpu"
+    weights_dtype: str = "float32"  # see load_dtype
+    random_config: Any = None  # `weights: random`: build from this config instead of loading
 
     def load_model(self, **kwargs: Any) -> Any:
-        return load_causal_lm(self.resolved, **kwargs)
+        import torch
+
+        kwargs.setdefault("dtype", getattr(torch, self.weights_dtype))
+        if self.random_config is None:
+            return load_causal_lm(self.resolved, **kwargs)
+        if "quantization_config" in kwargs:
+            raise ValueError(
+                "weights: random builds the model from its config, which cannot be quantized on "
+                "load: run quantized methods (qlora) on pretrained weights"
+            )
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_config(self.random_config, dtype=kwargs["dtype"])
 
 
 @dataclass
@@ -39,6 +53,9 @@ class MethodSetup:
 class Method:
     Params: ClassVar[type[StrictModel]] = NoParams
     trains: ClassVar[bool] = True  # False: evaluate the model as loaded (a baseline row)
+    # True when the loaded weights themselves train (full, freeze): under fp16 mixed precision
+    # they must be fp32 master weights; methods that add parameters load a half-precision base.
+    trains_base_weights: ClassVar[bool] = False
 
     def setup(self, ctx: MethodContext, params: Any) -> MethodSetup:
         raise NotImplementedError
@@ -48,3 +65,12 @@ METHODS: Registry[Method] = Registry("method")
 
 
 register = METHODS.register_instance
+
+
+def load_dtype(method: Method, device: str, precision: str) -> str:
+    """The dtype weights are loaded in: fp32 on CPU, for fp32 runs and for trained base weights
+    (the GradScaler needs fp32 master weights); otherwise the run's half precision. Without it,
+    transformers 5 loads the checkpoint's own dtype (often bf16, which a T4 lacks)."""
+    if device != "cuda" or precision == "fp32" or method.trains_base_weights:
+        return "float32"
+    return {"fp16": "float16", "bf16": "bfloat16"}[precision]

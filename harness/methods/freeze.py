@@ -34,6 +34,7 @@ def transformer_blocks(model: Any) -> Any:
 @register("freeze")
 class Freeze(Method):
     Params = FreezeParams
+    trains_base_weights = True
 
     def setup(self, ctx: MethodContext, params: FreezeParams) -> MethodSetup:
         model = ctx.load_model()

@@ -5,6 +5,8 @@ from harness.methods.base import Method, MethodContext, MethodSetup, NoParams, r
 
 @register("full")
 class FullFineTuning(Method):
+    trains_base_weights = True
+
     def setup(self, ctx: MethodContext, params: NoParams) -> MethodSetup:
         model = ctx.load_model()
         model.requires_grad_(True)

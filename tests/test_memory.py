@@ -1,0 +1,242 @@
+"""The T4 memory budget: catalogue, estimator terms, verdicts, adjust/skip, CPU calibration."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import suite_dict
+from transformers import LlamaConfig
+
+from harness import store
+from harness.architectures import catalogue, config_from_dict
+from harness.budget_plan import plan_runs
+from harness.memcheck import collect, summarize
+from harness.memory_estimate import _block_bytes_per_token, estimate
+from harness.methods import METHODS
+from harness.runner import run_suite
+from harness.suite import Suite, TrainingConfig, expand
+from harness.train import run_training
+
+# Published parameter counts (model cards / papers): the catalogue's shapes must reproduce them.
+PUBLISHED_PARAMS = {
+    "gpt2": 124_439_808,
+    "smollm2-135m": 134_515_008,
+    "smollm2-360m": 361_821_120,
+    "qwen2.5-0.5b": 494_032_768,
+    "qwen2.5-1.5b": 1_543_714_304,
+    "tinyllama-1.1b": 1_100_048_384,
+    "llama-2-7b": 6_738_415_616,
+    "mistral-7b": 7_241_732_096,
+}
+SMALL = dict(
+    vocab_size=1000, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+    num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
+)  # fmt: skip
+
+
+def _small_params(h=64, i=128, layers=2, vocab=1000, kv=32) -> int:
+    """Llama parameter count by hand: embeddings (tied head), q/o (h x h), k/v (h x kv), gated MLP
+    (3 h x i), two norms per block and a final norm."""
+    return vocab * h + layers * (2 * h * h + 2 * h * kv + 3 * h * i + 2 * h) + h
+
+
+def _training(**kw) -> TrainingConfig:
+    return TrainingConfig(**{"batch_size": 2, "max_length": 16, **kw})
+
+
+def _estimate(method: str, params: dict | None = None, config=None, device="cpu", **training):
+    m = METHODS.get(method)
+    return estimate(
+        config or LlamaConfig(**SMALL),
+        m,
+        m.Params.model_validate(params or {}),
+        _training(**training),
+        device=device,
+    )
+
+
+def test_catalogue_reproduces_published_parameter_counts():
+    assert set(PUBLISHED_PARAMS) <= set(catalogue())
+    for name, expected in PUBLISHED_PARAMS.items():
+        with torch.device("meta"):
+            from transformers import AutoModelForCausalLM
+
+            model = AutoModelForCausalLM.from_config(config_from_dict(catalogue()[name]["config"]))
+        assert sum(p.numel() for p in model.parameters()) == expected, name
+
+
+def test_full_finetuning_static_terms_match_hand_sums():
+    n = _small_params()
+    parts = _estimate("full").parts
+    assert parts["weights_trainable"] == 4 * n and parts["weights_frozen"] == 0
+    assert parts["gradients"] == 4 * n
+    assert parts["optimizer"] == 8 * n  # AdamW: two fp32 moments
+    assert _estimate("full", optimizer="sgd").parts["optimizer"] == 0
+
+
+def test_lora_counts_rank_times_in_plus_out_of_each_target():
+    h, kv, r = 64, 32, 4
+    parts = _estimate("lora", {"r": r, "target_modules": ["q_proj", "v_proj"]}).parts
+    lora = 2 * (r * (h + h) + r * (h + kv))  # two blocks x (q: h->h, v: h->kv)
+    assert parts["weights_trainable"] == 4 * lora
+    assert parts["gradients"] == 4 * lora and parts["optimizer"] == 8 * lora
+    assert parts["weights_frozen"] == 4 * _small_params()  # fp32 on CPU
+
+
+def test_qlora_weights_are_half_a_byte_plus_quantization_constants():
+    h, i, kv, layers = 64, 128, 32, 2
+    linear = layers * (2 * h * h + 2 * h * kv + 3 * h * i)  # every block linear is quantized
+    parts = _estimate("qlora", {"r": 4}, device="cuda", precision="fp16").parts
+    blocks = linear // 64  # (each of these layers is a multiple of 64 wide)
+    assert parts["quant_constants"] > 0
+    others = _small_params() - linear  # embeddings and norms stay in fp16
+    assert parts["weights_frozen"] == linear // 2 + 2 * others
+    # Double quantization: one byte per 64-block absmax, plus fp32 per 256 absmaxes (per tensor).
+    assert blocks <= parts["quant_constants"] <= blocks + 4 * 14
+
+
+def test_activation_per_token_of_a_fully_trained_block_matches_the_hand_sum():
+    from transformers import AutoModelForCausalLM
+
+    h, i = 64, 128
+    model = AutoModelForCausalLM.from_config(LlamaConfig(**SMALL))
+    block = model.model.layers[0]
+    act = 2  # fp16 autocast
+    expected = (
+        (6 * h + i) * act  # inputs of q, k, v, o, gate, up (h wide) and down (i wide)
+        + 2 * (4 * h + 4 * h)  # two RMSNorms: fp32 input and normalised output (trained weight)
+        + 4 * h * act  # attention: q, k, v, output
+        + i * act * 3  # SiLU input, and the gate x up product's two inputs
+    )
+    assert _block_bytes_per_token(block, model.config, act, _training()) == expected
+    block.requires_grad_(False)  # frozen: linears and norm weights save nothing of their own
+    frozen = 2 * 4 * h + 4 * h * act + i * act * 3
+    assert _block_bytes_per_token(block, model.config, act, _training()) == frozen
+
+
+def test_checkpointing_and_chunked_loss_shrink_what_they_should():
+    smol = config_from_dict(catalogue()["smollm2-135m"]["config"])  # 30 blocks, 49152 vocab
+    run = dict(config=smol, device="cuda", precision="fp16", batch_size=8, max_length=512)
+    plain = _estimate("lora", **run)
+    ckpt = _estimate("lora", **run, gradient_checkpointing=True)
+    # Checkpointing keeps each block's input plus one block being recomputed.
+    assert ckpt.parts["activations"] < plain.parts["activations"] / 5
+    nll = _estimate("lora", **run, loss_type="nll")
+    tokens = 8 * 512
+    # nll: half logits + fp32 upcast, saved log-softmax and gradient = 14 bytes per logit,
+    # where chunked_nll holds 256 tokens' worth.
+    assert nll.parts["logits_loss"] - plain.parts["logits_loss"] == 14 * 49152 * (tokens - 256)
+
+
+def _seven_b_verdict(method: str, params: dict, **training) -> bool:
+    m = METHODS.get(method)
+    found = estimate(
+        config_from_dict(catalogue()["llama-2-7b"]["config"]),
+        m,
+        m.Params.model_validate(params),
+        TrainingConfig(precision="fp16", max_length=512, **training),
+        device="cuda",
+    )
+    return found.total <= 15e9
+
+
+def test_known_t4_verdicts_for_a_7b_model():
+    # fp16 LoRA on 7B without checkpointing: 13.5 GB of weights plus activations -> no.
+    assert not _seven_b_verdict("lora", {"r": 16}, batch_size=4)
+    # 4-bit QLoRA with checkpointing at 4 x 512 -> yes (the usual T4 recipe).
+    assert _seven_b_verdict("qlora", {"r": 16}, batch_size=4, gradient_checkpointing=True)
+    assert not _seven_b_verdict("full", {}, batch_size=1, gradient_checkpointing=True)
+
+
+def _budget_suite(over_budget: str | None, gpu_mem_gb: float, **training) -> Suite:
+    data = suite_dict()
+    data["budget"] = {"profile": "custom", "gpu_mem_gb": gpu_mem_gb}
+    if over_budget:
+        data["budget"]["over_budget"] = over_budget
+    data["training"].update({"batch_size": 8, "grad_accum": 2, "max_length": 128, **training})
+    data["methods"] = {"full": {}}
+    data["grid"]["methods"] = ["full"]
+    return Suite.model_validate(data)
+
+
+def test_adjust_keeps_the_effective_batch_and_records_each_change():
+    suite = _budget_suite("adjust", 0.006)
+    (spec,) = expand(suite)
+    (run,) = plan_runs([spec], progress=False)
+    assert run.verdict.fits, run.verdict.reason
+    t = run.spec.training
+    assert t.gradient_checkpointing and t.batch_size < 8
+    assert t.batch_size * t.grad_accum == 8 * 2
+    assert run.spec.budget_adjustments == run.adjustments and run.adjustments
+    assert run.spec.run_id != spec.run_id  # the adjusted config is what is recorded and hashed
+
+
+def test_skip_records_over_budget_with_the_numbers(tmp_path):
+    suite = _budget_suite(None, 0.001)
+    (spec,) = expand(suite)
+    (run,) = plan_runs([spec], progress=False)
+    assert run.over_budget
+    from harness.budget_plan import over_budget_reason
+
+    db = tmp_path / "r.duckdb"
+    run_suite(
+        suite, [run.spec], "x.yaml", results_dir=tmp_path, db_path=db,
+        not_started={run.spec.run_id: ("over_budget", over_budget_reason(run))},
+    )  # fmt: skip
+    with store.connect(db, read_only=True) as con:
+        status, reason = con.execute("SELECT status, reason FROM runs").fetchone()
+    assert status == "over_budget" and "GB >" in reason and "0.0 GB" in reason
+
+
+def test_cpu_run_measures_exactly_the_predicted_static_bytes(tmp_path):
+    """Weights, gradients and optimizer state are exact on CPU: measured after the first optimizer
+    step of a real run, they equal the estimator's fp32 CPU prediction byte for byte."""
+    for method, params in (("full", {}), ("lora", {"r": 4}), ("freeze", {"n_layers": 1})):
+        data = suite_dict(methods={"m": {"method": method, "params": params}})
+        data["grid"]["methods"] = ["m"]
+        (spec,) = expand(Suite.model_validate(data))
+        out = run_training(spec, tmp_path / method)
+        measured = out.memory["measured_state"]
+        predicted = out.memory["estimate"]["cpu"]["parts"]
+        assert measured["gradients"] == predicted["gradients"] > 0, method
+        assert measured["optimizer"] == predicted["optimizer"] > 0, method
+        assert measured["weights_trainable"] == predicted["weights_trainable"], method
+        assert measured["weights_frozen"] == predicted["weights_frozen"], method
+        assert out.memory["estimate"]["cuda"]["parts"]["total"] > 0
+
+
+def test_memcheck_and_systems_only_runs_in_duckdb(tmp_path, monkeypatch):
+    data = suite_dict()
+    data["models"]["tiny"]["weights"] = "random"
+    suite = Suite.model_validate(data)
+    specs = expand(suite)
+    db = tmp_path / "r.duckdb"
+    report = run_suite(suite, specs, "x.yaml", results_dir=tmp_path, db_path=db)
+    assert report.statuses == {"ok": 1}
+    rows = collect(db)
+    assert {r.kind for r in rows} >= {"cpu weights", "cpu gradients", "cpu optimizer"}
+    assert all(r.error == 0 for r in rows)
+    assert summarize(rows)["within_10pct"] == len(rows)
+    with store.connect(db, read_only=True) as con:
+        splits = {s for (s,) in con.execute("SELECT DISTINCT split FROM metrics").fetchall()}
+        systems_only = con.execute("SELECT systems_only FROM memory").fetchone()[0]
+    assert splits == {store.SYSTEMS_ONLY_SPLIT} and systems_only
+    assert store.leaderboard(db, "tiny").empty  # never ranked on quality
+
+    from test_dashboard import open_page, texts
+
+    page = texts(open_page(db, "memory", monkeypatch))
+    assert "mean |error| 0.00%" in page and "Systems-only runs" in page
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_peak_is_within_the_target_of_the_estimate(tmp_path):
+    data = suite_dict(models={"smol": {"asset": "smollm2-135m-instruct"}})
+    data["grid"]["models"] = ["smol"]
+    data["training"].update(precision="fp16", batch_size=4, max_length=256, max_steps=3)
+    (spec,) = expand(Suite.model_validate(data))
+    out = run_training(spec, tmp_path)
+    predicted = out.memory["estimate"]["cuda"]["parts"]["total"]
+    measured = out.memory["cuda_max_allocated"]
+    assert abs(predicted - measured) / measured <= 0.10, (predicted, measured)
