@@ -164,3 +164,35 @@ def format_plan(runs: list[PlannedRun]) -> str:
             f"{gb('total'):>8s} {limit:>6s}  {verdict_text}"
         )
     return "\n".join(lines)
+
+
+def apply_budget(
+    specs: list[RunSpec],
+) -> tuple[list[RunSpec], dict[str, tuple[str, str]], list[str]]:
+    """Specs as they will run under their budgets; the over-budget ones' (status, reason) by
+    run_id, for the runner to record instead of running them; and what was changed, to print."""
+    budgeted = [s for s in specs if s.budget.limit_bytes is not None]
+    planned = {id(s): p for s, p in zip(budgeted, plan_runs(budgeted), strict=True)}
+    out: list[RunSpec] = []
+    over: dict[str, tuple[str, str]] = {}
+    notes: list[str] = []
+    for spec in specs:
+        run = planned.get(id(spec))
+        out.append(run.spec if run else spec)
+        if run and run.adjustments:
+            notes.append(f"{spec.label}: {'; '.join(run.adjustments)} ({run.verdict.reason})")
+        if run and run.over_budget:
+            over[run.spec.run_id] = ("over_budget", over_budget_reason(run))
+    if over:
+        notes.append(
+            f"{len(over)} of {len(specs)} runs are predicted over budget (recorded, not run)"
+        )
+    return out, over, notes
+
+
+def fit_to_budget(spec: RunSpec) -> tuple[RunSpec, str | None]:
+    """The spec as it will run under its budget, and the over-budget reason if it cannot."""
+    if spec.budget.limit_bytes is None:
+        return spec, None
+    (run,) = plan_runs([spec], progress=False)
+    return run.spec, over_budget_reason(run) if run.over_budget else None

@@ -116,29 +116,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _apply_budget(specs: list) -> tuple[list, dict[str, tuple[str, str]]]:
-    """Specs as they will run under their budget, and the over-budget ones' recorded status."""
-    from harness.budget_plan import over_budget_reason, plan_runs
+    from harness.budget_plan import apply_budget
 
-    budgeted = [s for s in specs if s.budget.limit_bytes is not None]
-    if not budgeted:
-        return specs, {}
-    planned = {id(s): p for s, p in zip(budgeted, plan_runs(budgeted), strict=True)}
-    out, over = [], {}
-    for spec in specs:
-        run = planned.get(id(spec))
-        if run is None:
-            out.append(spec)
-            continue
-        out.append(run.spec)
-        if run.adjustments:
-            print(f"budget: {spec.label}: {'; '.join(run.adjustments)} ({run.verdict.reason})")
-        if run.over_budget:
-            over[run.spec.run_id] = ("over_budget", over_budget_reason(run))
-    if over:
-        print(
-            f"budget: {len(over)} of {len(specs)} runs are predicted over budget (recorded, not run)"
-        )
-    return out, over
+    specs, over, notes = apply_budget(specs)
+    for note in notes:
+        print(f"budget: {note}")
+    return specs, over
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

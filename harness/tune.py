@@ -17,8 +17,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from harness import store
+from harness.budget_plan import apply_budget, fit_to_budget
 from harness.metrics import higher_is_better
-from harness.results import FINAL_STATUSES, RESULT_FILE, read_result, write_atomic
+from harness.results import FINAL_STATUSES, RESULT_FILE, make_result, now, read_result, write_atomic
 from harness.runner import Executor, LocalSubprocessExecutor, SuiteReport, run_progress, run_suite
 from harness.search import (
     PrunerConfig,
@@ -96,7 +97,9 @@ def _tell(study: Any, storage: Any, number: int, result: dict[str, Any], metric:
         trial.set_user_attr("reason", info["reason"][:500])
     if status == "ok":
         study.tell(number, info["metrics"]["validation"][metric])
-    elif status == "pruned":
+    elif status in ("pruned", "over_budget"):
+        # Over budget counts as pruned, not failed: TPE ranks pruned trials last (it ignores
+        # failed ones), so the sampler learns to leave the region that does not fit.
         study.tell(number, state=TrialState.PRUNED)
     else:
         study.tell(number, state=TrialState.FAIL)
@@ -208,11 +211,15 @@ def tune_suite(
                 metric=cell.metric, direction=cell.direction, eval_every=eval_every,
                 max_reports=max_reports, pruner=pruner,
             )  # fmt: skip
-            spec = with_values(cell.base, values, trial=ref)
+            spec, over_budget = fit_to_budget(with_values(cell.base, values, trial=ref))
             trial.set_user_attr("run_id", spec.run_id)
             run_dir = results_dir / "runs" / spec.run_id
-            with run_progress(spec.label) as progress:
-                result = executor.run(spec, run_dir, on_progress=progress)
+            if over_budget:  # sampled values that do not fit are not run (see _tell)
+                run_dir.mkdir(parents=True, exist_ok=True)
+                result = make_result(spec, "over_budget", reason=over_budget, started_at=now())
+            else:
+                with run_progress(spec.label) as progress:
+                    result = executor.run(spec, run_dir, on_progress=progress)
             write_atomic(run_dir / RESULT_FILE, result)
             store.ingest(db_path, result, run_dir / RESULT_FILE)
             _tell(study, storage, trial.number, result, cell.metric)
@@ -256,6 +263,9 @@ def _run_tuned(
         for seed in suite.seeds:
             base = cell.base.model_copy(update={"seed": seed})
             finals.append(with_values(base, best.params, tuned=tuned))
+    finals, over_budget, notes = apply_budget(finals)
+    report.notes += notes
     return run_suite(
-        suite, finals, suite_path, results_dir=results_dir, db_path=db_path, executor=executor
-    )
+        suite, finals, suite_path, results_dir=results_dir, db_path=db_path, executor=executor,
+        not_started=over_budget,
+    )  # fmt: skip

@@ -253,3 +253,14 @@ def test_killing_ftbench_tune_mid_study_and_restarting_loses_and_duplicates_noth
         )
     rows = _rows(results / "ftbench.duckdb", "SELECT count(*), count(DISTINCT number) FROM trials")
     assert rows[0][0] == rows[0][1] == len(study.trials)
+
+
+def test_trials_over_the_memory_budget_are_not_run_and_count_as_pruned(tmp_path, write_suite):
+    data = tune_data(trials=2)
+    data["budget"] = {"profile": "custom", "gpu_mem_gb": 0.0001}  # 100 kB: nothing fits
+    report = _tune(write_suite(data), tmp_path / "r", final_runs=False)
+    (study,) = report.studies.values()
+    assert [t.state.name for t in study.trials] == ["PRUNED", "PRUNED"]
+    assert all(t.user_attrs["status"] == "over_budget" for t in study.trials)
+    rows = _rows(tmp_path / "r" / "ftbench.duckdb", "SELECT status, train_s FROM runs")
+    assert rows and all(s == "over_budget" and t is None for s, t in rows)  # never trained
