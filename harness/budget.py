@@ -101,3 +101,42 @@ def state_probe():
                 self.measured = state_bytes(model, optimizer)
 
     return StateProbe()
+
+
+def saved_block_bytes(model: Any, blocks: Any, run_forward: Any) -> list[int]:
+    """Bytes autograd saves for backward inside each decoder block during one forward pass.
+
+    Saved-tensor hooks count every saved tensor's storage once (leaving out parameters) while a
+    block executes (pre/post forward hooks on each block). Works on real tensors (a measurement)
+    and on fake ones (the estimator's trace: shapes and dtypes, no memory).
+    """
+    import torch
+    from torch.multiprocessing.reductions import StorageWeakRef
+
+    def key(tensor: Any) -> int:
+        return StorageWeakRef(tensor.untyped_storage()).cdata
+
+    params = {key(p) for p in model.parameters()}
+    saved: list[dict[int, int]] = [{} for _ in blocks]
+    current: list[int] = []
+
+    def pack(tensor: Any) -> Any:
+        if current and key(tensor) not in params:
+            storage = tensor.untyped_storage()
+            saved[current[-1]][key(tensor)] = storage.nbytes()
+        return tensor
+
+    def leave(*_: Any) -> None:  # a forward hook's return value would replace the output
+        current.pop()
+
+    handles = []
+    for index, block in enumerate(blocks):
+        handles.append(block.register_forward_pre_hook(lambda *_, i=index: current.append(i)))
+        handles.append(block.register_forward_hook(leave))
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            run_forward()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [sum(block.values()) for block in saved]

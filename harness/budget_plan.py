@@ -87,21 +87,31 @@ def _adjust(spec: RunSpec, limit: int) -> tuple[RunSpec, Estimate, list[str]] | 
     return None
 
 
+def _memory_key(spec: RunSpec) -> str:
+    """What memory depends on: not the seed, and not the dataset (sequences are padded to
+    max_length in the estimate)."""
+    from harness.suite import config_hash
+
+    fields = {"model", "method", "params", "training", "budget", "budget_adjustments"}
+    return config_hash(spec.model_dump(mode="json", include=fields))
+
+
 def plan_runs(specs: list[RunSpec], progress: bool = True) -> list[PlannedRun]:
-    """A verdict for every spec. Seeds of one cell share their estimate (it has no seed in it)."""
+    """A verdict for every spec; specs that differ only in seed or dataset share one."""
     planned: list[PlannedRun] = []
     by_config: dict[str, PlannedRun] = {}
     for spec in tqdm(specs, desc="memory plan", unit="run", disable=not progress, leave=False):
-        key = spec.model_copy(update={"seed": 0}).run_id
+        key = _memory_key(spec)
         if key in by_config:
             done = by_config[key]
+            same = {
+                "training": done.spec.training,
+                "budget_adjustments": done.spec.budget_adjustments,
+            }
             planned.append(
                 PlannedRun(
-                    done.spec.model_copy(update={"seed": spec.seed}),
-                    done.verdict,
-                    done.estimate,
-                    done.adjustments,
-                )  # fmt: skip
+                    spec.model_copy(update=same), done.verdict, done.estimate, done.adjustments
+                )
             )
             continue
         planned.append(_plan_one(spec))

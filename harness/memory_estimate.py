@@ -1,33 +1,37 @@
 """Predict a training run's peak GPU memory from its config: no weights, no GPU.
 
-The model is built on the meta device from its catalogued config and handed to the run's own
-method (so LoRA targets, frozen blocks, virtual tokens... are exactly what the run would train);
-parameters are then counted exactly. Activations are an analytical model of what autograd saves
-per token in each decoder block under fp16 autocast:
+The model is built from its catalogued config with fake tensors (PyTorch's FakeTensorMode:
+shapes and dtypes, no memory) and handed to the run's own method, so LoRA targets and rank,
+frozen blocks, virtual tokens... are exactly what the run would train; parameters are then
+counted exactly (4-bit layers at half a byte plus quantization constants, computed).
 
-- a linear layer saves its (half-precision) input only if its weight trains: a frozen base saves
-  nothing for its matmuls, which is why LoRA and freeze need far fewer activations than full FT;
-- each norm saves its fp32 upcast input (and its normalised output when its weight trains);
-- attention saves q, k, v and its output (k and v repeated to every head), plus the
-  heads x length score matrices with eager attention;
-- the MLP's activation function and gating product save their inputs;
-- blocks before the first trainable parameter save nothing (no gradient flows through them);
-- gradient checkpointing keeps each block's input and recomputes one block at a time.
+Activations are traced, not modelled: the fake model runs one training forward pass at the run's
+micro-batch and length, with fp16 autocast when the run uses it, and every tensor autograd saves
+inside the decoder blocks is counted (once per storage, parameters left out). This captures what
+a hand formula misses: a frozen linear layer saves no input, LoRA's dropout keeps a copy per
+adapted layer, blocks before the first trainable parameter save nothing, autocast keeps half
+copies of fp32 weights. The trace runs CPU kernels: on CPU it is what a real run saves (see
+benchmarks/memory_calibration.py); a GPU's kernels (e.g. its attention backend) may save
+slightly different tensors. Gradient checkpointing keeps each block's input and recomputes one
+block at a time.
 
-The head and loss: TRL's default `chunked_nll` runs the head over 256 tokens at a time; plain
-`nll` holds batch x length x vocab logits in half precision plus fp32 copies (upcast, saved
-log-softmax, its gradient) - the term that dominates for 152k-vocabulary models such as Qwen.
+The head and loss are counted analytically: TRL's default `chunked_nll` runs the head over 256
+tokens at a time; plain `nll` holds batch x length x vocab logits in half precision plus fp32
+copies (upcast, saved log-softmax, its gradient) - the term that dominates for 152k-vocabulary
+models such as Qwen.
 
 The training peak is taken as weights + gradients + optimizer state + the larger of
 (activations + head) and the optimizer step's temporaries: conservative, since gradients
 accumulate while activations are being freed. Scoring after training (no autograd, optimizer
-state still held) peaks at one batch of logits; the run's peak is the larger of the two. The allocator's fragmentation and the CUDA context are not
-included: they are what the budget's "usable" margin is for.
+state still held) peaks at one batch of logits; the run's peak is the larger of the two.
+The allocator's fragmentation and the CUDA context are not included: they are what the
+budget's "usable" margin is for.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,8 +49,6 @@ OPTIMIZER_STATE_BYTES = {
     "adamw_bnb_8bit": 2, "adamw_8bit": 2, "paged_adamw_8bit": 2, "lion_8bit": 1,
     "lion_32bit": 4, "adagrad": 4, "rmsprop": 4, "sgd": 0, "adafactor": 0,
 }  # fmt: skip
-# Saved tensors of the MLP activation function, in units of the intermediate width.
-ACTIVATION_SAVES = {"gelu_new": 4}  # gelu_new is composed of Python-level ops; others save 1
 
 GB = 1e9
 
@@ -69,6 +71,26 @@ class _MetaContext(MethodContext):
             return AutoModelForCausalLM.from_config(
                 self.config, dtype=getattr(torch, self.weights_dtype)
             )
+
+
+def _to_fake_cpu(model: Any, mode: Any) -> None:
+    """Turn a meta model's parameters and buffers into fake CPU tensors (same shapes, dtypes and
+    trainability; tied parameters stay tied), so it runs CPU kernels without memory."""
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    cpu = torch.device("cpu")
+    converted: dict[int, Any] = {}
+    for module in model.modules():
+        for name, param in list(module._parameters.items()):
+            if param is not None:
+                if id(param) not in converted:
+                    fake = FakeTensor(mode, param.data, cpu)
+                    converted[id(param)] = torch.nn.Parameter(fake, param.requires_grad)
+                module._parameters[name] = converted[id(param)]
+        for name, buffer in list(module._buffers.items()):
+            if buffer is not None:
+                module._buffers[name] = FakeTensor(mode, buffer, cpu)
 
 
 @dataclass
@@ -136,10 +158,15 @@ def estimate(
     act_bytes = 2 if amp else 4
     config = model.config if not hasattr(model, "get_base_model") else model.get_base_model().config
     hidden, vocab = config.hidden_size, config.vocab_size
-    activations = amp_copies = head = 0
+    activations = head = 0
     if method.trains:
         tokens = training.batch_size * (training.max_length + virtual_tokens)
-        activations, amp_copies = _activation_bytes(model, config, tokens, training, act_bytes, amp)
+        trace_key = json.dumps(
+            [config.to_dict(), type(method).__name__, params.model_dump(mode="json"),
+             ctx.weights_dtype, precision, training.max_length],
+            sort_keys=True, default=str,
+        )  # fmt: skip
+        activations = _activation_bytes(model, training, precision, trace_key)
         head = _head_bytes(training.loss_type, tokens, hidden, vocab, act_bytes)
     static = weights["frozen"] + weights["trainable"] + weights["quant_constants"]
     # Scoring (after training; the optimizer state is still held) runs without autograd: its
@@ -153,13 +180,12 @@ def estimate(
         "gradients": grads,
         "optimizer": optimizer,
         "activations": activations,
-        "amp_weight_copies": amp_copies,
         "logits_loss": head,
         "step_temporaries": step_temporaries,
         "eval_logits": eval_logits,
     }
     parts["train_peak"] = (
-        static + grads + optimizer + max(activations + amp_copies + head, step_temporaries)
+        static + grads + optimizer + max(activations + head, step_temporaries)
         if method.trains
         else 0
     )
@@ -236,86 +262,122 @@ def _blocks(model: Any) -> list[Any]:
     return list(transformer_blocks(model))
 
 
-def _activation_bytes(
-    model: Any, config: Any, tokens: int, training: Any, act: int, amp: bool
-) -> tuple[int, int]:
-    """(activation bytes of one micro-batch, autocast's half-precision copies of fp32 weights)."""
+def _activation_bytes(model: Any, training: Any, precision: str, trace_key: str) -> int:
+    """What autograd saves inside the decoder blocks for one micro-batch: traced, not modelled.
+
+    The run's own (PEFT-wrapped) model runs a training forward pass on fake tensors, with
+    autocast as the run would use it, and the saved tensors are counted per block
+    (harness.budget.saved_block_bytes). Gradient checkpointing keeps each block's input and
+    recomputes one block at a time.
+    """
+    per_block = _traced_blocks(
+        model, training.max_length, precision, trace_key, training.batch_size
+    )
+    flowing = [b for b in per_block if b]
+    if not flowing:
+        return 0
+    if training.gradient_checkpointing:
+        embeddings = model.get_input_embeddings().weight
+        tokens = training.batch_size * (training.max_length + per_block_tokens_extra(model))
+        block_input = tokens * embeddings.shape[1] * embeddings.element_size()
+        return len(flowing) * block_input + max(flowing)
+    return sum(flowing)
+
+
+_TRACES: dict[str, tuple[list[int], list[int]]] = {}  # trace key -> saved bytes at batch 1 and 2
+
+
+def _traced_blocks(model: Any, length: int, precision: str, key: str, batch: int) -> list[int]:
+    """Saved bytes per block at `batch`. Saved tensors are affine in the batch size (activations
+    grow with it; autocast's weight copies and DoRA's weight-sized terms do not), so two traces,
+    at batch 1 and 2, give every batch size: the budget's adjustments cost no further trace."""
+    if key not in _TRACES:
+        _TRACES[key] = tuple(_trace(model, b, length, precision) for b in (1, 2))  # type: ignore[assignment]
+    one, two = _TRACES[key]
+    return [a + (batch - 1) * (b - a) for a, b in zip(one, two, strict=True)]
+
+
+def _trace(model: Any, batch: int, length: int, precision: str) -> list[int]:
+    """One fake forward pass; blocks that would save the same (same parameters trainable, same
+    gradient flowing in) are traced once and counted for each of them."""
     import torch
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from harness.budget import saved_block_bytes
 
     blocks = _blocks(model)
-    block_ids = {id(p) for b in blocks for p in b.parameters()}
+    groups = _block_groups(model, blocks)
+    container = _block_container(model)
+    original = list(container)
+    half = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+    mode = FakeTensorMode(allow_non_fake_inputs=True)  # e.g. PEFT keeps index tensors as attributes
+    if not getattr(model, "_ftbench_fake", False):
+        _to_fake_cpu(model, mode)
+        model._ftbench_fake = mode
+    mode = model._ftbench_fake
+    representatives = [original[start] for start, _ in groups]
+    model.train()
+    try:
+        _set_blocks(container, representatives)  # shapes are preserved block to block
+        with mode:
+            ids = torch.zeros((batch, length), dtype=torch.long)
+
+            def forward() -> None:
+                with torch.autocast("cpu", dtype=half or torch.float32, enabled=half is not None):
+                    model(input_ids=ids)
+
+            traced = saved_block_bytes(model, representatives, forward)
+    finally:
+        _set_blocks(container, original)
+    return [bytes_ for bytes_, (_, count) in zip(traced, groups, strict=True) for _ in range(count)]
+
+
+def _set_blocks(container: Any, blocks: list[Any]) -> None:
+    container._modules.clear()
+    for index, block in enumerate(blocks):
+        container._modules[str(index)] = block
+
+
+def _block_container(model: Any) -> Any:
+    from harness.methods.freeze import transformer_blocks
+
+    return transformer_blocks(model)
+
+
+def _block_groups(model: Any, blocks: list[Any]) -> list[tuple[int, int]]:
+    """Runs of consecutive blocks with the same trainable parameters and the same answer to
+    "does a gradient flow into it" (a trainable parameter before it): (first index, count)."""
+    in_blocks = {id(p) for b in blocks for p in b.parameters()}
     # The untied head and the final norm train without a gradient through the blocks; a tied
     # head is the input embedding, which does need one.
-    input_ids = {id(p) for p in model.get_input_embeddings().parameters()}
-    head_ids = {id(p) for p in model.get_output_embeddings().parameters()} - input_ids
-    head_ids |= {id(p) for n, p in model.named_parameters() if _is_final_norm(n)}
-    # A trainable parameter before the blocks (embeddings, virtual tokens, prefixes) makes the
-    # gradient flow through every block.
-    flows_from = 0 if any(
-        p.requires_grad and id(p) not in block_ids and id(p) not in head_ids
-        for p in model.parameters()
-    ) else next((i for i, b in enumerate(blocks) if any(p.requires_grad for p in b.parameters())),
-                len(blocks))  # fmt: skip
-    per_block = [_block_bytes_per_token(b, config, act, training) for b in blocks]
-    residual = 4 if not amp or _first_param_dtype(model) == torch.float32 else 2
-    flowing = per_block[flows_from:]
-    if not flowing:
-        activations = 0
-    elif training.gradient_checkpointing:
-        activations = tokens * (len(flowing) * config.hidden_size * residual + max(flowing))
-    else:
-        activations = tokens * sum(flowing)
-    copies = 0
-    if amp:  # autocast caches a half copy of every fp32 weight a matmul uses, until backward
-        copies = sum(
-            2 * m.weight.numel()
-            for m in model.modules()
-            if isinstance(m, torch.nn.Linear) and m.weight.dtype == torch.float32
-        )
-    # (4-bit layers dequantize one weight per call: a one-layer transient, not modelled.)
-    return activations, copies
+    inputs = {id(p) for p in model.get_input_embeddings().parameters()}
+    head = {id(p) for p in model.get_output_embeddings().parameters()} - inputs
+    head |= {id(p) for n, p in model.named_parameters() if n.rsplit(".", 2)[-2:-1] == ["norm"]}
+    flowing = any(
+        p.requires_grad and id(p) not in in_blocks and id(p) not in head for p in model.parameters()
+    )
+    groups: list[tuple[int, int]] = []
+    previous = None
+    for index, block in enumerate(blocks):
+        trainable = tuple(p.requires_grad for p in block.parameters())
+        # The first block is its own group: trainable parameters outside the blocks may enter
+        # at its input (prompt tuning) or inside its attention (prefix tuning).
+        signature = (index == 0, flowing, trainable)
+        if signature == previous:
+            groups[-1] = (groups[-1][0], groups[-1][1] + 1)
+        else:
+            groups.append((index, 1))
+        previous = signature
+        flowing = flowing or any(trainable)
+    return groups
 
 
-def _is_final_norm(name: str) -> bool:
-    leaf_owner = name.rsplit(".", 2)[-2] if name.count(".") >= 1 else ""
-    return leaf_owner in {"norm", "ln_f", "final_layernorm"}
-
-
-def _first_param_dtype(model: Any) -> Any:
-    return model.get_input_embeddings().weight.dtype
-
-
-def _block_bytes_per_token(block: Any, config: Any, act: int, training: Any) -> int:
-    import torch
-
-    hidden = config.hidden_size
-    saved = 0
-    for name, module in block.named_modules():
-        leaf = name.rsplit(".", 1)[-1]
-        if isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D":
-            weight = module.weight
-            width = weight.shape[1] if isinstance(module, torch.nn.Linear) else weight.shape[0]
-            if weight.requires_grad:
-                saved += width * act
-                if leaf == "lora_A" or ".lora_A." in f".{name}.":
-                    saved += width  # LoRA dropout's mask (1 byte) on the adapter's input
-        elif "norm" in type(module).__name__.lower() or leaf.startswith("ln_"):
-            weight = getattr(module, "weight", None)
-            saved += 4 * hidden + (4 * hidden if weight is not None and weight.requires_grad else 0)
-        elif isinstance(module, torch.nn.Dropout) and module.p > 0 and "lora" not in name:
-            saved += hidden  # the mask, one byte per element
-    heads = config.num_attention_heads
-    saved += 4 * hidden * act  # attention saves q, k, v (repeated to all heads) and its output
-    implementation = getattr(config, "_attn_implementation", None) or "sdpa"
-    if implementation == "eager":
-        saved += heads * training.max_length * (act + 4 + act)  # scores, fp32 softmax, its cast
-    intermediate = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None)
-    intermediate = intermediate or 4 * hidden
-    gated = any(n.endswith("gate_proj") for n, _ in block.named_modules())
-    act_fn = getattr(config, "hidden_act", None) or getattr(config, "activation_function", "")
-    saves = ACTIVATION_SAVES.get(act_fn, 1)
-    saved += intermediate * act * (saves + (2 if gated else 0))  # act fn; gate x up product
-    return saved
+def per_block_tokens_extra(model: Any) -> int:
+    """Virtual tokens prompt tuning prepends to every sequence (0 for other models)."""
+    config = getattr(model, "active_peft_config", None)
+    if config is None or not config.is_prompt_learning or config.peft_type == "PREFIX_TUNING":
+        return 0
+    return config.num_virtual_tokens
 
 
 def _head_bytes(loss_type: str | None, tokens: int, hidden: int, vocab: int, act: int) -> int:

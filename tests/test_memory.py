@@ -11,7 +11,7 @@ from harness import store
 from harness.architectures import catalogue, config_from_dict
 from harness.budget_plan import plan_runs
 from harness.memcheck import collect, summarize
-from harness.memory_estimate import _block_bytes_per_token, estimate
+from harness.memory_estimate import estimate
 from harness.methods import METHODS
 from harness.runner import run_suite
 from harness.suite import Suite, TrainingConfig, expand
@@ -95,23 +95,50 @@ def test_qlora_weights_are_half_a_byte_plus_quantization_constants():
     assert blocks <= parts["quant_constants"] <= blocks + 4 * 14
 
 
-def test_activation_per_token_of_a_fully_trained_block_matches_the_hand_sum():
-    from transformers import AutoModelForCausalLM
+def test_activations_of_full_finetuning_match_the_hand_sum():
+    """fp32 Llama block, gradient flowing in, every weight trained, per token: each RMSNorm keeps
+    its input, its normalised value and its output (3 x 4h, twice); q/k/v share one input;
+    attention keeps q (4h), k and v (4 kv each, not repeated), its output (4h, also o_proj's
+    input) and log-sum-exp (4 per head); the MLP keeps gate, SiLU, up and their product
+    (4 x 4i); plus two rsqrt scalars (2 x 4). RoPE's cos and sin (2 x 4 head_dim) are per
+    position, shared by the batch."""
+    h, kv, head_dim, i, heads = 64, 32, 16, 128, 4
+    per_token = 2 * 3 * 4 * h + 2 * 4 * h + 2 * 4 * kv + 4 * heads + 4 * 4 * i + 2 * 4
+    batch, length = 2, 16  # the _training default
+    per_block = batch * length * per_token + length * 2 * 4 * head_dim
+    assert _estimate("full").parts["activations"] == 2 * per_block  # two blocks
 
-    h, i = 64, 128
-    model = AutoModelForCausalLM.from_config(LlamaConfig(**SMALL))
-    block = model.model.layers[0]
-    act = 2  # fp16 autocast
-    expected = (
-        (6 * h + i) * act  # inputs of q, k, v, o, gate, up (h wide) and down (i wide)
-        + 2 * (4 * h + 4 * h)  # two RMSNorms: fp32 input and normalised output (trained weight)
-        + 4 * h * act  # attention: q, k, v, output
-        + i * act * 3  # SiLU input, and the gate x up product's two inputs
-    )
-    assert _block_bytes_per_token(block, model.config, act, _training()) == expected
-    block.requires_grad_(False)  # frozen: linears and norm weights save nothing of their own
-    frozen = 2 * 4 * h + 4 * h * act + i * act * 3
-    assert _block_bytes_per_token(block, model.config, act, _training()) == frozen
+
+@pytest.mark.parametrize(
+    "method,params",
+    [("full", {}), ("freeze", {"n_layers": 1, "train_head": False}), ("lora", {"r": 4}),
+     ("ia3", {}), ("prompt", {"num_virtual_tokens": 4, "init": "random"}),
+     ("prefix", {"num_virtual_tokens": 4})],
+)  # fmt: skip
+def test_traced_activations_equal_what_a_real_cpu_forward_saves(method, params):
+    """The estimator traces fake tensors; a real model set up by the same method, measured with
+    saved-tensor hooks on a real forward pass, saves exactly as much (batch 3: extrapolated from
+    the traces at 1 and 2)."""
+    from peft import get_peft_model
+
+    from harness.budget import saved_block_bytes
+    from harness.memory_estimate import _blocks
+    from harness.methods.base import MethodContext
+    from harness.models import ResolvedModel
+
+    config = LlamaConfig(**{**SMALL, "num_hidden_layers": 3})
+    m = METHODS.get(method)
+    parsed = m.Params.model_validate(params)
+    ctx = MethodContext(ResolvedModel("(random)", None), None, "cpu", random_config=config)
+    setup = m.setup(ctx, parsed)
+    model = setup.model
+    if setup.peft_config is not None:
+        model = get_peft_model(model, setup.peft_config)
+    model.train()
+    ids = torch.zeros((3, 16), dtype=torch.long)
+    measured = sum(saved_block_bytes(model, _blocks(model), lambda: model(input_ids=ids)))
+    predicted = _estimate(method, params, config=config, batch_size=3).parts["activations"]
+    assert measured == predicted > 0
 
 
 def test_checkpointing_and_chunked_loss_shrink_what_they_should():
