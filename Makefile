@@ -9,7 +9,7 @@ FTBENCH := $(PY) -m harness  # probes the hub once (2 s) and goes offline when u
 # Tuning targets default to the tuning smoke suite unless suite= is given.
 tune_suite = $(if $(filter command line,$(origin suite)),$(suite),tune_smoke)
 
-.PHONY: setup bench tune bench-pruning plan memcheck dashboard repro lock test test-fast lint format validate show clean
+.PHONY: setup bench tune bench-pruning plan memcheck bench-memory dashboard repro lock test test-fast lint format validate show clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ plan: $(STAMP)
 
 memcheck: $(STAMP)
 	$(FTBENCH) memcheck
+
+# Traced activation bytes against a real forward pass's saved tensors, per method (CPU).
+bench-memory: $(STAMP)
+	$(PY) benchmarks/memory_calibration.py
 
 dashboard: $(STAMP)
 	$(VENV)/bin/streamlit run dashboard/app.py -- --db results/ftbench.duckdb
