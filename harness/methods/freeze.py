@@ -17,14 +17,15 @@ class FreezeParams(StrictModel):
 
 
 def transformer_blocks(model: Any) -> Any:
-    """The ModuleList of decoder blocks (model.model.layers for Llama/Qwen, transformer.h for GPT-2)."""
+    """The ModuleList of transformer blocks (model.model.layers for Llama/Qwen, transformer.h for
+    GPT-2, encoder.layer for BERT)."""
     import torch
 
     candidates = [
         module
         for name, module in model.named_modules()
         if isinstance(module, torch.nn.ModuleList)
-        and name.split(".")[-1] in {"layers", "h", "blocks"}
+        and name.split(".")[-1] in {"layers", "h", "blocks", "layer"}
     ]
     if not candidates:
         raise ValueError(f"cannot find the transformer blocks of {type(model).__name__}")

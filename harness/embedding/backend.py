@@ -1,0 +1,255 @@
+"""The `embedding` backend: SentenceTransformer fine-tuning with (Matryoshka) MNRL.
+
+One run loads the model, scores the untouched model at every width (the `base` rows), lets the
+method mark what trains, trains with sentence-transformers' trainer (no-duplicates batches, which
+in-batch-negative losses need) and scores the tuned model at every width (the `tuned` rows).
+The headline metrics (full width, tuned; base for the `base` method) go to the normal metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from harness import budget, checks, determinism, provenance
+from harness.backends import BACKENDS, Backend
+from harness.data import Splits, load_splits
+from harness.embedding.evaluate import RetrievalSet, evaluate_at_dims, long_rows, retrieval_set
+from harness.embedding.methods import EMBEDDING_METHODS
+from harness.embedding.methods.base import check_dims
+from harness.models import ResolvedModel, resolve_model
+from harness.registry import Registry
+from harness.suite import RunSpec, config_hash
+from harness.train import RunOutput, _callbacks, _early_stop, _save_weights, count_params
+
+
+def load_sentence_transformer(resolved: ResolvedModel, device: str) -> Any:
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(
+        resolved.location, device=device, **resolved.from_pretrained_kwargs()
+    )
+
+
+def _training_args(spec: RunSpec, out_dir: Path, device: str) -> Any:
+    from sentence_transformers import SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import BatchSamplers
+
+    t = spec.training
+    on_gpu = device == "cuda"
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(out_dir / "trainer"),
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.learning_rate,
+        weight_decay=t.weight_decay,
+        warmup_steps=t.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
+        lr_scheduler_type=t.lr_scheduler,
+        optim=t.optimizer,
+        logging_steps=t.logging_steps,
+        seed=spec.seed,
+        data_seed=spec.seed,
+        # Mixed precision only where the hardware has it (a T4 budget allows fp16 only; the
+        # suite check rejects bf16 there); CPU runs in fp32 (recorded).
+        fp16=on_gpu and t.precision == "fp16",
+        bf16=on_gpu and t.precision == "bf16",
+        use_cpu=not on_gpu,
+        gradient_checkpointing=t.gradient_checkpointing,
+        # In-batch negatives: a duplicate text in a batch would be a false negative.
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        logging_nan_inf_filter=False,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+    )
+
+
+def _loss(model: Any, matryoshka_dims: list[int] | None) -> Any:
+    from sentence_transformers.sentence_transformer.losses import (
+        MatryoshkaLoss,
+        MultipleNegativesRankingLoss,
+    )
+
+    mnrl = MultipleNegativesRankingLoss(model)
+    return MatryoshkaLoss(model, mnrl, matryoshka_dims) if matryoshka_dims else mnrl
+
+
+def _train_rows(records: list[dict[str, str]]) -> list[dict[str, str]]:
+    """anchor, positive (and negative where every record has one): MNRL reads columns in order."""
+    fields = ["anchor", "positive"]
+    if records and all(r.get("negative") for r in records):
+        fields.append("negative")
+    return [{f: r[f] for f in fields} for r in records]
+
+
+def _data_checks(splits: Splits, model: Any) -> dict[str, Any]:
+    data = {
+        **checks.split_overlap(splits.as_dict(), "anchor"),
+        **checks.tokenizer_checks(model.tokenizer),
+    }
+    data["positive_overlap"] = checks.split_overlap(splits.as_dict(), "positive")["overlap"]
+    texts = [r[f] for r in splits.train for f in ("anchor", "positive")]
+    lengths = [len(ids) for ids in model.tokenizer(texts)["input_ids"]] if texts else []
+    data["max_length"] = model.max_seq_length
+    data["truncated_share"] = checks.truncation_share(lengths, model.max_seq_length)
+    data["max_tokens"] = max(lengths, default=None)
+    found = checks.issues(data)
+    found += [
+        f"{n} {split} positives also in train" for split, n in data["positive_overlap"].items() if n
+    ]
+    data["issues"] = found
+    return data
+
+
+@BACKENDS.register_instance("embedding")
+class EmbeddingBackend(Backend):
+    """Sentence embeddings trained with sentence-transformers and scored by retrieval per width."""
+
+    @property
+    def methods(self) -> Registry[Any]:
+        return EMBEDDING_METHODS
+
+    def run(self, spec, out_dir, progress_path=None, extra_callbacks=None):
+        return run_embedding(spec, out_dir, progress_path, extra_callbacks)
+
+
+def run_embedding(
+    spec: RunSpec,
+    out_dir: Path,
+    progress_path: Path | None = None,
+    extra_callbacks: list | None = None,
+) -> RunOutput:
+    import torch
+
+    started = time.perf_counter()
+    determinism.apply(spec.seed, spec.determinism_settings)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    budget.reset_peak()
+
+    method = EMBEDDING_METHODS.get(spec.method)
+    params = method.Params.model_validate(spec.params)
+    resolved = resolve_model(spec.model)
+    splits = load_splits(spec.dataset)
+    model = load_sentence_transformer(resolved, device)
+    model.max_seq_length = min(spec.training.max_length, model.max_seq_length or 1 << 30)
+    width = model.get_embedding_dimension()
+    dims = check_dims(params, width, f"methods.{spec.method_key}", spec.model_key)
+    data_checks = _data_checks(splits, model)
+    # A tuning trial is scored on validation only; the test split is for final runs.
+    split = "validation" if spec.trial else "test"
+    evaluated = splits.validation if spec.trial else splits.test
+    data = retrieval_set(splits.train, evaluated)
+    batch = spec.training.eval_batch_size
+    load_s = time.perf_counter() - started
+
+    t0 = time.perf_counter()
+    base_scores, widths = evaluate_at_dims(model, data, dims, batch)
+    base_eval_s = time.perf_counter() - t0
+    rows = long_rows(base_scores, split, "base", width)
+    notes = method.setup(model, params)
+    matryoshka = getattr(params, "matryoshka_dims", None)
+    notes.update(
+        embedding_width=width, eval_dims=dims, scored_widths=widths,
+        matryoshka_dims=matryoshka,
+        loss=None if not method.trains else "MatryoshkaLoss(MNRL)" if matryoshka else "MNRL",
+        corpus_size=len(data.corpus), queries=len(data.queries),
+    )  # fmt: skip
+
+    curve: list[dict[str, Any]] = []
+    reporter = _reporter(spec, model, data, width, batch)
+    train_s = 0.0
+    trained = method.trains and spec.training.max_steps > 0
+    if trained:
+        train_s, model = _train(spec, model, splits, matryoshka, out_dir, device, curve,
+                                progress_path, [*([reporter] if reporter else []), *(extra_callbacks or [])])  # fmt: skip
+        notes["pairs_per_s"] = (
+            spec.training.max_steps * spec.training.batch_size * spec.training.grad_accum / train_s
+            if train_s > 0
+            else None
+        )
+
+    status, reason = _early_stop(curve, reporter, spec)
+    metrics: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if status == "ok":
+        scores = base_scores
+        if trained:
+            scores, _ = evaluate_at_dims(model, data, dims, batch)
+            rows += long_rows(scores, split, "tuned", width)
+        metrics = scores[width]
+    eval_s = time.perf_counter() - t0 + base_eval_s
+
+    artifact_bytes = None
+    if status == "ok" and trained and spec.training.save_weights:
+        artifact_bytes = _save_weights(model, out_dir / "weights")
+    meta = provenance.collect(
+        resolved.provenance, splits.fingerprint, spec.seed, config_hash(spec.resolved)
+    )
+    meta["determinism"] = determinism.record(spec.seed, spec.determinism_settings)
+    extra = {
+        "train_tokens": None,
+        "tokens_per_s": None,
+        "artifact_bytes": artifact_bytes,
+        "precision_effective": spec.training.precision if device == "cuda" else "fp32",
+        "notes": notes,
+        "split_sizes": {k: len(v) for k, v in splits.as_dict().items()},
+        "data_checks": data_checks,
+        "embedding_metrics": rows if status == "ok" else [],
+    }
+    if reporter is not None:
+        extra["intermediate"] = reporter.intermediate
+    return RunOutput(
+        metrics=metrics,
+        curve=curve,
+        timings={
+            "load_s": load_s,
+            "train_s": train_s,
+            "eval_s": eval_s,
+            "total_s": time.perf_counter() - started,
+        },
+        params=count_params(model),
+        memory=budget.peak_memory(),
+        extra=extra,
+        meta=meta,
+        model=model,
+        split=split,
+        status=status,
+        reason=reason,
+    )
+
+
+def _reporter(spec: RunSpec, model: Any, data: RetrievalSet, width: int, batch: int) -> Any:
+    """Optuna reports for a tuning trial: the full-width validation score at intervals."""
+    if spec.trial is None:
+        return None
+    from harness.tune_report import TrialReporter
+
+    return TrialReporter(spec.trial, lambda m: evaluate_at_dims(m, data, [width], batch)[0][width])
+
+
+def _train(
+    spec: RunSpec,
+    model: Any,
+    splits: Splits,
+    matryoshka_dims: list[int] | None,
+    out_dir: Path,
+    device: str,
+    curve: list[dict[str, Any]],
+    progress_path: Path | None,
+    callbacks: list,
+) -> tuple[float, Any]:
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer
+
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=_training_args(spec, out_dir, device),
+        train_dataset=Dataset.from_list(_train_rows(splits.train)),
+        loss=_loss(model, matryoshka_dims),
+        callbacks=_callbacks(curve, progress_path) + callbacks,
+    )
+    t0 = time.perf_counter()
+    trainer.train()
+    return time.perf_counter() - t0, trainer.model

@@ -1,0 +1,170 @@
+"""Embedding fine-tuning (harness/embedding): retrieval scoring per width, Matryoshka training,
+leak-free retrieval splits, per-width storage and the Embeddings dashboard page."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from test_methods import Snapshot
+
+from harness import store
+from harness.data import DataLeakError, check_no_overlap, load_splits, make_splits
+from harness.embedding.backend import load_sentence_transformer, run_embedding
+from harness.embedding.evaluate import RetrievalSet, evaluate_at_dims, retrieval_set
+from harness.embedding.methods.base import TrainParams, check_dims
+from harness.models import MODEL_ASSETS
+from harness.results import make_result
+from harness.suite import Suite, SuiteError, expand, load_suite
+
+DIMS = [384, 128, 32]
+
+
+def _suite(**methods) -> dict:
+    return {
+        "name": "emb",
+        "seeds": [0],
+        "training": {
+            "max_steps": 2, "batch_size": 8, "learning_rate": 1.0e-3, "max_length": 32,
+            "eval_batch_size": 32, "timeout_s": 300,
+        },
+        "models": {"minilm": {"asset": "all-minilm-l6-v2"}},
+        "datasets": {
+            "qa": {
+                "source": "chatterbot_retrieval",
+                "options": {"categories": ["trivia"]},
+                "task": "retrieval",
+                "splits": {"train": 32, "validation": 8, "test": 24},
+            }
+        },
+        "methods": methods,
+        "grid": {"methods": list(methods), "models": ["minilm"], "datasets": ["qa"]},
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    model = load_sentence_transformer(MODEL_ASSETS.get("all-minilm-l6-v2").resolve(), "cpu")
+    model.max_seq_length = 32
+    return model
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory):
+    """One 2-step LoRA + MatryoshkaLoss run, the parameters as training began, and its result."""
+    (spec,) = expand(Suite.model_validate(_suite(lora={"params": {
+        "r": 4, "matryoshka_dims": DIMS, "eval_dims": DIMS}})))  # fmt: skip
+    snap = Snapshot()
+    out = run_embedding(spec, tmp_path_factory.mktemp("lora"), extra_callbacks=[snap])
+    return spec, snap, out
+
+
+def test_evaluator_scores_a_known_answer(minilm):
+    texts = [
+        "The Eiffel Tower is in Paris.", "Bananas are rich in potassium.",
+        "Jupiter is the largest planet.", "Python is a programming language.",
+        "The Nile flows through Egypt.", "Chess is played on 64 squares.",
+    ]  # fmt: skip
+    corpus = {f"d{i}": t for i, t in enumerate(texts)}
+    queries = {f"q{i}": t for i, t in enumerate(texts)}  # each query is its own document
+    perfect = RetrievalSet(queries, corpus, {f"q{i}": {f"d{i}"} for i in range(len(texts))})
+    scores, widths = evaluate_at_dims(minilm, perfect, DIMS, batch_size=8)
+    for dim in DIMS:
+        assert scores[dim] == {"ndcg@10": 1.0, "mrr@10": 1.0, "recall@10": 1.0}
+    assert widths == {d: d for d in DIMS}
+    order = list(range(len(texts)))
+    random.Random(0).shuffle(order)
+    shuffled = RetrievalSet(queries, corpus, {f"q{i}": {f"d{j}"} for i, j in enumerate(order)})
+    worse, _ = evaluate_at_dims(minilm, shuffled, DIMS, batch_size=8)
+    assert all(worse[d]["mrr@10"] < 0.8 and worse[d]["ndcg@10"] < 0.9 for d in DIMS)
+
+
+def test_truncation_slices_what_encode_truncates(minilm):
+    texts = ["a query about trains", "a document about railways", "something else"]
+    data = RetrievalSet({"q0": texts[0]}, {"d0": texts[1], "d1": texts[2]}, {"q0": {"d0"}})
+    scores, widths = evaluate_at_dims(minilm, data, [384, 64], batch_size=8)
+    assert widths == {384: 384, 64: 64}
+    full = minilm.encode(texts, convert_to_tensor=True)
+    cut = minilm.encode(texts, convert_to_tensor=True, truncate_dim=64)
+    assert full.shape[1] == 384 and cut.shape[1] == 64
+    assert torch.allclose(full[:, :64], cut, atol=1e-5)
+
+
+def test_dims_are_checked_against_the_model_width():
+    params = TrainParams(matryoshka_dims=[512, 256])
+    with pytest.raises(ValueError, match=r"methods.lora.params.matryoshka_dims: \[512\] exceed"):
+        check_dims(params, 384, "methods.lora", "minilm")
+    assert check_dims(TrainParams(), 384, "m", "x") == [384, 256, 128, 64, 32]
+    assert check_dims(TrainParams(eval_dims=[64, 128]), 384, "m", "x") == [384, 128, 64]
+
+
+def test_repeated_dims_are_a_suite_error(write_suite):
+    data = _suite(full={"params": {"matryoshka_dims": [384, 128, 128]}})
+    with pytest.raises(SuiteError, match="dims must not repeat"):
+        load_suite(write_suite(data))
+
+
+def test_lora_run_trains_only_the_adapter_and_stores_base_and_tuned_per_width(lora_run, tmp_path):
+    spec, snap, out = lora_run
+    assert out.status == "ok", out.reason
+    assert set(out.metrics) == {"ndcg@10", "mrr@10", "recall@10"} and out.split == "test"
+    after = dict(out.model.named_parameters())
+    changed = {n for n, p in snap.before.items() if not torch.equal(p, after[n].detach())}
+    assert changed and all("lora_" in n for n in changed), sorted(changed)[:5]
+    trainable = {n for n, p in after.items() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    assert out.extra["notes"]["loss"] == "MatryoshkaLoss(MNRL)"
+    assert out.extra["notes"]["scored_widths"] == {d: d for d in DIMS}
+    rows = out.extra["embedding_metrics"]
+    assert {(r["model_state"], r["dim"]) for r in rows} == {
+        (state, d) for state in ("base", "tuned") for d in DIMS
+    }
+    assert all(r["share_of_full"] == 1.0 for r in rows if r["dim"] == 384 and r["value"])
+    tuned_full = {
+        r["name"]: r["value"] for r in rows if r["model_state"] == "tuned" and r["dim"] == 384
+    }
+    assert tuned_full == out.metrics
+
+    db = tmp_path / "r.duckdb"
+    store.ingest(db, make_result(spec, "ok", output=out))
+    with store.connect(db, read_only=True) as con:
+        stored = con.execute(
+            "SELECT model_state, count(*) FROM embedding_metrics GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+    assert stored == [("base", 9), ("tuned", 9)]  # 3 widths x 3 metrics each
+    table = store.embedding_table(db, "emb")
+    row = table[(table["metric"] == "ndcg@10") & (table["dim"] == 32)].iloc[0]
+    assert row["method"] == "lora" and row["delta"] == pytest.approx(row["tuned"] - row["base"])
+    assert store.export(db, tmp_path / "out.csv", "csv") == 3
+    assert len((tmp_path / "out_embedding_metrics.csv").read_text().splitlines()) == 1 + 18
+
+
+def test_retrieval_splits_keep_shared_positives_together():
+    records = [
+        {"anchor": f"q{i}", "positive": f"answer {i // 2}"} for i in range(40)
+    ]  # every answer has two questions
+    splits = make_splits(records, {"train": 20, "test": 10}, 0, "anchor", ("positive",))
+    check_no_overlap(splits.as_dict(), "positive")
+    train = {r["positive"] for r in splits.train}
+    assert not train & {r["positive"] for r in splits.test}
+    # Without the group field the same data leaks answers into train.
+    leaky = make_splits(records, {"train": 20, "test": 10}, 0, "anchor")
+    with pytest.raises(DataLeakError):
+        check_no_overlap(leaky.as_dict(), "positive")
+
+
+def test_chatterbot_retrieval_splits_do_not_leak():
+    spec = (
+        Suite.model_validate(_suite(base={}))
+        .datasets["qa"]
+        .model_copy(
+            update={"options": {}, "splits": {"train": 600, "validation": 100, "test": 200}}
+        )
+    )
+    splits = load_splits(spec)
+    for field in ("anchor", "positive"):
+        check_no_overlap(splits.as_dict(), field)
+    data = retrieval_set(splits.train, splits.test)
+    assert len(data.queries) == len({r["anchor"] for r in splits.test})
+    assert set(data.corpus.values()) == {r["positive"] for r in splits.train + splits.test}
