@@ -168,3 +168,42 @@ def test_chatterbot_retrieval_splits_do_not_leak():
     data = retrieval_set(splits.train, splits.test)
     assert len(data.queries) == len({r["anchor"] for r in splits.test})
     assert set(data.corpus.values()) == {r["positive"] for r in splits.train + splits.test}
+
+
+def _synthetic_embedding_run(method: str, base: dict[int, float], tuned: dict[int, float] | None):
+    from dashboard.synthetic import result
+
+    full = max(base)
+    res = result(suite="emb", method=method, model="minilm", dataset="qa", task="retrieval",
+                 headline="ndcg@10", metrics={"ndcg@10": (tuned or base)[full]})  # fmt: skip
+    rows = []
+    for state, scores in (("base", base), ("tuned", tuned or {})):
+        for dim, value in scores.items():
+            rows.append({"split": "test", "model_state": state, "dim": dim, "name": "ndcg@10",
+                         "value": value, "share_of_full": value / scores[full]})  # fmt: skip
+    res["train_info"]["embedding_metrics"] = rows
+    return res
+
+
+def test_embeddings_page_compares_methods_at_a_chosen_width(tmp_path, monkeypatch):
+    from test_dashboard import open_page
+
+    db = tmp_path / "emb.duckdb"
+    base = {384: 0.50, 128: 0.40, 32: 0.20}
+    for res in (
+        _synthetic_embedding_run("base", base, None),
+        _synthetic_embedding_run("lora", base, {384: 0.60, 128: 0.55, 32: 0.45}),
+        _synthetic_embedding_run("full", base, {384: 0.70, 128: 0.50, 32: 0.25}),
+    ):
+        store.ingest(db, res)
+    at = open_page(db, "embeddings", monkeypatch)
+    shown = at.dataframe[0].value
+    assert shown["method"].tolist() == ["full", "lora", "base"]  # best tuned first, at full width
+    assert at.sidebar.selectbox(key="emb_dim").value == 384
+    at.sidebar.selectbox(key="emb_dim").set_value(32).run()
+    shown = at.dataframe[0].value.set_index("method")
+    assert shown.index.tolist() == ["lora", "full", "base"]  # Matryoshka-like lora wins at 32
+    assert shown.loc["lora", "delta"] == pytest.approx(0.25)
+    assert shown.loc["lora", "tuned share"] == pytest.approx(0.75)
+    assert shown.loc["base", "base"] == pytest.approx(0.20) and shown["tuned"].isna()["base"]
+    assert len(at.get("vega_lite_chart")) == 1
