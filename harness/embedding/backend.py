@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import budget, checks, determinism, provenance
+from harness import checks
 from harness.backends import BACKENDS, Backend
 from harness.data import Splits, load_splits
 from harness.embedding.evaluate import RetrievalSet, evaluate_at_dims, long_rows, retrieval_set
@@ -20,8 +20,16 @@ from harness.embedding.methods import EMBEDDING_METHODS
 from harness.embedding.methods.base import check_dims
 from harness.models import ResolvedModel, resolve_model
 from harness.registry import Registry
-from harness.suite import RunSpec, config_hash
-from harness.train import RunOutput, _callbacks, _early_stop, _save_weights, count_params
+from harness.suite import RunSpec
+from harness.train import (
+    RunOutput,
+    _callbacks,
+    _early_stop,
+    _save_weights,
+    finish_run,
+    start_run,
+    trainer_kwargs,
+)
 
 
 def load_sentence_transformer(resolved: ResolvedModel, device: str) -> Any:
@@ -36,33 +44,11 @@ def _training_args(spec: RunSpec, out_dir: Path, device: str) -> Any:
     from sentence_transformers import SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
 
-    t = spec.training
-    on_gpu = device == "cuda"
+    # fp16 only on a GPU (the T4 budget allows no bf16; the suite check rejects it there).
     return SentenceTransformerTrainingArguments(
-        output_dir=str(out_dir / "trainer"),
-        max_steps=t.max_steps,
-        per_device_train_batch_size=t.batch_size,
-        gradient_accumulation_steps=t.grad_accum,
-        learning_rate=t.learning_rate,
-        weight_decay=t.weight_decay,
-        warmup_steps=t.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
-        lr_scheduler_type=t.lr_scheduler,
-        optim=t.optimizer,
-        logging_steps=t.logging_steps,
-        seed=spec.seed,
-        data_seed=spec.seed,
-        # Mixed precision only where the hardware has it (a T4 budget allows fp16 only; the
-        # suite check rejects bf16 there); CPU runs in fp32 (recorded).
-        fp16=on_gpu and t.precision == "fp16",
-        bf16=on_gpu and t.precision == "bf16",
-        use_cpu=not on_gpu,
-        gradient_checkpointing=t.gradient_checkpointing,
+        **trainer_kwargs(spec, out_dir, device),
         # In-batch negatives: a duplicate text in a batch would be a false negative.
         batch_sampler=BatchSamplers.NO_DUPLICATES,
-        logging_nan_inf_filter=False,
-        save_strategy="no",
-        report_to=[],
-        disable_tqdm=True,
     )
 
 
@@ -121,12 +107,7 @@ def run_embedding(
     progress_path: Path | None = None,
     extra_callbacks: list | None = None,
 ) -> RunOutput:
-    import torch
-
-    started = time.perf_counter()
-    determinism.apply(spec.seed, spec.determinism_settings)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    budget.reset_peak()
+    started, device = start_run(spec)
 
     method = EMBEDDING_METHODS.get(spec.method)
     params = method.Params.model_validate(spec.params)
@@ -184,40 +165,19 @@ def run_embedding(
     artifact_bytes = None
     if status == "ok" and trained and spec.training.save_weights:
         artifact_bytes = _save_weights(model, out_dir / "weights")
-    meta = provenance.collect(
-        resolved.provenance, splits.fingerprint, spec.seed, config_hash(spec.resolved)
-    )
-    meta["determinism"] = determinism.record(spec.seed, spec.determinism_settings)
     extra = {
         "train_tokens": None,
         "tokens_per_s": None,
         "artifact_bytes": artifact_bytes,
-        "precision_effective": spec.training.precision if device == "cuda" else "fp32",
         "notes": notes,
-        "split_sizes": {k: len(v) for k, v in splits.as_dict().items()},
         "data_checks": data_checks,
         "embedding_metrics": rows if status == "ok" else [],
     }
-    if reporter is not None:
-        extra["intermediate"] = reporter.intermediate
-    return RunOutput(
-        metrics=metrics,
-        curve=curve,
-        timings={
-            "load_s": load_s,
-            "train_s": train_s,
-            "eval_s": eval_s,
-            "total_s": time.perf_counter() - started,
-        },
-        params=count_params(model),
-        memory=budget.peak_memory(),
-        extra=extra,
-        meta=meta,
-        model=model,
-        split=split,
-        status=status,
-        reason=reason,
-    )
+    return finish_run(
+        spec, model, resolved, splits, device, reporter,
+        started=started, timings={"load_s": load_s, "train_s": train_s, "eval_s": eval_s},
+        metrics=metrics, curve=curve, extra=extra, split=split, status=status, reason=reason,
+    )  # fmt: skip
 
 
 def _reporter(spec: RunSpec, model: Any, data: RetrievalSet, width: int, batch: int) -> Any:

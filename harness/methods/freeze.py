@@ -32,21 +32,24 @@ def transformer_blocks(model: Any) -> Any:
     return max(candidates, key=len)
 
 
+def train_last_blocks(model: Any, n_layers: int) -> dict[str, Any]:
+    """Freeze everything, then unfreeze the last `n_layers` blocks; notes for the run."""
+    model.requires_grad_(False)
+    blocks = transformer_blocks(model)
+    if n_layers > len(blocks):
+        raise ValueError(f"freeze.n_layers={n_layers} but the model has {len(blocks)} blocks")
+    for block in list(blocks)[len(blocks) - n_layers :]:
+        block.requires_grad_(True)
+    return {"trained_blocks": n_layers, "total_blocks": len(blocks)}
+
+
 @register("freeze")
 class Freeze(Method):
     Params = FreezeParams
 
     def setup(self, ctx: MethodContext, params: FreezeParams) -> MethodSetup:
         model = ctx.load_model()
-        model.requires_grad_(False)
-        blocks = transformer_blocks(model)
-        if params.n_layers > len(blocks):
-            raise ValueError(
-                f"freeze.n_layers={params.n_layers} but the model has {len(blocks)} blocks"
-            )
-        for block in list(blocks)[len(blocks) - params.n_layers :]:
-            block.requires_grad_(True)
-        notes: dict[str, Any] = {"trained_blocks": params.n_layers, "total_blocks": len(blocks)}
+        notes = train_last_blocks(model, params.n_layers)
         if params.train_final_norm:
             norm = getattr(model.get_decoder(), "norm", None) or getattr(
                 model.get_decoder(), "ln_f", None

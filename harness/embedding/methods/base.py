@@ -7,9 +7,9 @@ Widths are checked against the model at run time (check_dims), when the width is
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
 from harness.config import StrictModel
 from harness.registry import Registry
@@ -17,37 +17,24 @@ from harness.registry import Registry
 MIN_LADDER_DIM = 32
 
 
-def _sorted_unique(dims: list[int] | None) -> list[int] | None:
-    if dims is None:
-        return None
+def _dims(dims: list[int]) -> list[int]:
+    if any(d < 1 for d in dims):
+        raise ValueError(f"dims must be positive integers (got {dims})")
     if len(set(dims)) != len(dims):
         raise ValueError(f"dims must not repeat (got {dims})")
     return sorted(dims, reverse=True)
 
 
+Dims = Annotated[list[int], Field(min_length=1), AfterValidator(_dims)]
+
+
 class EvalParams(StrictModel):
     # None: the full width and every power of two below it down to 32 (384 -> 384/256/128/64/32).
-    eval_dims: list[int] | None = Field(None, min_length=1)
-
-    @field_validator("eval_dims")
-    @classmethod
-    def _dims(cls, dims: list[int] | None) -> list[int] | None:
-        return _sorted_unique(_positive(dims))
+    eval_dims: Dims | None = None
 
 
 class TrainParams(EvalParams):
-    matryoshka_dims: list[int] | None = Field(None, min_length=1)
-
-    @field_validator("matryoshka_dims")
-    @classmethod
-    def _matryoshka(cls, dims: list[int] | None) -> list[int] | None:
-        return _sorted_unique(_positive(dims))
-
-
-def _positive(dims: list[int] | None) -> list[int] | None:
-    if dims is not None and any(d < 1 for d in dims):
-        raise ValueError(f"dims must be positive integers (got {dims})")
-    return dims
+    matryoshka_dims: Dims | None = None
 
 
 def default_dims(width: int) -> list[int]:

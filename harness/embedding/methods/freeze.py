@@ -1,4 +1,4 @@
-"""Freeze tuning for encoders: train only the last N transformer layers."""
+"""Freeze tuning for encoders: train only the last N transformer layers (BERT: encoder.layer)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from harness.embedding.methods.base import EmbeddingMethod, TrainParams, register
-from harness.methods.freeze import transformer_blocks
+from harness.methods.freeze import train_last_blocks
 
 
 class FreezeParams(TrainParams):
@@ -19,12 +19,4 @@ class Freeze(EmbeddingMethod):
     Params = FreezeParams
 
     def setup(self, model: Any, params: FreezeParams) -> dict[str, Any]:
-        model.requires_grad_(False)
-        blocks = transformer_blocks(model)
-        if params.n_layers > len(blocks):
-            raise ValueError(
-                f"freeze.n_layers={params.n_layers} but the model has {len(blocks)} layers"
-            )
-        for block in list(blocks)[len(blocks) - params.n_layers :]:
-            block.requires_grad_(True)
-        return {"trained_blocks": params.n_layers, "total_blocks": len(blocks)}
+        return train_last_blocks(model, params.n_layers)
