@@ -16,7 +16,7 @@ from harness.embedding.evaluate import RetrievalSet, evaluate_at_dims, retrieval
 from harness.embedding.methods.base import TrainParams, check_dims
 from harness.models import MODEL_ASSETS
 from harness.results import make_result
-from harness.suite import Suite, SuiteError, expand, load_suite
+from harness.suite import Suite, SuiteError, expand, load_specs, load_suite
 
 DIMS = [384, 128, 32]
 
@@ -60,6 +60,7 @@ def lora_run(tmp_path_factory):
     return spec, snap, out
 
 
+@pytest.mark.slow
 def test_evaluator_scores_a_known_answer(minilm):
     texts = [
         "The Eiffel Tower is in Paris.", "Bananas are rich in potassium.",
@@ -80,6 +81,7 @@ def test_evaluator_scores_a_known_answer(minilm):
     assert all(worse[d]["mrr@10"] < 0.8 and worse[d]["ndcg@10"] < 0.9 for d in DIMS)
 
 
+@pytest.mark.slow
 def test_truncation_slices_what_encode_truncates(minilm):
     texts = ["a query about trains", "a document about railways", "something else"]
     data = RetrievalSet({"q0": texts[0]}, {"d0": texts[1], "d1": texts[2]}, {"q0": {"d0"}})
@@ -105,6 +107,7 @@ def test_repeated_dims_are_a_suite_error(write_suite):
         load_suite(write_suite(data))
 
 
+@pytest.mark.slow
 def test_lora_run_trains_only_the_adapter_and_stores_base_and_tuned_per_width(lora_run, tmp_path):
     spec, snap, out = lora_run
     assert out.status == "ok", out.reason
@@ -207,3 +210,25 @@ def test_embeddings_page_compares_methods_at_a_chosen_width(tmp_path, monkeypatc
     assert shown.loc["lora", "tuned share"] == pytest.approx(0.75)
     assert shown.loc["base", "base"] == pytest.approx(0.20) and shown["tuned"].isna()["base"]
     assert len(at.get("vega_lite_chart")) == 1
+
+
+@pytest.mark.slow
+def test_tuning_trials_score_on_validation_and_the_best_is_rerun_on_test(tmp_path, write_suite):
+    from harness.tune import tune_suite
+
+    data = _suite(lora={"params": {"r": 4, "eval_dims": [384, 64]}, "search": {
+        "learning_rate": {"type": "float", "low": 1.0e-4, "high": 1.0e-3, "log": True}}})  # fmt: skip
+    data["tune"] = {"trials": 2, "sampler": {"type": "random", "seed": 0}, "eval_every": 1}
+    path = write_suite(data)
+    suite, specs = load_specs(path)
+    db = tmp_path / "ftbench.duckdb"
+    tune_suite(suite, specs, path, results_dir=tmp_path, db_path=db)
+    with store.connect(db, read_only=True) as con:
+        splits = con.execute(
+            "SELECT DISTINCT r.origin, m.split, e.split FROM runs r JOIN metrics m USING (run_id) "
+            "JOIN embedding_metrics e USING (run_id) ORDER BY 1"
+        ).fetchall()
+        trials = con.execute("SELECT state, intermediate FROM trials").fetchall()
+    assert splits == [("trial", "validation", "validation"), ("tuned", "test", "test")]
+    assert [state for state, _ in trials] == ["COMPLETE", "COMPLETE"]
+    assert all('"1"' in intermediate for _, intermediate in trials)  # reported at step 1

@@ -139,17 +139,16 @@ def run_embedding(
     )  # fmt: skip
 
     curve: list[dict[str, Any]] = []
-    reporter = _reporter(spec, model, data, width, batch)
+    reporter = _reporter(spec, data, width, batch)
     train_s = 0.0
     trained = method.trains and spec.training.max_steps > 0
     if trained:
-        train_s, model = _train(spec, model, splits, matryoshka, out_dir, device, curve,
-                                progress_path, [*([reporter] if reporter else []), *(extra_callbacks or [])])  # fmt: skip
-        notes["pairs_per_s"] = (
-            spec.training.max_steps * spec.training.batch_size * spec.training.grad_accum / train_s
-            if train_s > 0
-            else None
+        callbacks = _callbacks(curve, progress_path) + ([reporter] if reporter else [])
+        train_s, steps, model = _train(
+            spec, model, splits, matryoshka, out_dir, device, callbacks + (extra_callbacks or [])
         )
+        pairs = steps * spec.training.batch_size * spec.training.grad_accum
+        notes["pairs_per_s"] = pairs / train_s if train_s > 0 else None
 
     status, reason = _early_stop(curve, reporter, spec)
     metrics: dict[str, float] = {}
@@ -180,7 +179,7 @@ def run_embedding(
     )  # fmt: skip
 
 
-def _reporter(spec: RunSpec, model: Any, data: RetrievalSet, width: int, batch: int) -> Any:
+def _reporter(spec: RunSpec, data: RetrievalSet, width: int, batch: int) -> Any:
     """Optuna reports for a tuning trial: the full-width validation score at intervals."""
     if spec.trial is None:
         return None
@@ -196,10 +195,9 @@ def _train(
     matryoshka_dims: list[int] | None,
     out_dir: Path,
     device: str,
-    curve: list[dict[str, Any]],
-    progress_path: Path | None,
     callbacks: list,
-) -> tuple[float, Any]:
+) -> tuple[float, int, Any]:
+    """Train; return the seconds, the optimizer steps taken and the trained model."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer
 
@@ -208,8 +206,8 @@ def _train(
         args=_training_args(spec, out_dir, device),
         train_dataset=Dataset.from_list(_train_rows(splits.train)),
         loss=_loss(model, matryoshka_dims),
-        callbacks=_callbacks(curve, progress_path) + callbacks,
+        callbacks=callbacks,
     )
     t0 = time.perf_counter()
     trainer.train()
-    return time.perf_counter() - t0, trainer.model
+    return time.perf_counter() - t0, trainer.state.global_step, trainer.model
