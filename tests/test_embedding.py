@@ -232,3 +232,29 @@ def test_tuning_trials_score_on_validation_and_the_best_is_rerun_on_test(tmp_pat
     assert splits == [("trial", "validation", "validation"), ("tuned", "test", "test")]
     assert [state for state, _ in trials] == ["COMPLETE", "COMPLETE"]
     assert all('"1"' in intermediate for _, intermediate in trials)  # reported at step 1
+
+
+def test_hard_negatives_train_as_a_third_column_and_join_the_corpus():
+    from harness.embedding.backend import _train_rows
+
+    train = [{"anchor": "q1", "positive": "p1", "negative": "n1"}]
+    test = [{"anchor": "q2", "positive": "p2", "negative": "n2"}]
+    assert list(_train_rows(train)[0]) == ["anchor", "positive", "negative"]
+    assert list(_train_rows([*train, {"anchor": "q3", "positive": "p3"}])[0]) == [
+        "anchor", "positive",
+    ]  # fmt: skip
+    data = retrieval_set(train, test)
+    assert sorted(data.corpus.values()) == ["n1", "n2", "p1", "p2"]
+    assert data.queries == {"q0": "q2"} and data.corpus[next(iter(data.relevant["q0"]))] == "p2"
+
+
+def test_review_inverse_cloze_pairs_cut_the_first_sentence_from_its_review():
+    from harness.data import DATA_SOURCES, MovieReviewOptions, MovieReviews
+
+    source = DATA_SOURCES.get("movie_reviews_retrieval")
+    pairs = source.load(source.Options(max_words=60))
+    reviews = {r["text"] for r in MovieReviews().load(MovieReviewOptions(subset="imdb"))}
+    assert len(pairs) > 800
+    for pair in pairs[:50]:
+        assert f"{pair['anchor']} {pair['positive']}" in reviews
+        assert len(pair["anchor"].split()) >= 5 and len(pair["positive"].split()) >= 15
