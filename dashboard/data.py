@@ -276,17 +276,31 @@ def curves(db: Path | str, run_ids: Sequence[str]) -> pd.DataFrame:
     )
 
 
+def embedding_table(db: Path | str) -> pd.DataFrame | None:
+    """Per-width base/tuned test scores of every suite (harness.store.EMBEDDING_SQL), or None
+    when the file has no embedding_metrics table yet."""
+    with connect(db) as con:
+        if not _has_table(con, "embedding_metrics"):
+            return None
+        return _df(con, store.EMBEDDING_SQL, {"suite": None})
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = 'main' AND table_name = ?",
+            [table],
+        ).fetchone()[0]
+    )
+
+
 def optional_table(db: Path | str, table: str, limit: int = 5000) -> pd.DataFrame | None:
     """Rows of a table added by a later feature, or None when the file does not have it yet."""
     if table not in OPTIONAL_TABLES:  # the name is spliced into SQL: whitelist only
         raise ValueError(f"{table!r} is not one of {OPTIONAL_TABLES}")
     with connect(db) as con:
-        present = con.execute(
-            "SELECT count(*) FROM information_schema.tables "
-            "WHERE table_schema = 'main' AND table_name = ?",
-            [table],
-        ).fetchone()[0]
-        if not present:
+        if not _has_table(con, table):
             return None
         try:
             return con.execute(f'SELECT * FROM "{table}" LIMIT {int(limit)}').df()

@@ -29,6 +29,9 @@ def peak_memory() -> dict[str, Any]:
         memory["cuda_max_reserved"] = torch.cuda.max_memory_reserved()
         memory["peak_mem_bytes"] = memory["cuda_max_allocated"]
         memory["peak_mem_kind"] = "cuda_max_allocated"
+        fraction = torch.cuda.get_per_process_memory_fraction(0)
+        total = torch.cuda.get_device_properties(0).total_memory
+        memory["cuda_cap_bytes"] = int(fraction * total) if fraction < 1 else None
     else:
         memory["peak_mem_bytes"] = rss
         memory["peak_mem_kind"] = "cpu_peak_rss"

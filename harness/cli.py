@@ -206,8 +206,9 @@ def _db(args: argparse.Namespace) -> Path:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from harness.embedding.report import format_embedding_table
     from harness.report import format_leaderboard
-    from harness.store import leaderboard, repro_history
+    from harness.store import embedding_table, leaderboard, repro_history
 
     _, name = _suite_name(args.suite)
     db = _db(args)
@@ -219,6 +220,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"no runs of suite {name!r} in {db}", file=sys.stderr)
         return 1
     print(format_leaderboard(frame, name))
+    per_dim = embedding_table(db, name)
+    if not per_dim.empty:
+        print("\n" + format_embedding_table(per_dim))
     checks = repro_history(db, name)
     if not checks.empty:
         latest = checks.drop_duplicates("original_run_id")  # newest check of each run

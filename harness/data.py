@@ -194,17 +194,26 @@ class Splits:
         return {"train": self.train, "validation": self.validation, "test": self.test}
 
 
-def make_splits(records: list[Record], sizes: dict[str, int], seed: int, key_field: str) -> Splits:
+def make_splits(
+    records: list[Record],
+    sizes: dict[str, int],
+    seed: int,
+    key_field: str,
+    group_fields: tuple[str, ...] = (),
+) -> Splits:
     """Deterministic group split: every record sharing the same input (key_field) lands in one split.
 
     Exact duplicates are dropped first; then inputs are shuffled with `seed` and dealt to test,
     validation and train in that order, so the evaluation sets do not depend on the train size.
+    Records that share a value of any of `group_fields` are kept in one split as well.
     """
     unique = list(dict.fromkeys(json.dumps(r, sort_keys=True) for r in records))
     groups: dict[str, list[Record]] = {}
     for item in sorted(unique):
         record = json.loads(item)
         groups.setdefault(record[key_field], []).append(record)
+    if group_fields:
+        groups = _merge_groups(groups, group_fields)
     keys = sorted(groups)
     random.Random(seed).shuffle(keys)
     out: dict[str, list[Record]] = {"test": [], "validation": [], "train": []}
@@ -223,9 +232,36 @@ def make_splits(records: list[Record], sizes: dict[str, int], seed: int, key_fie
                 f"({len(records)} records, {len(keys)} distinct inputs): lower splits.{split}"
             )
         out[split] = out[split][: sizes[split]]
-    check_no_overlap(out, key_field)
+    for field in (key_field, *group_fields):
+        check_no_overlap(out, field)
     fingerprint = hashlib.sha256(json.dumps(out, sort_keys=True).encode()).hexdigest()
     return Splits(out["train"], out["validation"], out["test"], fingerprint)
+
+
+def _merge_groups(
+    groups: dict[str, list[Record]], fields: tuple[str, ...]
+) -> dict[str, list[Record]]:
+    """Join groups that share a value of any of `fields` (union-find); each merged group keeps
+    its smallest key, so the shuffle order stays a function of the data alone."""
+    parent = {key: key for key in groups}
+
+    def root(key: str) -> str:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    first_key: dict[tuple[str, str], str] = {}
+    for key in sorted(groups):
+        for record in groups[key]:
+            for field in fields:
+                other = first_key.setdefault((field, record[field]), key)
+                a, b = sorted((root(key), root(other)))
+                parent[b] = a
+    merged: dict[str, list[Record]] = {}
+    for key in sorted(groups):
+        merged.setdefault(root(key), []).extend(groups[key])
+    return merged
 
 
 def check_no_overlap(splits: dict[str, list[Record]], key_field: str) -> None:
@@ -256,7 +292,13 @@ def load_splits(dataset_spec: Any) -> Splits:
                 else ""
             )
         )
-    return make_splits(records, dict(dataset_spec.splits), dataset_spec.split_seed, task.split_key)
+    return make_splits(
+        records,
+        dict(dataset_spec.splits),
+        dataset_spec.split_seed,
+        task.split_key,
+        task.group_fields,
+    )
 
 
 def tokenizer_training_text() -> Iterator[str]:

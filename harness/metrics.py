@@ -21,6 +21,11 @@ METRICS: dict[str, Metric] = {
         Metric("macro_f1", True, "F1 averaged over labels (robust to label imbalance)"),
         Metric("eval_loss", False, "mean NLL per completion token on the test split"),
         Metric("perplexity", False, "exp(eval_loss)"),
+        Metric("ndcg@10", True, "retrieval: normalized discounted cumulative gain of the top 10"),
+        Metric(
+            "mrr@10", True, "retrieval: mean reciprocal rank of the first relevant in the top 10"
+        ),
+        Metric("recall@10", True, "retrieval: share of relevant documents found in the top 10"),
     )
 }
 

@@ -63,6 +63,9 @@ CREATE TABLE IF NOT EXISTS memory (
     run_id VARCHAR PRIMARY KEY, systems_only BOOLEAN, weights_dtype VARCHAR,
     cuda_cap_bytes BIGINT, predicted_cuda_bytes BIGINT, predicted_cpu_bytes BIGINT,
     estimate JSON, measured_state JSON, budget_adjustments JSON);
+CREATE TABLE IF NOT EXISTS embedding_metrics (
+    run_id VARCHAR, split VARCHAR, model_state VARCHAR, dim INTEGER, name VARCHAR, value DOUBLE,
+    share_of_full DOUBLE, PRIMARY KEY (run_id, split, model_state, dim, name));
 CREATE TABLE IF NOT EXISTS repro_checks (
     original_run_id VARCHAR, repro_dir VARCHAR, suite VARCHAR, checked_at TIMESTAMP,
     verdict VARCHAR, mode VARCHAR, rel_tol DOUBLE, abs_tol DOUBLE, original_status VARCHAR,
@@ -109,7 +112,15 @@ MIGRATIONS = [
     "ALTER TABLE runs ADD COLUMN tune_trials INTEGER;",
 ]
 
-RUN_TABLES = ("metrics", "curves", "provenance", "data_checks", "memory", "runs")
+RUN_TABLES = (
+    "metrics",
+    "curves",
+    "provenance",
+    "data_checks",
+    "memory",
+    "embedding_metrics",
+    "runs",
+)
 # Systems-only runs (`weights: random`) measure memory and speed; their quality metrics are kept
 # under this split, so no ranking (which reads `test`) ever sees them.
 SYSTEMS_ONLY_SPLIT = "systems_only"
@@ -228,6 +239,10 @@ def ingest(
         if name != "step"
     ]
     data = info.get("data_checks")
+    embedding_rows = [  # per truncated width, base and tuned (harness/embedding)
+        [run_id, r["split"], r["model_state"], r["dim"], r["name"], r["value"], r["share_of_full"]]
+        for r in info.get("embedding_metrics") or []
+    ]
     with connect(db_path) as con:
         con.execute("BEGIN TRANSACTION")
         try:
@@ -256,6 +271,10 @@ def ingest(
                 con.execute(
                     f"INSERT INTO data_checks VALUES ({', '.join('?' * 14)})",
                     _data_row(run_id, data),
+                )
+            if embedding_rows:
+                con.executemany(
+                    "INSERT INTO embedding_metrics VALUES (?, ?, ?, ?, ?, ?, ?)", embedding_rows
                 )
             con.execute("COMMIT")
         except Exception:
@@ -424,6 +443,31 @@ def cell_stats(db_path: Path | str, suite: str):
     return pd.DataFrame(out, columns=columns)
 
 
+EMBEDDING_SQL = """
+SELECT r.suite, r.dataset_key AS dataset, r.model_key AS model, r.method_key AS method,
+       e.name AS metric, e.dim,
+       avg(e.value) FILTER (WHERE e.model_state = 'base') AS base,
+       avg(e.value) FILTER (WHERE e.model_state = 'tuned') AS tuned,
+       tuned - base AS delta,
+       avg(e.share_of_full) FILTER (WHERE e.model_state = 'base') AS base_share_of_full,
+       avg(e.share_of_full) FILTER (WHERE e.model_state = 'tuned') AS tuned_share_of_full,
+       count(DISTINCT r.run_id) AS n
+FROM embedding_metrics e JOIN runs r USING (run_id)
+WHERE ($suite IS NULL OR r.suite = $suite) AND e.split = 'test' AND r.status = 'ok'
+    AND coalesce(r.origin, 'run') <> 'trial'
+GROUP BY ALL
+ORDER BY r.suite, dataset, model, metric, e.dim DESC, method
+"""
+
+
+def embedding_table(db_path: Path | str, suite: str | None = None):
+    """Per (suite, dataset, model, method, metric, dim): base and tuned test scores (mean over
+    seeds), tuned - base, and the share of the full-width score kept at that width."""
+    _ensure_tables(db_path)
+    with connect(db_path, read_only=True) as con:
+        return con.execute(EMBEDDING_SQL, {"suite": suite}).df()
+
+
 def run_issues(db_path: Path | str, suite: str | None = None):
     """Per run: provenance_issues, data_issues (lists) and provenance_ok / data_ok."""
     _ensure_tables(db_path)
@@ -442,7 +486,7 @@ def _ensure_tables(db_path: Path | str) -> None:
         present = {
             row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
         }
-    if not {"data_checks", "repro_checks"} <= present:
+    if not {"data_checks", "repro_checks", "embedding_metrics"} <= present:
         with connect(db_path):
             pass
 
@@ -476,6 +520,7 @@ def export(db_path: Path | str, out: Path, fmt: str, suite: str | None = None) -
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"unknown export format {fmt!r}: use csv or parquet")
     out.parent.mkdir(parents=True, exist_ok=True)
+    _ensure_tables(db_path)
     where = "WHERE r.suite = $suite" if suite else ""
     query = f"""
         SELECT r.* EXCLUDE (traceback, config), m.split, m.name AS metric, m.value, m.higher_is_better
@@ -484,8 +529,21 @@ def export(db_path: Path | str, out: Path, fmt: str, suite: str | None = None) -
     params = {"suite": suite} if suite else {}
     with connect(db_path, read_only=True) as con:
         frame = con.execute(query, params).df()
+        embedding = con.execute(
+            f"""SELECT r.suite, r.dataset_key, r.model_key, r.method_key, r.seed, e.*
+            FROM embedding_metrics e JOIN runs r USING (run_id) {where}
+            ORDER BY r.suite, r.dataset_key, r.model_key, r.method_key, r.seed, e.split,
+                e.model_state, e.name, e.dim DESC""",
+            params,
+        ).df()
+    _write_frame(frame, out, fmt)
+    if not embedding.empty:  # long format per width: a file of its own beside the main one
+        _write_frame(embedding, out.with_name(f"{out.stem}_embedding_metrics{out.suffix}"), fmt)
+    return len(frame)
+
+
+def _write_frame(frame: Any, out: Path, fmt: str) -> None:
     if fmt == "csv":
         frame.to_csv(out, index=False)
     else:
         frame.to_parquet(out, index=False)
-    return len(frame)

@@ -67,37 +67,45 @@ def _callbacks(curve: list[dict[str, Any]], progress_path: Path | None):
     return [Recorder()]
 
 
+def trainer_kwargs(spec: RunSpec, out_dir: Path, device: str) -> dict[str, Any]:
+    """TrainingArguments fields every backend sets the same way from the suite's training block."""
+    t = spec.training
+    on_gpu = device == "cuda"
+    return {
+        "output_dir": str(out_dir / "trainer"),
+        "max_steps": t.max_steps,
+        "per_device_train_batch_size": t.batch_size,
+        "gradient_accumulation_steps": t.grad_accum,
+        "learning_rate": t.learning_rate,
+        "weight_decay": t.weight_decay,
+        "warmup_steps": t.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
+        "lr_scheduler_type": t.lr_scheduler,
+        "optim": t.optimizer,
+        "logging_steps": t.logging_steps,
+        "seed": spec.seed,
+        "data_seed": spec.seed,
+        # Mixed precision only where the hardware has it; CPU runs in fp32 (recorded).
+        "fp16": on_gpu and t.precision == "fp16",
+        "bf16": on_gpu and t.precision == "bf16",
+        "use_cpu": not on_gpu,
+        "gradient_checkpointing": t.gradient_checkpointing,
+        "logging_nan_inf_filter": False,  # the default hides a NaN loss; divergence must be seen
+        "save_strategy": "no",
+        "report_to": [],
+        "disable_tqdm": True,
+    }
+
+
 def _sft_config(spec: RunSpec, out_dir: Path, device: str):
     from trl import SFTConfig
 
-    t = spec.training
-    on_gpu = device == "cuda"
-    optional = {"loss_type": t.loss_type} if t.loss_type else {}
+    # TRL's loss: None keeps TRL's default (chunked_nll); the memory estimator models both.
+    optional = {"loss_type": spec.training.loss_type} if spec.training.loss_type else {}
     return SFTConfig(
+        **trainer_kwargs(spec, out_dir, device),
         **optional,
-        output_dir=str(out_dir / "trainer"),
-        max_steps=t.max_steps,
-        per_device_train_batch_size=t.batch_size,
-        gradient_accumulation_steps=t.grad_accum,
-        learning_rate=t.learning_rate,
-        weight_decay=t.weight_decay,
-        warmup_steps=t.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
-        lr_scheduler_type=t.lr_scheduler,
-        optim=t.optimizer,
-        max_length=t.max_length,
-        logging_steps=t.logging_steps,
-        seed=spec.seed,
-        data_seed=spec.seed,
-        # Mixed precision only where the hardware has it; CPU runs in fp32 (recorded).
-        fp16=on_gpu and t.precision == "fp16",
-        bf16=on_gpu and t.precision == "bf16",
-        use_cpu=not on_gpu,
-        gradient_checkpointing=t.gradient_checkpointing,
+        max_length=spec.training.max_length,
         include_num_input_tokens_seen="non_padding",
-        logging_nan_inf_filter=False,  # the default hides a NaN loss; divergence must be seen
-        save_strategy="no",
-        report_to=[],
-        disable_tqdm=True,
         dataset_num_proc=None,
     )
 
@@ -135,19 +143,28 @@ def _save_weights(model: Any, folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
+def start_run(spec: RunSpec) -> tuple[float, str]:
+    """The start of every backend's run: the clock, seeds and determinism, the device, the
+    budget's CUDA memory cap, and a fresh peak-memory window."""
+    import torch
+
+    started = time.perf_counter()
+    determinism.apply(spec.seed, spec.determinism_settings)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    budget.cap_cuda_memory(spec.budget.limit_bytes)  # a bigger GPU answers as the budget's would
+    budget.reset_peak()
+    return started, device
+
+
 def run_training(
     spec: RunSpec,
     out_dir: Path,
     progress_path: Path | None = None,
     extra_callbacks: list | None = None,
 ) -> RunOutput:
-    import torch
     from datasets import Dataset
 
-    started = time.perf_counter()
-    determinism.apply(spec.seed, spec.determinism_settings)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    budget.reset_peak()
+    started, device = start_run(spec)
 
     task = TASKS.get(spec.dataset.task)
     method = METHODS.get(spec.method)
@@ -166,7 +183,6 @@ def run_training(
         weights_dtype=load_dtype(method, device, spec.training.precision),
         random_config=architecture_config(spec.model)[1] if spec.model.systems_only else None,
     )
-    cap_bytes = budget.cap_cuda_memory(spec.budget.limit_bytes)
     setup = method.setup(context, params)
     load_s = time.perf_counter() - started
 
@@ -239,10 +255,7 @@ def run_training(
         and spec.training.save_weights
     ):
         artifact_bytes = _save_weights(model, out_dir / "weights")
-    on_gpu = device == "cuda"
     memory = {
-        **budget.peak_memory(),
-        "cuda_cap_bytes": cap_bytes,
         "weights_dtype": context.weights_dtype,
         "measured_state": probe.measured,  # exact bytes of weights/grads/optimizer, any device
         "estimate": _estimates(spec, device),
@@ -251,31 +264,54 @@ def run_training(
         "train_tokens": train_tokens,
         "tokens_per_s": train_tokens / train_s if train_s > 0 else None,
         "artifact_bytes": artifact_bytes,
-        "precision_effective": spec.training.precision if on_gpu else "fp32",
         "notes": setup.notes,
-        "split_sizes": {k: len(v) for k, v in splits.as_dict().items()},
         "data_checks": {**data_checks, "issues": checks.issues(data_checks)},
+    }
+    return finish_run(
+        spec, model, resolved, splits, device, reporter,
+        started=started, timings={"load_s": load_s, "train_s": train_s, "eval_s": eval_s},
+        metrics=metrics, curve=curve, extra=extra, split=split, status=status, reason=reason,
+        memory=memory,
+    )  # fmt: skip
+
+
+def finish_run(
+    spec: RunSpec,
+    model: Any,
+    resolved: Any,
+    splits: Any,
+    device: str,
+    reporter: Any,
+    *,
+    started: float,
+    timings: dict[str, float],
+    metrics: dict[str, float],
+    curve: list[dict[str, Any]],
+    extra: dict[str, Any],
+    split: str,
+    status: str,
+    reason: str | None,
+    memory: dict[str, Any] | None = None,
+) -> RunOutput:
+    """The measured tail every backend shares: provenance, parameter counts, peak memory, total
+    time, split sizes, effective precision and the trial's intermediate reports."""
+    extra = {
+        "precision_effective": spec.training.precision if device == "cuda" else "fp32",
+        "split_sizes": {k: len(v) for k, v in splits.as_dict().items()},
+        **extra,
     }
     if reporter is not None:
         extra["intermediate"] = reporter.intermediate
     meta = provenance.collect(
-        resolved.provenance,
-        splits.fingerprint,
-        spec.seed,
-        config_hash(spec.resolved),
+        resolved.provenance, splits.fingerprint, spec.seed, config_hash(spec.resolved)
     )
     meta["determinism"] = determinism.record(spec.seed, spec.determinism_settings)
     return RunOutput(
         metrics=metrics,
         curve=curve,
-        timings={
-            "load_s": load_s,
-            "train_s": train_s,
-            "eval_s": eval_s,
-            "total_s": time.perf_counter() - started,
-        },
+        timings={**timings, "total_s": time.perf_counter() - started},
         params=count_params(model),
-        memory=memory,
+        memory={**budget.peak_memory(), **(memory or {})},
         extra=extra,
         meta=meta,
         model=model,

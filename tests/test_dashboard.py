@@ -244,7 +244,7 @@ def test_pareto_points_and_config_diff(fixture_db):
 
 def test_data_layer_edge_cases(fixture_db, tmp_path):
     assert data.run_detail(fixture_db, "no-such-run") is None
-    assert data.optional_table(fixture_db, "embedding_metrics") is None
+    assert data.optional_table(fixture_db, "embedding_metrics").empty  # created, no rows
     with pytest.raises(ValueError):
         data.optional_table(fixture_db, "runs; DROP TABLE runs")
     with pytest.raises(data.DatabaseMissingError):

@@ -17,18 +17,30 @@ class FreezeParams(StrictModel):
 
 
 def transformer_blocks(model: Any) -> Any:
-    """The ModuleList of decoder blocks (model.model.layers for Llama/Qwen, transformer.h for GPT-2)."""
+    """The ModuleList of transformer blocks (model.model.layers for Llama/Qwen, transformer.h for
+    GPT-2, encoder.layer for BERT)."""
     import torch
 
     candidates = [
         module
         for name, module in model.named_modules()
         if isinstance(module, torch.nn.ModuleList)
-        and name.split(".")[-1] in {"layers", "h", "blocks"}
+        and name.split(".")[-1] in {"layers", "h", "blocks", "layer"}
     ]
     if not candidates:
         raise ValueError(f"cannot find the transformer blocks of {type(model).__name__}")
     return max(candidates, key=len)
+
+
+def train_last_blocks(model: Any, n_layers: int) -> dict[str, Any]:
+    """Freeze everything, then unfreeze the last `n_layers` blocks; notes for the run."""
+    model.requires_grad_(False)
+    blocks = transformer_blocks(model)
+    if n_layers > len(blocks):
+        raise ValueError(f"freeze.n_layers={n_layers} but the model has {len(blocks)} blocks")
+    for block in list(blocks)[len(blocks) - n_layers :]:
+        block.requires_grad_(True)
+    return {"trained_blocks": n_layers, "total_blocks": len(blocks)}
 
 
 @register("freeze")
@@ -38,15 +50,7 @@ class Freeze(Method):
 
     def setup(self, ctx: MethodContext, params: FreezeParams) -> MethodSetup:
         model = ctx.load_model()
-        model.requires_grad_(False)
-        blocks = transformer_blocks(model)
-        if params.n_layers > len(blocks):
-            raise ValueError(
-                f"freeze.n_layers={params.n_layers} but the model has {len(blocks)} blocks"
-            )
-        for block in list(blocks)[len(blocks) - params.n_layers :]:
-            block.requires_grad_(True)
-        notes: dict[str, Any] = {"trained_blocks": params.n_layers, "total_blocks": len(blocks)}
+        notes = train_last_blocks(model, params.n_layers)
         if params.train_final_norm:
             norm = getattr(model.get_decoder(), "norm", None) or getattr(
                 model.get_decoder(), "ln_f", None

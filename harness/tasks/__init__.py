@@ -12,6 +12,9 @@ Record = dict[str, str]
 class Task:
     record_fields: ClassVar[tuple[str, ...]]
     split_key: ClassVar[str]  # the input field; records sharing it never straddle splits
+    # More fields whose shared values keep records together (retrieval: a positive shared by two
+    # anchors must not be a training pair and a test answer at once).
+    group_fields: ClassVar[tuple[str, ...]] = ()
     metrics: ClassVar[tuple[str, ...]]
     primary_metric: ClassVar[str]
     backend: ClassVar[str] = "sft"  # the training family (harness/backends.py) that runs it
