@@ -88,6 +88,7 @@ def load_plugins() -> None:
         "harness.tasks",
         "harness.data",
         "harness.models",
+        "harness.alignment",
     ]
     modules += [m.strip() for m in os.environ.get("FTBENCH_PLUGINS", "").split(",") if m.strip()]
     for module in modules:

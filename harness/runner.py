@@ -138,6 +138,17 @@ class SuiteReport:
         return counts
 
 
+def upstream_problem(spec: RunSpec, results_dir: Path) -> str | None:
+    """Why `spec` cannot start: a run it starts from did not end `ok` (None when all did)."""
+    for role, run_id in (spec.upstream or {}).items():
+        result = read_result(results_dir / "runs" / run_id)
+        status = result["train_info"]["status"] if result else "not run"
+        if status != "ok":
+            why = (result or {}).get("train_info", {}).get("reason")
+            return f"upstream {role} run {run_id} is {status}" + (f" ({why})" if why else "")
+    return None
+
+
 def run_suite(
     suite: Suite,
     specs: list[RunSpec],
@@ -168,8 +179,9 @@ def run_suite(
             store.ingest(db_path, previous, run_dir / RESULT_FILE)  # idempotent: keeps the DB whole
             report.skipped.append(previous)
             continue
-        if spec.run_id in unavailable:
-            result = make_result(spec, "skipped", reason=unavailable[spec.run_id], started_at=now())
+        blocked = unavailable.get(spec.run_id) or upstream_problem(spec, results_dir)
+        if blocked:
+            result = make_result(spec, "skipped", reason=blocked, started_at=now())
             run_dir.mkdir(parents=True, exist_ok=True)
         else:
             with run_progress(spec.label) as progress:
