@@ -84,6 +84,7 @@ class PolicyParams(StrictModel):
     judge: StageConfig = StageConfig(seed_offset=1000)
     prompt_words: int = Field(8, ge=1)  # a prompt is a review's first words
     max_new_tokens: int = Field(24, ge=1)
+    train_prompts: int | None = Field(None, ge=1)  # cap on policy prompts (the data budget)
     eval_prompts: int | None = Field(None, ge=1)  # default: every held-out review
     peft: Literal["lora", "full"] = "lora"
     r: int = Field(8, ge=1)
@@ -141,4 +142,5 @@ class PolicyMethod(AlignMethod):
 
 def train_prompts(ctx: AlignContext, params: PolicyParams) -> list[str]:
     """The policy partition's review openings: what every policy method trains on."""
-    return [opening(r["text"], params.prompt_words) for r in ctx.parts.policy]
+    policy = ctx.parts.policy[: params.train_prompts]
+    return [opening(r["text"], params.prompt_words) for r in policy]
