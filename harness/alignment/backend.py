@@ -12,7 +12,7 @@ import math
 import time
 from pathlib import Path
 
-from harness import budget, determinism, provenance
+from harness import budget, checks, determinism, provenance
 from harness.alignment.methods import ALIGN_METHODS
 from harness.alignment.methods.base import AlignContext
 from harness.alignment.task import partitions
@@ -51,6 +51,7 @@ class AlignmentBackend(Backend):
             spec, resolved, tokenizer, device, out_dir, parts,
             _callbacks(curve, progress_path) + list(extra_callbacks or []), curve,
         )  # fmt: skip
+        data_checks = {**parts.data_checks, **checks.tokenizer_checks(tokenizer)}
         load_s = time.perf_counter() - started
         result = method.run(ctx, params)
         status, reason = "ok", None
@@ -90,6 +91,7 @@ class AlignmentBackend(Backend):
                 "precision_effective": spec.training.precision if on_gpu else "fp32",
                 "notes": {**result.notes, "upstream": spec.upstream or {}},
                 "split_sizes": parts.split_sizes,
+                "data_checks": {**data_checks, "issues": checks.issues(data_checks)},
             },
             meta=meta,
             split=parts.held_out_split,

@@ -88,21 +88,24 @@ def _win_rate(mine: list[float], theirs: list[float]) -> float:
     return wins / len(mine)
 
 
+def texts(tokenizer: Any, gens: Generations) -> list[str]:
+    """Prompt + continuation as text: what a reward model with any tokenizer can score."""
+    return [tokenizer.decode(seq, skip_special_tokens=True) for seq in gens.sequences()]
+
+
 def evaluate_policy(
     policy: Any, start: Any, proxy: Any, judge: Any, tokenizer: Any, prompts: list[str],
     max_new_tokens: int, seed: int, batch_size: int,
 ) -> dict[str, float]:  # fmt: skip
-    """Score `policy` against the starting policy on held-out prompts (same seed for both)."""
-    from harness.alignment.reward import score_ids
-
+    """Score `policy` against the starting policy on held-out prompts (same seed for both);
+    `proxy` and `judge` are reward_model.Scorer objects."""
     prompt_ids = encode_prompts(tokenizer, prompts)
     pad = tokenizer.pad_token_id
     mine = sample(policy, tokenizer, prompt_ids, max_new_tokens, seed, batch_size)
     base = sample(start, tokenizer, prompt_ids, max_new_tokens, seed, batch_size)
-    judge_mine = score_ids(judge, pad, mine.sequences(), batch_size)
-    judge_base = score_ids(judge, pad, base.sequences(), batch_size)
-    proxy_mine = score_ids(proxy, pad, mine.sequences(), batch_size)
-    proxy_base = score_ids(proxy, pad, base.sequences(), batch_size)
+    mine_text, base_text = texts(tokenizer, mine), texts(tokenizer, base)
+    judge_mine, judge_base = judge.score(mine_text), judge.score(base_text)
+    proxy_mine, proxy_base = proxy.score(mine_text), proxy.score(base_text)
     kl = [
         a - b
         for a, b in zip(

@@ -1,13 +1,14 @@
 """Reward models (proxy and judge): sequence classifiers with one output, saved as a LoRA adapter.
 
-They share the policy's tokenizer: PPO feeds the policy's token ids straight into the reward model.
-Texts are scored as plain text without an appended EOS, both in training (pre-tokenized, so TRL
-adds none) and when scoring generations, so the two see the same kind of input.
+The proxy shares the policy's backbone and tokenizer: PPO feeds the policy's token ids straight
+into it. The judge may use another backbone (its own tokenizer): it scores decoded text. Causal
+backbones read texts without added special tokens (the form PPO's rollouts have; no EOS is
+appended in training either), encoders with theirs ([CLS] ... [SEP]).
 """
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from harness.models import ResolvedModel
 from harness.results import read_result
 
 ADAPTER_DIR = "weights"
+HEADS = ("score", "classifier")  # the new output layer of decoder / encoder classifiers
 
 
 def load_backbone(resolved: ResolvedModel, tokenizer: Any) -> Any:
@@ -25,6 +27,10 @@ def load_backbone(resolved: ResolvedModel, tokenizer: Any) -> Any:
     )
     model.config.pad_token_id = tokenizer.pad_token_id
     return model
+
+
+def head_modules(model: Any) -> list[str]:
+    return [name for name in HEADS if hasattr(model, name)]
 
 
 def upstream_dir(run_dir: Path, role: str, run_id: str) -> Path:
@@ -41,7 +47,7 @@ def upstream_dir(run_dir: Path, role: str, run_id: str) -> Path:
 
 
 def load_reward_model(resolved: ResolvedModel, tokenizer: Any, folder: Path) -> Any:
-    """A trained reward model: the backbone with its adapter (and score head) merged in, frozen."""
+    """A trained reward model: the backbone with its adapter (and head) merged in, frozen."""
     from peft import PeftModel
 
     model = PeftModel.from_pretrained(load_backbone(resolved, tokenizer), folder / ADAPTER_DIR)
@@ -50,22 +56,22 @@ def load_reward_model(resolved: ResolvedModel, tokenizer: Any, folder: Path) -> 
     return model
 
 
-def record_of(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / "result.json").read_text())
-
-
 def encode(tokenizer: Any, texts: list[str], max_length: int) -> list[list[int]]:
+    special = tokenizer.cls_token is not None  # encoders pool [CLS]; decoders read raw text
     return [
-        tokenizer(t, add_special_tokens=False, truncation=True, max_length=max_length)["input_ids"]
+        tokenizer(t, add_special_tokens=special, truncation=True, max_length=max_length)[
+            "input_ids"
+        ]
         for t in texts
     ]
 
 
 def score_ids(model: Any, pad_id: int, sequences: list[list[int]], batch_size: int) -> list[float]:
-    """Reward of each token sequence (right-padded; the model reads its last real token)."""
+    """Reward of each token sequence (right-padded; a decoder reads its last real token)."""
     import torch
 
     scores: list[float] = []
+    model.eval()
     with torch.no_grad():
         for start in range(0, len(sequences), batch_size):
             batch = sequences[start : start + batch_size]
@@ -80,19 +86,29 @@ def score_ids(model: Any, pad_id: int, sequences: list[list[int]], batch_size: i
     return scores
 
 
-def pair_accuracy(
-    model: Any, tokenizer: Any, pairs: list[tuple[str, str]], max_length: int, batch_size: int
-) -> float:
-    chosen = score_ids(
-        model,
-        tokenizer.pad_token_id,
-        encode(tokenizer, [c for c, _ in pairs], max_length),
-        batch_size,
-    )
-    rejected = score_ids(
-        model,
-        tokenizer.pad_token_id,
-        encode(tokenizer, [r for _, r in pairs], max_length),
-        batch_size,
-    )
-    return sum(c > r for c, r in zip(chosen, rejected, strict=True)) / len(pairs)
+@dataclass
+class Scorer:
+    """A reward model with its own tokenizer, scoring plain texts."""
+
+    model: Any
+    tokenizer: Any
+    max_length: int
+    batch_size: int
+
+    def score(self, texts: list[str]) -> list[float]:
+        ids = encode(self.tokenizer, texts, self.max_length)
+        return score_ids(self.model, self.tokenizer.pad_token_id, ids, self.batch_size)
+
+    def pair_accuracy(self, pairs: list[tuple[str, str]]) -> float:
+        chosen = self.score([c for c, _ in pairs])
+        rejected = self.score([r for _, r in pairs])
+        return sum(c > r for c, r in zip(chosen, rejected, strict=True)) / len(pairs)
+
+
+def load_scorer(model_spec: Any, folder: Path, max_length: int, batch_size: int) -> Scorer:
+    """The reward model of the finished stage in `folder` (trained on `model_spec`)."""
+    from harness.models import load_tokenizer, resolve_model
+
+    resolved = resolve_model(model_spec)
+    tokenizer = load_tokenizer(resolved)
+    return Scorer(load_reward_model(resolved, tokenizer, folder), tokenizer, max_length, batch_size)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from harness import checks
 from harness.data import load_splits
 from harness.tasks import TASKS, Record, Task
 
@@ -26,6 +27,7 @@ class Partitions:
     held_out_split: str
     fingerprint: str
     split_sizes: dict[str, int]
+    data_checks: dict[str, Any]
 
 
 def partitions(dataset: Any, trial: bool) -> Partitions:
@@ -39,12 +41,17 @@ def partitions(dataset: Any, trial: bool) -> Partitions:
     held_out, name = (splits.validation, "validation") if trial else (splits.test, "test")
     if not held_out:
         raise ValueError(f"datasets.{dataset.source}: splits.{name} is empty: evaluation needs it")
+    data_checks = {
+        **checks.split_overlap(splits.as_dict(), "text"),  # pool vs validation / test reviews
+        "reward_judge_overlap": len(shared),
+    }
     sizes = {
         **{k: len(v) for k, v in splits.as_dict().items()},
         **{k: len(v) for k, v in parts.items()},
     }
     return Partitions(**parts, held_out=held_out, held_out_split=name,
-                      fingerprint=splits.fingerprint, split_sizes=sizes)  # fmt: skip
+                      fingerprint=splits.fingerprint, split_sizes=sizes,
+                      data_checks=data_checks)  # fmt: skip
 
 
 def opening(text: str, words: int) -> str:

@@ -18,6 +18,7 @@ from harness.alignment.task import Partitions, opening
 from harness.config import StrictModel
 from harness.models import ResolvedModel, load_causal_lm
 from harness.registry import Registry
+from harness.suite import ModelSpec
 
 
 @dataclass
@@ -76,6 +77,7 @@ class StageConfig(StrictModel):
     max_length: int = Field(64, ge=8)
     r: int = Field(8, ge=1)
     seed_offset: int = 0  # stage seed = run seed + offset
+    model: ModelSpec | None = None  # backbone; default the policy's model (judge only)
     timeout_s: int = Field(1800, ge=1)
 
 
@@ -110,17 +112,30 @@ class PolicyMethod(AlignMethod):
 
         if params.reward.seed_offset == params.judge.seed_offset:
             raise ValueError("params.judge.seed_offset must differ from params.reward.seed_offset")
+        if params.reward.model not in (None, spec.model):
+            raise ValueError(
+                "params.reward.model: the proxy reward model must be the policy's model (PPO "
+                "feeds it the policy's token ids); leave it unset. params.judge.model may differ."
+            )
         return {role: stage_spec(spec, role, getattr(params, role)) for role in ("reward", "judge")}
 
     def train_policy(self, ctx: AlignContext, params: Any, proxy: Any) -> StageResult:
+        """Train from the start policy; `proxy` is the reward model's Scorer."""
         raise NotImplementedError
+
+    @staticmethod
+    def scorer(ctx: AlignContext, params: PolicyParams, role: str) -> Any:
+        from harness.alignment.reward import load_scorer
+
+        stage = getattr(params, role)
+        batch = ctx.spec.training.eval_batch_size
+        model = stage.model or ctx.spec.model
+        return load_scorer(model, ctx.upstream_dir(role), stage.max_length, batch)
 
     def run(self, ctx: AlignContext, params: PolicyParams) -> StageResult:
         from harness.alignment.generation import evaluate_policy
-        from harness.alignment.reward import load_reward_model
 
-        proxy = load_reward_model(ctx.resolved, ctx.tokenizer, ctx.upstream_dir("reward"))
-        judge = load_reward_model(ctx.resolved, ctx.tokenizer, ctx.upstream_dir("judge"))
+        proxy, judge = (self.scorer(ctx, params, role) for role in ("reward", "judge"))
         if ctx.spec.upstream["reward"] == ctx.spec.upstream["judge"]:
             raise AssertionError("the judge must be a different run than the reward model")
         result = self.train_policy(ctx, params, proxy)
@@ -133,6 +148,8 @@ class PolicyMethod(AlignMethod):
         )  # fmt: skip
         result.notes.update(
             eval_prompts=len(prompts),
+            # different reviews can open with the same words: counted, not hidden
+            eval_prompts_seen_in_training=len(set(prompts) & set(train_prompts(ctx, params))),
             eval_split=ctx.parts.held_out_split,
             eval_s=time.perf_counter() - t0,
             sampling="temperature 1.0, top_k 0, top_p 1.0; policy and start share the seed",

@@ -3,20 +3,10 @@ unpaired: the preferred sample of each prompt is `desirable`, the other `undesir
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
-from harness.alignment.methods.base import (
-    AlignContext,
-    PolicyMethod,
-    PolicyParams,
-    StageResult,
-    policy_lora,
-    register,
-)
-from harness.alignment.methods.dpo import offline_config, train_offline
-from harness.alignment.methods.preference_data import ranked_pairs
+from harness.alignment.methods.base import PolicyParams, register
+from harness.alignment.methods.preference_data import OfflinePreferenceMethod
 
 
 class KtoParams(PolicyParams):
@@ -26,28 +16,19 @@ class KtoParams(PolicyParams):
 
 
 @register("kto")
-class Kto(PolicyMethod):
+class Kto(OfflinePreferenceMethod):
     Params = KtoParams
 
-    def train_policy(self, ctx: AlignContext, params: KtoParams, proxy: Any) -> StageResult:
-        from datasets import Dataset
+    def trainer(self, params: KtoParams):
         from trl import KTOConfig, KTOTrainer
 
-        rows, notes = ranked_pairs(ctx, params, proxy)
-        unpaired = [
+        fields = {"beta": params.beta, "desirable_weight": params.desirable_weight,
+                  "undesirable_weight": params.undesirable_weight}  # fmt: skip
+        return KTOConfig, KTOTrainer, fields
+
+    def examples(self, rows):
+        return [
             {"prompt": r["prompt"], "completion": r[key], "label": key == "chosen"}
             for r in rows
             for key in ("chosen", "rejected")
         ]
-        if not unpaired:
-            raise ValueError("no preference data: every sampled pair tied under the proxy")
-        config = offline_config(
-            KTOConfig, ctx, beta=params.beta, desirable_weight=params.desirable_weight,
-            undesirable_weight=params.undesirable_weight,
-        )  # fmt: skip
-        trainer = KTOTrainer(
-            model=ctx.load_start(), args=config, train_dataset=Dataset.from_list(unpaired),
-            processing_class=ctx.tokenizer, peft_config=policy_lora(params),
-            callbacks=ctx.callbacks,
-        )  # fmt: skip
-        return train_offline(ctx, trainer, notes)

@@ -85,7 +85,7 @@ class Ppo(PolicyMethod):
         lora = policy_lora(params)
         trainer = PPOTrainer(
             args=config, processing_class=tok, model=ctx.load_start(),
-            ref_model=None if lora else ctx.load_start(), reward_model=proxy,
+            ref_model=None if lora else ctx.load_start(), reward_model=proxy.model,
             train_dataset=Dataset.from_dict({"input_ids": ids}), value_model=value,
             callbacks=[*ctx.callbacks, _log_recorder(ctx.curve)], peft_config=lora,
         )  # fmt: skip

@@ -11,12 +11,13 @@ Scored by `reward_accuracy` on pairs of held-out reviews.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
 from harness.alignment.methods.base import AlignContext, AlignMethod, StageResult, register
-from harness.alignment.reward import ADAPTER_DIR, encode, load_backbone, pair_accuracy
+from harness.alignment.reward import ADAPTER_DIR, Scorer, encode, head_modules, load_backbone
 from harness.alignment.task import preference_pairs
 from harness.config import StrictModel
 from harness.suite import config_hash
@@ -38,8 +39,8 @@ def stage_spec(spec: Any, role: str, stage: Any) -> Any:
         method_key="reward_model" if role == "reward" else "judge",
         method="reward_model",
         params=RewardParams(role=role, r=stage.r).model_dump(mode="json"),
-        model_key=spec.model_key,
-        model=spec.model,
+        model_key=spec.model_key if stage.model is None else _model_key(stage.model),
+        model=stage.model or spec.model,
         dataset_key=spec.dataset_key,
         dataset=spec.dataset.model_copy(update={"metric": "reward_accuracy"}),
         training=TrainingConfig(
@@ -55,6 +56,10 @@ def stage_spec(spec: Any, role: str, stage: Any) -> Any:
         budget=spec.budget,
         determinism=spec.determinism,
     )
+
+
+def _model_key(model: Any) -> str:
+    return (model.asset or model.hub or Path(model.path).name).split("/")[-1]
 
 
 @register("reward_model")
@@ -87,12 +92,13 @@ class RewardModel(AlignMethod):
             logging_nan_inf_filter=False, dataset_num_proc=None,
             include_num_input_tokens_seen="non_padding",
         )  # fmt: skip
+        backbone = load_backbone(ctx.resolved, tok)
         lora = LoraConfig(
             r=params.r, lora_alpha=2 * params.r, lora_dropout=0.0, target_modules="all-linear",
-            task_type="SEQ_CLS", modules_to_save=["score"],
+            task_type="SEQ_CLS", modules_to_save=head_modules(backbone),
         )  # fmt: skip
         trainer = RewardTrainer(
-            model=load_backbone(ctx.resolved, tok), args=config, train_dataset=data,
+            model=backbone, args=config, train_dataset=data,
             processing_class=tok, peft_config=lora, callbacks=ctx.callbacks,
         )  # fmt: skip
         t0 = time.perf_counter()
@@ -102,8 +108,8 @@ class RewardModel(AlignMethod):
         model.save_pretrained(ctx.out_dir / ADAPTER_DIR)  # always: later stages load it
         model.eval()
         held_out = preference_pairs(ctx.parts.held_out)
-        accuracy = pair_accuracy(model, tok, held_out, t.max_length, t.eval_batch_size)
-        train_acc = pair_accuracy(model, tok, pairs[:64], t.max_length, t.eval_batch_size)
+        scorer = Scorer(model, tok, t.max_length, t.eval_batch_size)
+        accuracy, train_acc = scorer.pair_accuracy(held_out), scorer.pair_accuracy(pairs[:64])
         return StageResult(
             model=model,
             metrics={"reward_accuracy": accuracy},
