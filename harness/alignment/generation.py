@@ -24,7 +24,8 @@ def encode_prompts(tokenizer: Any, prompts: list[str]) -> list[list[int]]:
     return [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
 
 
-def _left_pad(seqs: list[list[int]], pad_id: int):
+def _left_pad(seqs: list[list[int]], pad_id: int, model: Any):
+    """Left-padded ids and mask on the model's device."""
     import torch
 
     width = max(len(s) for s in seqs)
@@ -33,7 +34,8 @@ def _left_pad(seqs: list[list[int]], pad_id: int):
     for row, seq in enumerate(seqs):
         ids[row, width - len(seq) :] = torch.tensor(seq)
         mask[row, width - len(seq) :] = 1
-    return ids, mask
+    device = next(model.parameters()).device
+    return ids.to(device), mask.to(device)
 
 
 def sample(
@@ -49,7 +51,7 @@ def sample(
     model.eval()
     with torch.no_grad():
         for start in range(0, len(prompt_ids), batch_size):
-            ids, mask = _left_pad(prompt_ids[start : start + batch_size], pad)
+            ids, mask = _left_pad(prompt_ids[start : start + batch_size], pad, model)
             out = model.generate(
                 input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                 min_new_tokens=1, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
@@ -70,7 +72,8 @@ def sequence_logprobs(model: Any, gens: Generations, pad_id: int, batch_size: in
         for start in range(0, len(gens.prompt_ids), batch_size):
             prompts = gens.prompt_ids[start : start + batch_size]
             responses = gens.response_ids[start : start + batch_size]
-            ids, mask = _left_pad([p + r for p, r in zip(prompts, responses, strict=True)], pad_id)
+            pairs = [p + r for p, r in zip(prompts, responses, strict=True)]
+            ids, mask = _left_pad(pairs, pad_id, model)
             positions = (mask.cumsum(1) - 1).clamp(min=0)  # left padding: count real tokens only
             logits = model(
                 input_ids=ids, attention_mask=mask, position_ids=positions

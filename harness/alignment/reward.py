@@ -1,9 +1,8 @@
 """Reward models (proxy and judge): sequence classifiers with one output, saved as a LoRA adapter.
 
-The proxy shares the policy's backbone and tokenizer: PPO feeds the policy's token ids straight
-into it. The judge may use another backbone (its own tokenizer): it scores decoded text. Causal
-backbones read texts without added special tokens (the form PPO's rollouts have; no EOS is
-appended in training either), encoders with theirs ([CLS] ... [SEP]).
+A reward model scores decoded text with its own tokenizer, so its backbone need not be the
+policy's (PPO reaches it through `TextReward`). Causal backbones read texts without added special
+tokens (no EOS is appended in training either), encoders with theirs ([CLS] ... [SEP]).
 """
 
 from __future__ import annotations
@@ -81,7 +80,8 @@ def score_ids(model: Any, pad_id: int, sequences: list[list[int]], batch_size: i
             for row, seq in enumerate(batch):
                 ids[row, : len(seq)] = torch.tensor(seq)
                 mask[row, : len(seq)] = 1
-            out = model(input_ids=ids, attention_mask=mask).logits[:, 0]
+            device = next(model.parameters()).device
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, 0]
             scores += out.float().tolist()
     return scores
 
@@ -105,10 +105,47 @@ class Scorer:
         return sum(c > r for c, r in zip(chosen, rejected, strict=True)) / len(pairs)
 
 
-def load_scorer(model_spec: Any, folder: Path, max_length: int, batch_size: int) -> Scorer:
+def load_scorer(
+    model_spec: Any, folder: Path, max_length: int, batch_size: int, device: str
+) -> Scorer:
     """The reward model of the finished stage in `folder` (trained on `model_spec`)."""
     from harness.models import load_tokenizer, resolve_model
 
     resolved = resolve_model(model_spec)
     tokenizer = load_tokenizer(resolved)
-    return Scorer(load_reward_model(resolved, tokenizer, folder), tokenizer, max_length, batch_size)
+    model = load_reward_model(resolved, tokenizer, folder).to(device)
+    return Scorer(model, tokenizer, max_length, batch_size)
+
+
+def text_reward(scorer: Scorer, policy_tokenizer: Any) -> Any:
+    """`scorer` in the shape TRL's PPO calls a reward model: it runs
+    getattr(model, model.base_model_prefix)(input_ids=..., attention_mask=...) and reads
+    model.score(output.hidden_states[-1]) at the last response token. Here the backbone decodes
+    the policy's token ids and scores the text; every position carries the sequence's reward."""
+    import torch
+    from transformers.modeling_outputs import BaseModelOutput
+
+    class Decode(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.reward = scorer.model  # a submodule, so .to(device) moves it
+
+        def forward(self, input_ids, attention_mask, **kwargs):
+            rows = [
+                ids[mask.bool()].tolist()
+                for ids, mask in zip(input_ids, attention_mask, strict=True)
+            ]
+            text = [policy_tokenizer.decode(r, skip_special_tokens=True) for r in rows]
+            reward = torch.tensor(scorer.score(text), device=input_ids.device)
+            hidden = reward[:, None, None].expand(*input_ids.shape, 1)
+            return BaseModelOutput(last_hidden_state=hidden, hidden_states=(hidden,))
+
+    class TextReward(torch.nn.Module):
+        base_model_prefix = "decode"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.decode = Decode()
+            self.score = torch.nn.Identity()
+
+    return TextReward().eval().requires_grad_(False)

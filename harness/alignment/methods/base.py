@@ -34,7 +34,7 @@ class AlignContext:
 
     def load_start(self) -> Any:
         """The starting policy: the suite's model as it is (an instruct model)."""
-        return load_causal_lm(self.resolved)
+        return load_causal_lm(self.resolved).to(self.device)
 
     def upstream_dir(self, role: str) -> Path:
         from harness.alignment.reward import upstream_dir
@@ -77,7 +77,7 @@ class StageConfig(StrictModel):
     max_length: int = Field(64, ge=8)
     r: int = Field(8, ge=1)
     seed_offset: int = 0  # stage seed = run seed + offset
-    model: ModelSpec | None = None  # backbone; default the policy's model (judge only)
+    model: ModelSpec | None = None  # backbone; default the policy's model
     timeout_s: int = Field(1800, ge=1)
 
 
@@ -112,11 +112,6 @@ class PolicyMethod(AlignMethod):
 
         if params.reward.seed_offset == params.judge.seed_offset:
             raise ValueError("params.judge.seed_offset must differ from params.reward.seed_offset")
-        if params.reward.model not in (None, spec.model):
-            raise ValueError(
-                "params.reward.model: the proxy reward model must be the policy's model (PPO "
-                "feeds it the policy's token ids); leave it unset. params.judge.model may differ."
-            )
         return {role: stage_spec(spec, role, getattr(params, role)) for role in ("reward", "judge")}
 
     def train_policy(self, ctx: AlignContext, params: Any, proxy: Any) -> StageResult:
@@ -130,7 +125,7 @@ class PolicyMethod(AlignMethod):
         stage = getattr(params, role)
         batch = ctx.spec.training.eval_batch_size
         model = stage.model or ctx.spec.model
-        return load_scorer(model, ctx.upstream_dir(role), stage.max_length, batch)
+        return load_scorer(model, ctx.upstream_dir(role), stage.max_length, batch, ctx.device)
 
     def run(self, ctx: AlignContext, params: PolicyParams) -> StageResult:
         from harness.alignment.generation import evaluate_policy

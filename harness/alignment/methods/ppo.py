@@ -1,8 +1,10 @@
 """`ppo`: RLHF with PPO against the proxy reward model (TRL 1.12 `trl.experimental.ppo`).
 
-Pinned: TRL removed PPO in 1.13, so this is the only file that imports that module. The value
-model starts from the proxy reward model (as in TRL's examples) and trains fully; the policy is
-LoRA by default, its reference the same model with the adapter off (full FT: a frozen copy).
+Pinned: TRL removed PPO in 1.13, so this is the only file that imports that module. The reward
+is the proxy scoring the decoded rollout (reward.text_reward), so the proxy may have another
+backbone than the policy. The value model is the policy's backbone with a fresh value head, trained
+fully; the policy is LoRA by default, its reference the same model with the adapter off (full
+FT: a frozen copy).
 One update = `batch_size` prompts rolled out; `max_steps` updates = max_steps x batch_size episodes.
 """
 
@@ -59,7 +61,7 @@ class Ppo(PolicyMethod):
         from datasets import Dataset
         from trl.experimental.ppo import PPOConfig, PPOTrainer
 
-        from harness.alignment.reward import load_reward_model
+        from harness.alignment.reward import load_backbone, text_reward
 
         t, tok = ctx.spec.training, ctx.tokenizer
         prompts = train_prompts(ctx, params)
@@ -80,12 +82,11 @@ class Ppo(PolicyMethod):
             gradient_checkpointing=False, logging_steps=1, save_strategy="no", report_to=[],
             disable_tqdm=True, dataset_num_proc=None,
         )  # fmt: skip
-        value = load_reward_model(ctx.resolved, tok, ctx.upstream_dir("reward"))
-        value.requires_grad_(True)
+        value = load_backbone(ctx.resolved, tok)  # the policy's backbone, a fresh value head
         lora = policy_lora(params)
         trainer = PPOTrainer(
             args=config, processing_class=tok, model=ctx.load_start(),
-            ref_model=None if lora else ctx.load_start(), reward_model=proxy.model,
+            ref_model=None if lora else ctx.load_start(), reward_model=text_reward(proxy, tok),
             train_dataset=Dataset.from_dict({"input_ids": ids}), value_model=value,
             callbacks=[*ctx.callbacks, _log_recorder(ctx.curve)], peft_config=lora,
         )  # fmt: skip
