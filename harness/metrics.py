@@ -26,6 +26,18 @@ METRICS: dict[str, Metric] = {
             "mrr@10", True, "retrieval: mean reciprocal rank of the first relevant in the top 10"
         ),
         Metric("recall@10", True, "retrieval: share of relevant documents found in the top 10"),
+        # Preference alignment (harness/alignment); gen_length is descriptive, so it has no entry.
+        Metric("judge_score", True, "mean judge reward of generations on held-out prompts"),
+        Metric(
+            "win_rate", True, "share of prompts where the judge prefers the policy to the start"
+        ),
+        Metric("kl", False, "KL(policy || start) per generation, estimated on held-out prompts"),
+        Metric("proxy_reward", True, "mean reward-model (the optimised proxy) reward"),
+        Metric("proxy_win_rate", True, "win_rate as the proxy reward model sees it"),
+        Metric("proxy_judge_gap", False, "proxy_win_rate - win_rate: a reward-hacking signal"),
+        Metric(
+            "reward_accuracy", True, "share of held-out (positive, negative) pairs ranked right"
+        ),
     )
 }
 

@@ -89,6 +89,7 @@ def load_plugins() -> None:
         "harness.data",
         "harness.models",
         "harness.embedding",
+        "harness.alignment",
     ]
     modules += [m.strip() for m in os.environ.get("FTBENCH_PLUGINS", "").split(",") if m.strip()]
     for module in modules:

@@ -138,6 +138,17 @@ class SuiteReport:
         return counts
 
 
+def upstream_problem(spec: RunSpec, results_dir: Path) -> str | None:
+    """Why `spec` cannot start: a run it starts from did not end `ok` (None when all did)."""
+    for role, run_id in (spec.upstream or {}).items():
+        result = read_result(results_dir / "runs" / run_id)
+        status = result["train_info"]["status"] if result else "not run"
+        if status != "ok":
+            why = (result or {}).get("train_info", {}).get("reason")
+            return f"upstream {role} run {run_id} is {status}" + (f" ({why})" if why else "")
+    return None
+
+
 def run_suite(
     suite: Suite,
     specs: list[RunSpec],
@@ -174,8 +185,10 @@ def run_suite(
             store.ingest(db_path, previous, run_dir / RESULT_FILE)  # idempotent: keeps the DB whole
             report.skipped.append(previous)
             continue
-        if spec.run_id in not_started:
-            status, reason = not_started[spec.run_id]
+        preset = not_started.get(spec.run_id)
+        problem = None if preset else upstream_problem(spec, results_dir)
+        if preset or problem:
+            status, reason = preset or ("skipped", problem)
             result = make_result(spec, status, reason=reason, started_at=now())
             run_dir.mkdir(parents=True, exist_ok=True)
         else:

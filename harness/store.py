@@ -71,6 +71,8 @@ CREATE TABLE IF NOT EXISTS repro_checks (
     verdict VARCHAR, mode VARCHAR, rel_tol DOUBLE, abs_tol DOUBLE, original_status VARCHAR,
     repro_status VARCHAR, failures JSON, metric_deltas JSON, env_differences JSON,
     PRIMARY KEY (original_run_id, repro_dir));
+CREATE TABLE IF NOT EXISTS run_links (
+    run_id VARCHAR, role VARCHAR, upstream_run_id VARCHAR, PRIMARY KEY (run_id, role));
 """
 
 # The provenance gate, per run: a leaderboard row needs complete provenance from a clean tree and
@@ -119,6 +121,7 @@ RUN_TABLES = (
     "data_checks",
     "memory",
     "embedding_metrics",
+    "run_links",
     "runs",
 )
 # Systems-only runs (`weights: random`) measure memory and speed; their quality metrics are kept
@@ -243,6 +246,7 @@ def ingest(
         [run_id, r["split"], r["model_state"], r["dim"], r["name"], r["value"], r["share_of_full"]]
         for r in info.get("embedding_metrics") or []
     ]
+    link_rows = [[run_id, role, up] for role, up in (spec.get("upstream") or {}).items()]
     with connect(db_path) as con:
         con.execute("BEGIN TRANSACTION")
         try:
@@ -253,6 +257,8 @@ def ingest(
                 con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", metric_rows)
             if curve_rows:
                 con.executemany("INSERT INTO curves VALUES (?, ?, ?, ?)", curve_rows)
+            if link_rows:
+                con.executemany("INSERT INTO run_links VALUES (?, ?, ?)", link_rows)
             if meta:
                 con.execute(
                     "INSERT INTO provenance VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -486,7 +492,7 @@ def _ensure_tables(db_path: Path | str) -> None:
         present = {
             row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
         }
-    if not {"data_checks", "repro_checks", "embedding_metrics"} <= present:
+    if not {"data_checks", "repro_checks", "memory", "embedding_metrics", "run_links"} <= present:
         with connect(db_path):
             pass
 
@@ -519,12 +525,16 @@ def export(db_path: Path | str, out: Path, fmt: str, suite: str | None = None) -
     """Write one row per (run, metric) with the run's config and measurements; returns row count."""
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"unknown export format {fmt!r}: use csv or parquet")
+    _ensure_tables(db_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     _ensure_tables(db_path)
     where = "WHERE r.suite = $suite" if suite else ""
     query = f"""
-        SELECT r.* EXCLUDE (traceback, config), m.split, m.name AS metric, m.value, m.higher_is_better
-        FROM runs r LEFT JOIN metrics m USING (run_id) {where}
+        SELECT r.* EXCLUDE (traceback, config), l.upstream, m.split, m.name AS metric, m.value,
+            m.higher_is_better
+        FROM runs r LEFT JOIN metrics m USING (run_id)
+        LEFT JOIN (SELECT run_id, string_agg(role || '=' || upstream_run_id, ';' ORDER BY role)
+                   AS upstream FROM run_links GROUP BY run_id) l USING (run_id) {where}
         ORDER BY r.suite, r.dataset_key, r.model_key, r.method_key, r.seed, m.name"""
     params = {"suite": suite} if suite else {}
     with connect(db_path, read_only=True) as con:

@@ -236,6 +236,7 @@ class RunSpec(StrictModel):
     tuned: TunedRef | None = None  # set on re-runs of a cell's best trial
     determinism: Determinism | None = None
     budget_adjustments: list[str] | None = None  # set when the budget policy changed training
+    upstream: dict[str, str] | None = None  # role -> run_id of a run this one starts from
 
     @property
     def resolved(self) -> dict[str, Any]:
@@ -409,7 +410,7 @@ def with_values(spec: RunSpec, values: dict[str, Any], **update: Any) -> RunSpec
     training = {k: v for k, v in values.items() if k in TrainingConfig.model_fields}
     params = {k: v for k, v in values.items() if k not in training}
     method = method_for(spec)
-    return spec.model_copy(
+    changed = spec.model_copy(
         update={
             "params": method.Params.model_validate({**spec.params, **params}).model_dump(
                 mode="json"
@@ -418,6 +419,26 @@ def with_values(spec: RunSpec, values: dict[str, Any], **update: Any) -> RunSpec
             **update,
         }
     )
+    return with_upstream([changed])[-1]  # the upstream runs follow the new values and seed
+
+
+def with_upstream(specs: list[RunSpec]) -> list[RunSpec]:
+    """Each spec preceded by the runs it starts from (its backend's `upstream`, recursively), with
+    their run_ids recorded on it; a run shared by several specs appears once."""
+    from harness.backends import backend_for
+
+    out: dict[str, RunSpec] = {}
+
+    def add(spec: RunSpec) -> RunSpec:
+        upstream = backend_for(spec).upstream(spec)
+        links = {role: add(up).run_id for role, up in upstream.items()}
+        linked = spec.model_copy(update={"upstream": links or None})
+        out.setdefault(linked.run_id, linked)
+        return linked
+
+    for spec in specs:
+        add(spec)
+    return list(out.values())
 
 
 def _did_you_mean(name: str, known: dict[str, Any]) -> str:
@@ -498,7 +519,7 @@ def _expand(suite: Suite) -> tuple[list[RunSpec], list[str]]:
                     determinism=suite.determinism,
                 )
             )
-    return specs, list(dict.fromkeys(problems))
+    return with_upstream(specs), list(dict.fromkeys(problems))
 
 
 def load_specs(path: str | Path) -> tuple[Suite, list[RunSpec]]:

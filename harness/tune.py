@@ -30,7 +30,7 @@ from harness.search import (
     journal_storage,
     suggest_all,
 )
-from harness.suite import RunSpec, Suite, with_values
+from harness.suite import RunSpec, Suite, with_upstream, with_values
 
 _COUNTED_STATE = {"complete": "COMPLETE", "pruned": "PRUNED", "failed": "FAIL"}
 
@@ -58,12 +58,11 @@ def tune_cells(suite: Suite, specs: list[RunSpec]) -> list[Cell]:
     assert suite.tune is not None
     cells: dict[str, Cell] = {}
     for spec in specs:
-        space = suite.methods[spec.method_key].search
+        entry = suite.methods.get(spec.method_key)  # upstream stages are not grid cells
+        space = entry.search if entry else None
         if space and spec.cell not in cells:
             metric = suite.tune.metric or spec.dataset.headline_metric
-            cells[spec.cell] = Cell(
-                spec.model_copy(update={"seed": suite.tune.seed}), space, metric
-            )
+            cells[spec.cell] = Cell(with_values(spec, {}, seed=suite.tune.seed), space, metric)
     return list(cells.values())
 
 
@@ -182,6 +181,12 @@ def tune_suite(
     report = TuneReport()
     cells = tune_cells(suite, specs)
     for cell in cells:
+        upstream = with_upstream([cell.base])[:-1]
+        if upstream:  # the stages a trial starts from run (or are reused) before its study
+            run_suite(
+                suite, upstream, suite_path, results_dir=results_dir, db_path=db_path,
+                executor=executor,
+            )  # fmt: skip
         max_steps = cell.base.training.max_steps
         eval_every = tune.eval_every or max(1, max_steps // 4)
         max_reports = max(1, max_steps // eval_every)
@@ -266,6 +271,6 @@ def _run_tuned(
     finals, over_budget, notes = apply_budget(finals)
     report.notes += notes
     return run_suite(
-        suite, finals, suite_path, results_dir=results_dir, db_path=db_path, executor=executor,
-        not_started=over_budget,
+        suite, with_upstream(finals), suite_path, results_dir=results_dir, db_path=db_path,
+        executor=executor, not_started=over_budget,
     )  # fmt: skip

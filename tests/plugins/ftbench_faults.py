@@ -43,3 +43,18 @@ class Hang(Method):
     def setup(self, ctx: MethodContext, params: HangParams) -> MethodSetup:
         time.sleep(params.seconds)
         raise AssertionError("should have been killed by the timeout")
+
+
+def _register_alignment_faults() -> None:
+    from harness.alignment.methods.base import ALIGN_METHODS
+    from harness.alignment.methods.ppo import Ppo
+
+    @ALIGN_METHODS.register_instance("ppo_explode")
+    class PpoExplode(Ppo):
+        """PPO that fails once its stages are loaded: the other policy cells must go on."""
+
+        def train_policy(self, ctx, params, proxy):
+            raise RuntimeError("injected PPO failure for testing")
+
+
+_register_alignment_faults()

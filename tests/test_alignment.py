@@ -1,0 +1,190 @@
+"""Preference alignment: stages as runs, reuse, a separate judge, held-out scoring, failures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import suite_dict
+
+from harness import store
+from harness.alignment.task import partitions
+from harness.results import make_result
+from harness.runner import run_suite
+from harness.suite import load_specs
+
+STAGE = {"max_steps": 2, "batch_size": 2}
+# The judge on another backbone (its own tokenizer): it scores decoded text.
+JUDGE = {**STAGE, "seed_offset": 1000, "model": {"asset": "all-minilm-l6-v2"}}
+
+
+def tiny_alignment_suite(methods: list[str], **extra) -> dict:
+    """helpers.suite_dict with the alignment task, alignment methods and tiny stages."""
+    rt = suite_dict()["datasets"]["rt"]
+    rt = {
+        **rt,
+        "task": "positive_continuation",
+        "splits": {"train": 24, "validation": 4, "test": 6},
+    }
+    shared = {"max_new_tokens": 4, "reward": STAGE, "judge": JUDGE}
+    return suite_dict(
+        name="rlhf_tiny",
+        datasets={"rt": rt},
+        methods={m: {"params": {"ppo_epochs": 1}} if "ppo" in m else {} for m in methods},
+        grid={
+            "methods": methods,
+            "models": ["tiny"],
+            "datasets": ["rt"],
+            "overrides": [{"when": {"dataset": "rt"}, "params": shared}],
+        },
+        **extra,
+    )
+
+
+def _by_key(report) -> dict[str, dict]:
+    return {r["run_info"]["spec"]["method_key"]: r for r in report.executed + report.skipped}
+
+
+@pytest.fixture(scope="module")
+def aligned(tmp_path_factory):
+    """One real run of reward model, judge, start, ppo, a failing ppo, dpo and kto (tiny model)."""
+    import yaml
+
+    tmp = tmp_path_factory.mktemp("align")
+    path = tmp / "suite.yaml"
+    methods = ["start", "ppo", "ppo_explode", "dpo", "kto"]
+    path.write_text(yaml.safe_dump(tiny_alignment_suite(methods)))
+    suite, specs = load_specs(path)
+    report = run_suite(suite, specs, path, results_dir=tmp / "results", db_path=tmp / "db.duckdb")
+    return suite, specs, path, tmp, report
+
+
+def test_stages_run_first_once_and_policies_reference_them(aligned):
+    _, specs, _, _, report = aligned
+    keys = [s.method_key for s in specs]
+    assert keys[:2] == ["reward_model", "judge"]  # shared stages, once, before the cells
+    assert keys.count("reward_model") == 1 and keys.count("judge") == 1
+    runs = _by_key(report)
+    links = {s.method_key: s.upstream for s in specs}
+    for key in ("start", "ppo", "dpo", "kto"):
+        info = runs[key]["train_info"]
+        assert info["status"] == "ok", info.get("reason")
+        assert links[key] == {"reward": runs["reward_model"]["run_id"],
+                              "judge": runs["judge"]["run_id"]}  # fmt: skip
+        assert info["notes"]["upstream"] == links[key]
+        metrics = info["metrics"]["test"]
+        assert {"judge_score", "win_rate", "kl", "proxy_judge_gap", "gen_length"} <= set(metrics)
+        assert 0.0 <= metrics["win_rate"] <= 1.0
+    start = runs["start"]["train_info"]["metrics"]["test"]
+    assert start["win_rate"] == 0.5 and start["kl"] == 0.0  # the baseline against itself
+    for key in ("reward_model", "judge"):
+        assert 0.0 <= runs[key]["train_info"]["metrics"]["test"]["reward_accuracy"] <= 1.0
+    assert runs["ppo"]["train_info"]["timings"]["train_s"] > 0
+    assert runs["ppo"]["train_info"]["memory"]["peak_mem_bytes"] > 0
+
+
+def test_a_failing_ppo_marks_its_cell_and_the_others_complete(aligned):
+    runs = _by_key(aligned[4])
+    broken = runs["ppo_explode"]["train_info"]
+    assert broken["status"] == "failed" and "injected PPO failure" in broken["reason"]
+    assert runs["dpo"]["train_info"]["status"] == "ok"
+
+
+def test_second_run_reuses_every_finished_stage(aligned):
+    suite, specs, path, tmp, _ = aligned
+    again = run_suite(suite, specs, path, results_dir=tmp / "results", db_path=tmp / "db.duckdb")
+    retried = {r["run_info"]["spec"]["method_key"] for r in again.executed}
+    assert retried <= {"ppo_explode"}  # `failed` is retried; no reward model is trained again
+    assert {"reward_model", "judge", "ppo", "dpo"} <= {
+        r["run_info"]["spec"]["method_key"] for r in again.skipped
+    }
+
+
+def test_links_are_stored_in_duckdb(aligned):
+    _, specs, _, tmp, _ = aligned
+    with store.connect(tmp / "db.duckdb", read_only=True) as con:
+        rows = con.execute("SELECT run_id, role, upstream_run_id FROM run_links").fetchall()
+        splits = {r[0] for r in con.execute("SELECT DISTINCT split FROM metrics").fetchall()}
+    dpo = next(s for s in specs if s.method_key == "dpo")
+    assert {(dpo.run_id, role, run_id) for role, run_id in dpo.upstream.items()} <= set(rows)
+    assert splits == {"test"}
+
+
+def test_judge_is_a_different_run_on_disjoint_records_and_seed(aligned):
+    _, specs, _, _, _ = aligned
+    reward = next(s for s in specs if s.method_key == "reward_model")
+    judge = next(s for s in specs if s.method_key == "judge")
+    assert reward.run_id != judge.run_id and reward.seed != judge.seed
+    assert (reward.model.asset, judge.model.asset) == ("tiny-random-llama", "all-minilm-l6-v2")
+    assert (reward.params["role"], judge.params["role"]) == ("reward", "judge")
+    parts = partitions(reward.dataset, trial=False)
+    texts = {name: {r["text"] for r in getattr(parts, name)}
+             for name in ("policy", "reward", "judge", "held_out")}  # fmt: skip
+    for a in texts:
+        for b in texts:
+            assert a == b or not texts[a] & texts[b], f"{a} and {b} share records"
+    assert parts.held_out_split == "test"
+    assert partitions(reward.dataset, trial=True).held_out_split == "validation"
+
+
+def test_a_failed_upstream_skips_its_cells_with_the_reason(tmp_path, write_suite):
+    path = write_suite(tiny_alignment_suite(["start", "dpo"]))
+    suite, specs = load_specs(path)
+    started = []
+
+    class FailStages:
+        def run(self, spec, run_dir, on_progress=None):
+            started.append(spec.method_key)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            return make_result(spec, "failed", reason="stage broke")
+
+    report = run_suite(suite, specs, path, results_dir=tmp_path / "r", db_path=tmp_path / "d.db",
+                       executor=FailStages())  # fmt: skip
+    assert started == ["reward_model", "judge"]  # no policy cell was started
+    runs = _by_key(report)
+    reward_id = runs["reward_model"]["run_id"]
+    for key in ("start", "dpo"):
+        info = runs[key]["train_info"]
+        assert info["status"] == "skipped"
+        assert f"upstream reward run {reward_id} is failed (stage broke)" == info["reason"]
+
+
+def test_tuning_cells_start_from_stages_of_the_tuning_seed(write_suite):
+    from harness.tune import tune_cells
+
+    tune = {"trials": 1, "seed": 7, "pruner": {"type": "none"}}
+    data = tiny_alignment_suite(["dpo"], tune=tune)
+    data["methods"]["dpo"]["search"] = {"beta": {"type": "float", "low": 0.05, "high": 0.5}}
+    suite, specs = load_specs(write_suite(data))
+    (cell,) = tune_cells(suite, specs)
+    stages = {s.method_key: s for s in specs if s.method == "reward_model"}
+    assert cell.base.seed == 7 and cell.base.upstream.keys() == {"reward", "judge"}
+    assert cell.base.upstream["reward"] != stages["reward_model"].run_id  # seed 0's stage
+    json.dumps(cell.base.model_dump(mode="json"))
+
+
+def test_tune_runs_trials_from_the_finished_stages(aligned):
+    """`ftbench tune` on an alignment cell: its stages (seed 0, finished above) are reused."""
+    import yaml
+
+    from harness.tune import tune_suite
+
+    _, specs, _, tmp, _ = aligned
+    data = tiny_alignment_suite(["dpo"], tune={"trials": 1, "pruner": {"type": "none"}})
+    data["methods"]["dpo"]["search"] = {"beta": {"type": "float", "low": 0.05, "high": 0.5}}
+    path = tmp / "tune.yaml"
+    path.write_text(yaml.safe_dump(data))
+    suite, tune_specs = load_specs(path)
+    stages = [s for s in specs if s.method == "reward_model"]
+    finished = {
+        s.run_id: (tmp / "results/runs" / s.run_id / "result.json").read_text() for s in stages
+    }
+    report = tune_suite(
+        suite, tune_specs, path, results_dir=tmp / "results", db_path=tmp / "db.duckdb"
+    )
+    (study,) = report.studies.values()
+    (trial,) = study.get_trials()
+    assert trial.state.name == "COMPLETE", trial.user_attrs
+    assert [r["train_info"]["status"] for r in report.final.executed] == ["ok"]
+    for run_id, text in finished.items():  # not retrained
+        assert (tmp / "results/runs" / run_id / "result.json").read_text() == text
