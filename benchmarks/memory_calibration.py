@@ -15,14 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
 from harness.architectures import catalogue, config_from_dict
-from harness.budget import saved_block_bytes
-from harness.memory_estimate import _blocks, estimate
+from harness.budget import measured_activation_bytes
+from harness.memory_estimate import estimate
 from harness.methods import METHODS
-from harness.methods.base import MethodContext
-from harness.models import ResolvedModel
 from harness.suite import TrainingConfig
 
 CASES = [  # (label, method, params)
@@ -37,19 +33,9 @@ CASES = [  # (label, method, params)
 
 
 def measure(config, method_name: str, params: dict, batch: int, length: int) -> tuple[int, int]:
-    from peft import get_peft_model
-
     method = METHODS.get(method_name)
     parsed = method.Params.model_validate(params)
-    torch.manual_seed(0)
-    ctx = MethodContext(ResolvedModel("(random)", None), None, "cpu", random_config=config)
-    setup = method.setup(ctx, parsed)
-    model = setup.model
-    if setup.peft_config is not None:
-        model = get_peft_model(model, setup.peft_config)
-    model.train()
-    ids = torch.randint(0, config.vocab_size, (batch, length))
-    measured = sum(saved_block_bytes(model, _blocks(model), lambda: model(input_ids=ids)))
+    measured = measured_activation_bytes(config, method, parsed, batch, length)
     training = TrainingConfig(batch_size=batch, max_length=length)
     predicted = estimate(config, method, parsed, training, device="cpu").parts["activations"]
     return measured, predicted

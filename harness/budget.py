@@ -143,3 +143,28 @@ def saved_block_bytes(model: Any, blocks: Any, run_forward: Any) -> list[int]:
         for handle in handles:
             handle.remove()
     return [sum(block.values()) for block in saved]
+
+
+def measured_activation_bytes(
+    config: Any, method: Any, params: Any, batch: int, length: int
+) -> int:
+    """A real model with random weights, set up by `method` as a run would set it up (PEFT
+    wrapping included), and what one training forward pass of it saves inside its blocks: the
+    measurement the estimator's activation trace is checked against."""
+    import torch
+    from peft import get_peft_model
+
+    from harness.methods.base import MethodContext
+    from harness.methods.freeze import transformer_blocks
+    from harness.models import ResolvedModel
+
+    torch.manual_seed(0)
+    ctx = MethodContext(ResolvedModel("(random weights)", None), None, "cpu", random_config=config)
+    setup = method.setup(ctx, params)
+    model = setup.model
+    if setup.peft_config is not None:
+        model = get_peft_model(model, setup.peft_config)
+    model.train()
+    ids = torch.randint(0, config.vocab_size, (batch, length))
+    blocks = list(transformer_blocks(model))
+    return sum(saved_block_bytes(model, blocks, lambda: model(input_ids=ids)))

@@ -193,6 +193,10 @@ class Splits:
     def as_dict(self) -> dict[str, list[Record]]:
         return {"train": self.train, "validation": self.validation, "test": self.test}
 
+    @property
+    def split_sizes(self) -> dict[str, int]:
+        return {name: len(records) for name, records in self.as_dict().items()}
+
 
 def make_splits(
     records: list[Record],

@@ -42,7 +42,7 @@ class RunOutput:
     reason: str | None = None
 
 
-def _callbacks(curve: list[dict[str, Any]], progress_path: Path | None):
+def loss_curve_callbacks(curve: list[dict[str, Any]], progress_path: Path | None):
     from transformers import TrainerCallback
 
     class Recorder(TrainerCallback):
@@ -128,7 +128,7 @@ def count_params(model: Any) -> dict[str, Any]:
     }
 
 
-def _save_weights(model: Any, folder: Path) -> int:
+def save_trained_weights(model: Any, folder: Path) -> int:
     """Save what was trained (an adapter, or the trainable tensors) and return its size on disk."""
     from safetensors.torch import save_file
 
@@ -211,7 +211,7 @@ def run_training(
             train_dataset=Dataset.from_list(examples),
             processing_class=tokenizer,
             peft_config=setup.peft_config,
-            callbacks=_callbacks(curve, progress_path)
+            callbacks=loss_curve_callbacks(curve, progress_path)
             + [probe]
             + ([reporter] if reporter else [])
             + list(extra_callbacks or []),
@@ -236,7 +236,7 @@ def run_training(
     elif method.trains:
         model.requires_grad_(False)
 
-    status, reason = _early_stop(curve, reporter, spec)
+    status, reason = early_stop(curve, reporter, spec)
     metrics: dict[str, float] = {}
     t0 = time.perf_counter()
     if status == "ok":
@@ -254,7 +254,7 @@ def run_training(
         and spec.training.max_steps > 0
         and spec.training.save_weights
     ):
-        artifact_bytes = _save_weights(model, out_dir / "weights")
+        artifact_bytes = save_trained_weights(model, out_dir / "weights")
     memory = {
         "weights_dtype": context.weights_dtype,
         "measured_state": probe.measured,  # exact bytes of weights/grads/optimizer, any device
@@ -297,7 +297,7 @@ def finish_run(
     time, split sizes, effective precision and the trial's intermediate reports."""
     extra = {
         "precision_effective": spec.training.precision if device == "cuda" else "fp32",
-        "split_sizes": {k: len(v) for k, v in splits.as_dict().items()},
+        "split_sizes": splits.split_sizes,
         **extra,
     }
     if reporter is not None:
@@ -310,7 +310,7 @@ def finish_run(
         metrics=metrics,
         curve=curve,
         timings={**timings, "total_s": time.perf_counter() - started},
-        params=count_params(model),
+        params=count_params(model) if model is not None else {},
         memory={**budget.peak_memory(), **(memory or {})},
         extra=extra,
         meta=meta,
@@ -336,9 +336,7 @@ def _estimates(spec: RunSpec, device: str) -> dict[str, Any]:
     return out
 
 
-def _early_stop(
-    curve: list[dict[str, Any]], reporter: Any, spec: RunSpec
-) -> tuple[str, str | None]:
+def early_stop(curve: list[dict[str, Any]], reporter: Any, spec: RunSpec) -> tuple[str, str | None]:
     bad = next((p for p in curve if not math.isfinite(p["loss"])), None)
     if bad is not None:
         return "diverged", f"training loss became {bad['loss']} at step {bad['step']}"

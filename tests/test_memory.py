@@ -119,24 +119,11 @@ def test_traced_activations_equal_what_a_real_cpu_forward_saves(method, params):
     """The estimator traces fake tensors; a real model set up by the same method, measured with
     saved-tensor hooks on a real forward pass, saves exactly as much (batch 3: extrapolated from
     the traces at 1 and 2)."""
-    from peft import get_peft_model
-
-    from harness.budget import saved_block_bytes
-    from harness.memory_estimate import _blocks
-    from harness.methods.base import MethodContext
-    from harness.models import ResolvedModel
+    from harness.budget import measured_activation_bytes
 
     config = LlamaConfig(**{**SMALL, "num_hidden_layers": 3})
     m = METHODS.get(method)
-    parsed = m.Params.model_validate(params)
-    ctx = MethodContext(ResolvedModel("(random)", None), None, "cpu", random_config=config)
-    setup = m.setup(ctx, parsed)
-    model = setup.model
-    if setup.peft_config is not None:
-        model = get_peft_model(model, setup.peft_config)
-    model.train()
-    ids = torch.zeros((3, 16), dtype=torch.long)
-    measured = sum(saved_block_bytes(model, _blocks(model), lambda: model(input_ids=ids)))
+    measured = measured_activation_bytes(config, m, m.Params.model_validate(params), 3, 16)
     predicted = _estimate(method, params, config=config, batch_size=3).parts["activations"]
     assert measured == predicted > 0
 

@@ -113,6 +113,18 @@ BAD_CASES = {
         lambda d: d["datasets"]["rt"].update(metric="perplexity"),
         ["perplexity", "accuracy"],
     ),
+    "method of another backend": (
+        lambda d: (d["methods"].update(dpo={}), d["grid"]["methods"].append("dpo")),
+        ["method 'dpo'", "cannot train task 'sentiment'", "lora", "grid.exclude"],
+    ),
+    "unknown architecture": (
+        lambda d: d["models"]["tiny"].update(architecture="llama-7b"),
+        ["architecture 'llama-7b'", "llama-2-7b"],
+    ),
+    "adjust needs a valid policy": (
+        lambda d: d.update(budget={"profile": "t4", "over_budget": "shrink"}),
+        ["budget.over_budget", "skip", "adjust"],
+    ),
 }
 
 

@@ -12,13 +12,12 @@ import math
 import time
 from pathlib import Path
 
-from harness import budget, checks, determinism, provenance
+from harness import checks
 from harness.alignment.methods import ALIGN_METHODS
 from harness.alignment.methods.base import AlignContext
 from harness.alignment.task import partitions
 from harness.backends import BACKENDS, Backend
 from harness.models import load_tokenizer, resolve_model
-from harness.suite import config_hash
 
 
 @BACKENDS.register_instance("alignment")
@@ -32,14 +31,9 @@ class AlignmentBackend(Backend):
         return method.upstream(spec, method.Params.model_validate(spec.params))
 
     def run(self, spec, out_dir: Path, progress_path=None, extra_callbacks=None):
-        import torch
+        from harness.train import finish_run, loss_curve_callbacks, save_trained_weights, start_run
 
-        from harness.train import RunOutput, _callbacks, _save_weights, count_params
-
-        started = time.perf_counter()
-        determinism.apply(spec.seed, spec.determinism_settings)
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        budget.reset_peak()
+        started, device = start_run(spec)
         method = ALIGN_METHODS.get(spec.method)
         params = method.Params.model_validate(spec.params)
         resolved = resolve_model(spec.model)
@@ -49,7 +43,7 @@ class AlignmentBackend(Backend):
         curve: list = []
         ctx = AlignContext(
             spec, resolved, tokenizer, device, out_dir, parts,
-            _callbacks(curve, progress_path) + list(extra_callbacks or []), curve,
+            loss_curve_callbacks(curve, progress_path) + list(extra_callbacks or []), curve,
         )  # fmt: skip
         data_checks = {**parts.data_checks, **checks.tokenizer_checks(tokenizer)}
         load_s = time.perf_counter() - started
@@ -66,35 +60,21 @@ class AlignmentBackend(Backend):
         artifact_bytes = None
         trained = result.train_s > 0 and result.model is not None
         if status == "ok" and trained and spec.training.save_weights:
-            artifact_bytes = _save_weights(result.model, out_dir / "weights")
-        meta = provenance.collect(
-            resolved.provenance, parts.fingerprint, spec.seed, config_hash(spec.resolved)
-        )
-        meta["determinism"] = determinism.record(spec.seed, spec.determinism_settings)
-        on_gpu = device == "cuda"
-        total_s = time.perf_counter() - started
-        return RunOutput(
-            metrics=result.metrics,
-            curve=curve,
-            timings={
-                "load_s": load_s,
-                "train_s": result.train_s,
-                "eval_s": result.notes.pop("eval_s", 0.0),
-                "total_s": total_s,
-            },  # fmt: skip
-            params=count_params(result.model) if result.model is not None else {},
-            memory=budget.peak_memory(),
-            extra={
-                "train_tokens": result.train_tokens,
-                "tokens_per_s": result.train_tokens / result.train_s if result.train_s else None,
-                "artifact_bytes": artifact_bytes,
-                "precision_effective": spec.training.precision if on_gpu else "fp32",
-                "notes": {**result.notes, "upstream": spec.upstream or {}},
-                "split_sizes": parts.split_sizes,
-                "data_checks": {**data_checks, "issues": checks.issues(data_checks)},
-            },
-            meta=meta,
-            split=parts.held_out_split,
-            status=status,
-            reason=reason,
-        )
+            artifact_bytes = save_trained_weights(result.model, out_dir / "weights")
+        extra = {
+            "train_tokens": result.train_tokens,
+            "tokens_per_s": result.train_tokens / result.train_s if result.train_s else None,
+            "artifact_bytes": artifact_bytes,
+            "notes": {**result.notes, "upstream": spec.upstream or {}},
+            "data_checks": {**data_checks, "issues": checks.issues(data_checks)},
+        }
+        timings = {
+            "load_s": load_s,
+            "train_s": result.train_s,
+            "eval_s": result.notes.pop("eval_s", 0.0),
+        }
+        return finish_run(
+            spec, result.model, resolved, parts, device, None,
+            started=started, timings=timings, metrics=result.metrics, curve=curve, extra=extra,
+            split=parts.held_out_split, status=status, reason=reason,
+        )  # fmt: skip

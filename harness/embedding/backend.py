@@ -23,10 +23,10 @@ from harness.registry import Registry
 from harness.suite import RunSpec
 from harness.train import (
     RunOutput,
-    _callbacks,
-    _early_stop,
-    _save_weights,
+    early_stop,
     finish_run,
+    loss_curve_callbacks,
+    save_trained_weights,
     start_run,
     trainer_kwargs,
 )
@@ -143,14 +143,14 @@ def run_embedding(
     train_s = 0.0
     trained = method.trains and spec.training.max_steps > 0
     if trained:
-        callbacks = _callbacks(curve, progress_path) + ([reporter] if reporter else [])
+        callbacks = loss_curve_callbacks(curve, progress_path) + ([reporter] if reporter else [])
         train_s, steps, model = _train(
             spec, model, splits, matryoshka, out_dir, device, callbacks + (extra_callbacks or [])
         )
         pairs = steps * spec.training.batch_size * spec.training.grad_accum
         notes["pairs_per_s"] = pairs / train_s if train_s > 0 else None
 
-    status, reason = _early_stop(curve, reporter, spec)
+    status, reason = early_stop(curve, reporter, spec)
     metrics: dict[str, float] = {}
     t0 = time.perf_counter()
     if status == "ok":
@@ -163,7 +163,7 @@ def run_embedding(
 
     artifact_bytes = None
     if status == "ok" and trained and spec.training.save_weights:
-        artifact_bytes = _save_weights(model, out_dir / "weights")
+        artifact_bytes = save_trained_weights(model, out_dir / "weights")
     extra = {
         "train_tokens": None,
         "tokens_per_s": None,

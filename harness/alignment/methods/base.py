@@ -29,7 +29,7 @@ class AlignContext:
     device: str
     out_dir: Path
     parts: Partitions
-    callbacks: list  # progress, loss curve, NaN stop (harness.train._callbacks)
+    callbacks: list  # progress, loss curve, NaN stop (harness.train.loss_curve_callbacks)
     curve: list[dict[str, Any]]
 
     def load_start(self) -> Any:
