@@ -67,7 +67,7 @@ PAGES = (
         "repro",
         ("Reproducibility", "No reproducibility checks yet|rows from table"),
     ),
-    Page("memory", "memory", ("Memory", "No memory records yet|comparisons")),
+    Page("memory", "memory", ("Memory", "No memory records yet|No finished run|comparisons")),
 )
 
 

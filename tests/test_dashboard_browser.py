@@ -26,6 +26,7 @@ EXPECT = {
     "tuning": ("No tuning trials yet",),
     "embeddings": ("No embedding metrics yet",),
     "reproducibility": ("No reproducibility checks yet",),
+    "memory": ("No finished run has both a prediction and a measurement",),
 }
 _install_tried = False
 
