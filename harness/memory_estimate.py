@@ -245,8 +245,8 @@ def _weight_bytes(model: Any, quantization: Any) -> dict[str, int]:
             out["frozen"] += n // 2  # two 4-bit weights per byte
             out["quantized_params"] += n
             blocks = -(-n // NF4_BLOCK)
-            if quantization.bnb_4bit_use_double_quant:
-                out["quant_constants"] += blocks + 4 * -(-blocks // NF4_NESTED_BLOCK)
+            if quantization.bnb_4bit_use_double_quant:  # + the nested 256-entry fp32 code book
+                out["quant_constants"] += blocks + 4 * -(-blocks // NF4_NESTED_BLOCK) + 4 * 256
             else:
                 out["quant_constants"] += 4 * blocks
         elif p.requires_grad:

@@ -110,6 +110,23 @@ def _sft_config(spec: RunSpec, out_dir: Path, device: str):
     )
 
 
+def keep_trained_params_fp32(model: Any, precision: str) -> int:
+    """TRL 1.12's SFTTrainer casts the adapters of a quantized model to bf16 (the QLoRA paper's
+    choice). A T4 has no bf16 and CPU runs are fp32: unless the run itself is bf16, trained
+    parameters go back to fp32 (what fp16 mixed precision needs for its master weights) before
+    the optimizer is built. Returns how many tensors were cast."""
+    import torch
+
+    if precision == "bf16":
+        return 0
+    cast = 0
+    for param in model.parameters():
+        if param.requires_grad and param.dtype == torch.bfloat16:
+            param.data = param.data.float()
+            cast += 1
+    return cast
+
+
 def count_params(model: Any) -> dict[str, Any]:
     if hasattr(model, "get_nb_trainable_parameters"):  # PEFT counts 4-bit weights correctly
         trainable, total = model.get_nb_trainable_parameters()
@@ -218,6 +235,9 @@ def run_training(
         )
         if len(trainer.train_dataset) == 0:
             raise ValueError("no training example survived tokenization: raise training.max_length")
+        recast = keep_trained_params_fp32(trainer.model, spec.training.precision)
+        if recast:
+            setup.notes["trained_params_recast_to_fp32"] = recast
         shortened = [
             e != task.to_example(r, tokenizer, checks.UNLIMITED)
             for e, r in zip(examples, splits.train, strict=True)

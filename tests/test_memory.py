@@ -91,8 +91,9 @@ def test_qlora_weights_are_half_a_byte_plus_quantization_constants():
     assert parts["quant_constants"] > 0
     others = _small_params() - linear  # embeddings and norms stay in fp16
     assert parts["weights_frozen"] == linear // 2 + 2 * others
-    # Double quantization: one byte per 64-block absmax, plus fp32 per 256 absmaxes (per tensor).
-    assert blocks <= parts["quant_constants"] <= blocks + 4 * 14
+    # Double quantization: one byte per 64-block absmax, plus (per tensor) fp32 per 256 absmaxes
+    # and the nested fp32 code book of 256 entries.
+    assert blocks + 14 * 1024 <= parts["quant_constants"] <= blocks + 14 * (4 + 1024)
 
 
 def test_activations_of_full_finetuning_match_the_hand_sum():
@@ -205,7 +206,8 @@ def test_skip_records_over_budget_with_the_numbers(tmp_path):
 def test_cpu_run_measures_exactly_the_predicted_static_bytes(tmp_path):
     """Weights, gradients and optimizer state are exact on CPU: measured after the first optimizer
     step of a real run, they equal the estimator's fp32 CPU prediction byte for byte."""
-    for method, params in (("full", {}), ("lora", {"r": 4}), ("freeze", {"n_layers": 1})):
+    cases = (("full", {}), ("lora", {"r": 4}), ("freeze", {"n_layers": 1}), ("qlora", {"r": 4}))
+    for method, params in cases:
         data = suite_dict(methods={"m": {"method": method, "params": params}})
         data["grid"]["methods"] = ["m"]
         (spec,) = expand(Suite.model_validate(data))
@@ -215,7 +217,11 @@ def test_cpu_run_measures_exactly_the_predicted_static_bytes(tmp_path):
         assert measured["gradients"] == predicted["gradients"] > 0, method
         assert measured["optimizer"] == predicted["optimizer"] > 0, method
         assert measured["weights_trainable"] == predicted["weights_trainable"], method
-        assert measured["weights_frozen"] == predicted["weights_frozen"], method
+        frozen = predicted["weights_frozen"] + predicted["quant_constants"]
+        # bitsandbytes keeps a few small extras per 4-bit tensor (its 16-entry code, an offset).
+        assert measured["weights_frozen"] == pytest.approx(
+            frozen, rel=0.005 if method == "qlora" else 0
+        ), method
         assert out.memory["estimate"]["cuda"]["parts"]["total"] > 0
 
 
