@@ -133,7 +133,6 @@ def estimate(
     device: str = "cuda",
     architecture: str = "",
 ) -> Estimate:
-
     precision = training.precision if device == "cuda" else "fp32"
     amp = precision != "fp32"
     ctx = _MetaContext(config, load_dtype(method, device, precision))
@@ -159,14 +158,14 @@ def estimate(
     config = model.config if not hasattr(model, "get_base_model") else model.get_base_model().config
     hidden, vocab = config.hidden_size, config.vocab_size
     activations = head = 0
+    tokens = training.batch_size * (training.max_length + virtual_tokens)
     if method.trains:
-        tokens = training.batch_size * (training.max_length + virtual_tokens)
         trace_key = json.dumps(
             [config.to_dict(), type(method).__name__, params.model_dump(mode="json"),
              ctx.weights_dtype, precision, training.max_length],
             sort_keys=True, default=str,
         )  # fmt: skip
-        activations = _activation_bytes(model, training, precision, trace_key)
+        activations = _activation_bytes(model, training, precision, virtual_tokens, trace_key)
         head = _head_bytes(training.loss_type, tokens, hidden, vocab, act_bytes)
     static = weights["frozen"] + weights["trainable"] + weights["quant_constants"]
     # Scoring (after training; the optimizer state is still held) runs without autograd: its
@@ -195,7 +194,7 @@ def estimate(
         "total_params": sum(p.numel() for p in _unique_params(model)),
         "trainable_params": n_trainable,
         "quantized_params": weights["quantized_params"],
-        "tokens_per_micro_batch": training.batch_size * (training.max_length + virtual_tokens),
+        "tokens_per_micro_batch": tokens,
     }
     notes.append(
         f"{precision} ({'autocast, ' if amp else ''}weights loaded as {ctx.weights_dtype}); "
@@ -222,7 +221,7 @@ def _apply_peft(model: Any, peft_config: Any) -> tuple[Any, int]:
     return wrapped, peft_config.num_virtual_tokens if extends_sequence else 0
 
 
-def _is_quantizable_linear(name: str, module: Any, base: Any) -> bool:
+def _is_quantizable_linear(module: Any, base: Any) -> bool:
     """bitsandbytes quantizes the nn.Linear layers of a model except its output head."""
     import torch
 
@@ -235,8 +234,8 @@ def _weight_bytes(model: Any, quantization: Any) -> dict[str, int]:
     if quantization is not None and getattr(quantization, "load_in_4bit", False):
         quantized = {
             id(m.weight)
-            for name, m in base.named_modules()
-            if _is_quantizable_linear(name, m, base) and not m.weight.requires_grad
+            for m in base.modules()
+            if _is_quantizable_linear(m, base) and not m.weight.requires_grad
         }
     out = {"frozen": 0, "trainable": 0, "quant_constants": 0, "quantized_params": 0}
     for p in _unique_params(model):
@@ -262,7 +261,9 @@ def _blocks(model: Any) -> list[Any]:
     return list(transformer_blocks(model))
 
 
-def _activation_bytes(model: Any, training: Any, precision: str, trace_key: str) -> int:
+def _activation_bytes(
+    model: Any, training: Any, precision: str, virtual_tokens: int, trace_key: str
+) -> int:
     """What autograd saves inside the decoder blocks for one micro-batch: traced, not modelled.
 
     The run's own (PEFT-wrapped) model runs a training forward pass on fake tensors, with
@@ -270,15 +271,19 @@ def _activation_bytes(model: Any, training: Any, precision: str, trace_key: str)
     (harness.budget.saved_block_bytes). Gradient checkpointing keeps each block's input and
     recomputes one block at a time.
     """
-    per_block = _traced_blocks(
-        model, training.max_length, precision, trace_key, training.batch_size
-    )
-    flowing = [b for b in per_block if b]
+    if trace_key not in _TRACES:
+        _TRACES[trace_key] = _trace_batches_1_and_2(model, training.max_length, precision)
+    one, two = _TRACES[trace_key]
+    # Saved tensors are affine in the batch size (activations grow with it; autocast's weight
+    # copies and DoRA's weight-sized terms do not): batch 1 and 2 give every batch size, so the
+    # budget's adjustments cost no further trace.
+    batch = training.batch_size
+    flowing = [a + (batch - 1) * (b - a) for a, b in zip(one, two, strict=True) if a or b]
     if not flowing:
         return 0
     if training.gradient_checkpointing:
         embeddings = model.get_input_embeddings().weight
-        tokens = training.batch_size * (training.max_length + per_block_tokens_extra(model))
+        tokens = batch * (training.max_length + virtual_tokens)
         block_input = tokens * embeddings.shape[1] * embeddings.element_size()
         return len(flowing) * block_input + max(flowing)
     return sum(flowing)
@@ -287,38 +292,26 @@ def _activation_bytes(model: Any, training: Any, precision: str, trace_key: str)
 _TRACES: dict[str, tuple[list[int], list[int]]] = {}  # trace key -> saved bytes at batch 1 and 2
 
 
-def _traced_blocks(model: Any, length: int, precision: str, key: str, batch: int) -> list[int]:
-    """Saved bytes per block at `batch`. Saved tensors are affine in the batch size (activations
-    grow with it; autocast's weight copies and DoRA's weight-sized terms do not), so two traces,
-    at batch 1 and 2, give every batch size: the budget's adjustments cost no further trace."""
-    if key not in _TRACES:
-        _TRACES[key] = tuple(_trace(model, b, length, precision) for b in (1, 2))  # type: ignore[assignment]
-    one, two = _TRACES[key]
-    return [a + (batch - 1) * (b - a) for a, b in zip(one, two, strict=True)]
-
-
-def _trace(model: Any, batch: int, length: int, precision: str) -> list[int]:
-    """One fake forward pass; blocks that would save the same (same parameters trainable, same
-    gradient flowing in) are traced once and counted for each of them."""
+def _trace_batches_1_and_2(model: Any, length: int, precision: str) -> tuple[list[int], list[int]]:
+    """Saved bytes per block at batch 1 and at batch 2. The model moves to fake CPU tensors once;
+    blocks that would save the same (same parameters trainable, same gradient flowing in) are
+    traced once and counted for each of them."""
     import torch
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     from harness.budget import saved_block_bytes
+    from harness.methods.freeze import transformer_blocks
 
-    blocks = _blocks(model)
-    groups = _block_groups(model, blocks)
-    container = _block_container(model)
+    container = transformer_blocks(model)
     original = list(container)
+    groups = _block_groups(model, original)
+    representatives = [original[start] for start, _ in groups]
     half = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
     mode = FakeTensorMode(allow_non_fake_inputs=True)  # e.g. PEFT keeps index tensors as attributes
-    if not getattr(model, "_ftbench_fake", False):
-        _to_fake_cpu(model, mode)
-        model._ftbench_fake = mode
-    mode = model._ftbench_fake
-    representatives = [original[start] for start, _ in groups]
+    _to_fake_cpu(model, mode)
     model.train()
-    try:
-        _set_blocks(container, representatives)  # shapes are preserved block to block
+
+    def trace(batch: int) -> list[int]:
         with mode:
             ids = torch.zeros((batch, length), dtype=torch.long)
 
@@ -327,21 +320,19 @@ def _trace(model: Any, batch: int, length: int, precision: str) -> list[int]:
                     model(input_ids=ids)
 
             traced = saved_block_bytes(model, representatives, forward)
+        return [size for size, (_, count) in zip(traced, groups, strict=True) for _ in range(count)]
+
+    try:
+        _set_blocks(container, representatives)  # shapes are preserved block to block
+        return trace(1), trace(2)
     finally:
         _set_blocks(container, original)
-    return [bytes_ for bytes_, (_, count) in zip(traced, groups, strict=True) for _ in range(count)]
 
 
 def _set_blocks(container: Any, blocks: list[Any]) -> None:
     container._modules.clear()
     for index, block in enumerate(blocks):
         container._modules[str(index)] = block
-
-
-def _block_container(model: Any) -> Any:
-    from harness.methods.freeze import transformer_blocks
-
-    return transformer_blocks(model)
 
 
 def _block_groups(model: Any, blocks: list[Any]) -> list[tuple[int, int]]:
@@ -370,14 +361,6 @@ def _block_groups(model: Any, blocks: list[Any]) -> list[tuple[int, int]]:
         previous = signature
         flowing = flowing or any(trainable)
     return groups
-
-
-def per_block_tokens_extra(model: Any) -> int:
-    """Virtual tokens prompt tuning prepends to every sequence (0 for other models)."""
-    config = getattr(model, "active_peft_config", None)
-    if config is None or not config.is_prompt_learning or config.peft_type == "PREFIX_TUNING":
-        return 0
-    return config.num_virtual_tokens
 
 
 def _head_bytes(loss_type: str | None, tokens: int, hidden: int, vocab: int, act: int) -> int:

@@ -33,13 +33,11 @@ def _memory_numbers() -> str:
     memory = peak_memory()
     if "cuda_max_allocated" not in memory:
         return f"out of memory at peak RSS {memory['peak_rss_bytes'] / 1e9:.2f} GB"
-    import torch
-
-    fraction = torch.cuda.get_per_process_memory_fraction(0)
-    cap = fraction * torch.cuda.get_device_properties(0).total_memory
+    cap = memory.get("cuda_cap_bytes")
     return (
         f"out of memory: peak allocated {memory['cuda_max_allocated'] / 1e9:.2f} GB, reserved "
-        f"{memory['cuda_max_reserved'] / 1e9:.2f} GB, cap {cap / 1e9:.2f} GB"
+        f"{memory['cuda_max_reserved'] / 1e9:.2f} GB, cap "
+        + (f"{cap / 1e9:.2f} GB" if cap else "none (the whole GPU)")
     )
 
 
