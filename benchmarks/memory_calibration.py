@@ -2,7 +2,7 @@
 
 For each method, a SmolLM2-135M-shaped model (random weights, from the catalogue) is set up by
 the method exactly as a run would, and one training forward pass on real tensors is measured with
-saved-tensor hooks inside the decoder blocks (harness.budget.saved_block_bytes). The estimator
+saved-tensor hooks inside the decoder blocks (harness.memory.measure.saved_block_bytes). The estimator
 predicts the same term from fake tensors, in fp32 as ftbench trains on CPU. Prints measured /
 predicted per method, in one run: it checks that the fake-tensor trace sees what a real run
 saves (dropout masks, storage sharing, frozen layers), not GPU kernels.
@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.architectures import catalogue, config_from_dict
-from harness.budget import measured_activation_bytes
-from harness.memory_estimate import estimate
-from harness.methods import METHODS
-from harness.suite import TrainingConfig
+from harness.backends.sft.memory import estimate, measured_activation_bytes
+from harness.backends.sft.methods import METHODS
+from harness.models.architectures import catalogue, config_from_dict
+from harness.spec import TrainingConfig
 
 CASES = [  # (label, method, params)
     ("full", "full", {}),

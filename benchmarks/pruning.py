@@ -17,8 +17,9 @@ from pathlib import Path
 import duckdb
 
 from harness.hub import configure_offline_mode
-from harness.suite import load_specs
-from harness.tune import tune_suite
+from harness.plan import make_plan
+from harness.suite import load_suite
+from harness.tuning.study import tune_plan
 
 COMPUTE_SQL = """
 SELECT r.method_key || '·' || r.model_key || '·' || r.dataset_key AS cell,
@@ -37,14 +38,12 @@ GROUP BY ALL ORDER BY cell
 
 def run_arm(suite_path: Path, out: Path, pruner_type: str | None) -> dict[str, dict]:
     shutil.rmtree(out, ignore_errors=True)
-    suite, specs = load_specs(suite_path)
-    pruner = suite.tune.pruner
+    plan = make_plan(suite_path)
+    pruner = plan.suite.tune.pruner
     if pruner_type:
         pruner = pruner.model_copy(update={"type": pruner_type})
     db = out / "ftbench.duckdb"
-    report = tune_suite(
-        suite, specs, suite_path, results_dir=out, db_path=db, pruner=pruner, final_runs=False
-    )
+    report = tune_plan(plan, results_dir=out, db_path=db, pruner=pruner, final_runs=False)
     with duckdb.connect(str(db), read_only=True) as con:
         rows = con.execute(COMPUTE_SQL).df().set_index("cell").to_dict("index")
     for cell, study in report.studies.items():
@@ -60,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_offline_mode()
     suite_path = Path(args.suite)
-    suite, _ = load_specs(suite_path)
+    suite = load_suite(suite_path)
     pruned_name = suite.tune.pruner.type
     if pruned_name == "none":
         print(f"{suite_path}: its pruner is 'none': nothing to compare", file=sys.stderr)

@@ -22,7 +22,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dashboard import data, synthetic, tables  # noqa: E402
+from dashboard import data, synthetic  # noqa: E402
 from harness.store import ingest  # noqa: E402
 
 DATASETS = ("synth-a", "synth-b")
@@ -105,16 +105,16 @@ def main(argv: list[str] | None = None) -> int:
         return data.run_scores(db, SUITE, dataset, metric, model)
 
     def board() -> object:
-        return tables.leaderboard(data.run_scores(db, SUITE, dataset, metric, model), True)
+        return data.leaderboard(db, SUITE, dataset, model, metric)
 
     def all_models() -> object:
-        return data.run_scores(db, SUITE, dataset, metric, None, "test", True)
+        return data.pareto(db, SUITE, dataset, metric, None)
 
     n_rows = len(sql())
     results = [
         (f"leaderboard SQL ({n_rows} runs of one dataset × model; open, query, close)", sql),
-        ("leaderboard SQL + table (mean/std/bootstrap CI/ties, 20 methods)", board),
-        ("pareto SQL (all models of a dataset, with configs)", all_models),
+        ("store leaderboard (SQL + mean/std/bootstrap CI/ties, 20 methods)", board),
+        ("pareto cells (all models of a dataset, with configs)", all_models),
         (
             "overview SQL (tables, schema, per-suite counts over all runs)",
             lambda: data.overview(db),

@@ -175,6 +175,18 @@ def suite_choices(db: Path | str, suite: str, split: str = "test") -> dict[str, 
     return {"scopes": scopes, "metrics": metrics}
 
 
+def _store(fn: Any, db: Path | str, *args: Any, **kwargs: Any) -> Any:
+    """A harness.store reader over `db`, with this layer's errors (a missing or unreadable file,
+    a lock held too long)."""
+    path = Path(db)
+    if not path.is_file():
+        raise DatabaseMissingError(f"no results database at {path}")
+    try:
+        return fn(path, *args, **kwargs)
+    except duckdb.Error as exc:
+        raise DataError(f"cannot read {path}: {exc}") from exc
+
+
 def run_scores(
     db: Path | str,
     suite: str,
@@ -184,27 +196,52 @@ def run_scores(
     split: str = "test",
     with_config: bool = False,
 ) -> pd.DataFrame:
-    """One row per run of a suite/dataset (and model, unless None) with its value of `metric`.
+    """One row per leaderboard run of a suite/dataset (and model, unless None) with its value of
+    `metric` (harness.store.run_scores: failed runs and runs without the metric are kept, with a
+    NaN score; tuning trials and systems-only runs are left out)."""
+    return _store(
+        store.run_scores, db, suite, dataset=dataset, model=model, metric=metric, split=split,
+        with_config=with_config,
+    )  # fmt: skip
 
-    Every run is kept (LEFT JOIN): failed runs and runs without the metric have a NaN score, so
-    the leaderboard can count them instead of silently dropping them. Tuning trials are left out.
-    """
-    config = ", r.config" if with_config else ""
-    with connect(db) as con:
-        cols = _run_columns(con)
-        return _df(
-            con,
-            f"""
-            SELECT {RUN_COLUMNS_R}, r.reason, {_origin_sql(cols)},
-                   m.value AS score, m.higher_is_better, r.trainable_pct, r.trainable_params,
-                   r.peak_mem_bytes, r.peak_mem_kind, r.train_s, r.total_s, r.tokens_per_s{config}
-            FROM runs r
-            LEFT JOIN metrics m ON m.run_id = r.run_id AND m.split = $split AND m.name = $metric
-            WHERE r.suite = $suite AND r.dataset_key = $dataset
-              AND ($model IS NULL OR r.model_key = $model) AND {_not_trial_sql(cols)}
-            ORDER BY r.model_key, r.method_key, r.seed""",
-            {"suite": suite, "dataset": dataset, "model": model, "metric": metric, "split": split},
-        )
+
+def leaderboard(
+    db: Path | str,
+    suite: str,
+    dataset: str,
+    model: str | None,
+    metric: str,
+    clauses: tuple[Any, ...] = (),
+) -> pd.DataFrame:
+    """The store's leaderboard (the one `ftbench show` prints) of one dataset / model / metric,
+    over the runs the filter keeps."""
+    from dashboard.stats import apply_filter
+
+    return _store(
+        store.leaderboard, db, suite, dataset=dataset, model=model, metric=metric,
+        where=(lambda runs: apply_filter(runs, clauses)) if clauses else None,
+    )  # fmt: skip
+
+
+def pareto(
+    db: Path | str, suite: str, dataset: str, metric: str, model: str | None, clauses=()
+) -> pd.DataFrame:
+    """The leaderboard's cells of a dataset (every model when None) with a config summary of
+    each: the points of the Pareto page."""
+    from dashboard.stats import apply_filter
+    from dashboard.tables import config_summary
+    from harness.store.queries import entries
+
+    runs = run_scores(db, suite, dataset, metric, model, "test", True)
+    runs = apply_filter(runs, clauses) if clauses else runs
+    board = store.summarize(runs.drop(columns=["config"]))
+    configs: dict[tuple[str, ...], str] = {}
+    for r, entry in zip(runs.itertuples(), entries(runs), strict=True):  # a cell's first run
+        configs.setdefault((r.dataset_key, r.model_key, r.metric, entry), config_summary(r.config))
+    board["config"] = [
+        configs.get((r.dataset, r.model, r.metric, r.entry), "") for r in board.itertuples()
+    ]
+    return board
 
 
 def runs_index(db: Path | str, suite: str | None = None) -> pd.DataFrame:
@@ -276,13 +313,12 @@ def curves(db: Path | str, run_ids: Sequence[str]) -> pd.DataFrame:
     )
 
 
-def embedding_table(db: Path | str) -> pd.DataFrame | None:
-    """Per-width base/tuned test scores of every suite (harness.store.EMBEDDING_SQL), or None
-    when the file has no embedding_metrics table yet."""
-    with connect(db) as con:
-        if not _has_table(con, "embedding_metrics"):
-            return None
-        return _df(con, store.EMBEDDING_SQL, {"suite": None})
+def embedding_table(db: Path | str) -> pd.DataFrame:
+    """Per-width base/tuned test scores of every suite (the embedding backend's query); empty
+    while no embedding run was stored."""
+    from harness.backends.embedding.report import embedding_table
+
+    return _store(embedding_table, db)
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -318,8 +354,8 @@ def _json(value: Any) -> Any:
 
 
 def memory_checks(db: Path | str) -> pd.DataFrame:
-    """Predicted against measured memory, one row per run and quantity (harness.memcheck)."""
-    from harness.memcheck import collect
+    """Predicted against measured memory, one row per run and quantity (harness.memory.check)."""
+    from harness.memory.check import collect
 
     try:
         rows = collect(db)

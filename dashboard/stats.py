@@ -1,57 +1,17 @@
-"""Numerics of the leaderboard (bootstrap CI over seeds, ties, Pareto frontier) and the filter parser.
+"""The Pareto frontier and the filter parser of the dashboard.
 
-Pure numpy/pandas, no Streamlit and no database: everything here is unit tested directly.
+Pure numpy/pandas, no Streamlit and no database: everything here is unit tested directly. Seed
+statistics (bootstrap CI, ties with the leader) are the store's (harness/stats.py).
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from harness import stats as store_stats
-
-
-def bootstrap_ci(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
-    """The store's bootstrap interval of the mean (harness.stats: `ftbench show` and the dashboard
-    always agree), as a NaN pair where it gives none (fewer than 3 seeds)."""
-    ci = store_stats.bootstrap_ci(list(np.asarray(values, dtype=float)))
-    return ci if ci is not None else (math.nan, math.nan)
-
-
-def leader_index(means: Sequence[float], higher_is_better: bool) -> int | None:
-    """Position of the best mean in the metric's direction (None when every mean is NaN)."""
-    m = np.asarray(means, dtype=float)
-    if np.all(np.isnan(m)):
-        return None
-    return int(np.nanargmax(m) if higher_is_better else np.nanargmin(m))
-
-
-def mark_ties(
-    means: Sequence[float],
-    ci_low: Sequence[float],
-    ci_high: Sequence[float],
-    higher_is_better: bool,
-) -> list[str]:
-    """'leader', 'tied' (CI overlaps the leader's CI), '' (separated), 'no CI' or 'no data'."""
-    lead = leader_index(means, higher_is_better)
-    out: list[str] = []
-    for i, (mean, low, high) in enumerate(zip(means, ci_low, ci_high, strict=True)):
-        if lead is None or math.isnan(mean):
-            out.append("no data")
-        elif i == lead:
-            out.append("leader")
-        elif any(math.isnan(v) for v in (low, high, ci_low[lead], ci_high[lead])):
-            out.append("no CI")  # fewer than 3 seeds on one side: a tie cannot be judged
-        elif low <= ci_high[lead] and ci_low[lead] <= high:
-            out.append("tied")
-        else:
-            out.append("")
-    return out
 
 
 def pareto_frontier(

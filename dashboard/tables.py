@@ -1,98 +1,20 @@
-"""Display frames built from data.py results: the leaderboard, Pareto points, config diffs.
+"""Display frames built from data.py results: Pareto points and config diffs.
 
-Pure pandas (no Streamlit, no database), so the pages stay thin and this stays testable.
+Pure pandas (no Streamlit, no database), so the pages stay thin and this stays testable. The
+leaderboard itself is computed by the store (harness.store.leaderboard); pages only format it.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from dashboard import stats
 
 GIB = 2**30
-T4_FIT_BYTES = 15 * GIB  # a 16 GB T4 leaves ~15 GiB to a process
-CUDA_KINDS = frozenset({"cuda_max_allocated"})
-
-
-def t4_badge(peak_bytes: float | None, kinds: set[str]) -> str:
-    """Only CUDA peaks say anything about fitting a T4; a CPU RSS peak is not pretended to."""
-    if not kinds or peak_bytes is None or math.isnan(peak_bytes):
-        return "–"
-    if not kinds <= CUDA_KINDS:
-        return "n/a (CPU)"
-    return "✅ fits" if peak_bytes <= T4_FIT_BYTES else "❌ > 15 GiB"
-
-
-def status_counts(statuses: pd.Series) -> str:
-    """'failed 1 · oom 2' for the runs that are not ok ('' when all are)."""
-    counts = statuses[statuses != "ok"].value_counts()
-    return " · ".join(f"{status} {n}" for status, n in sorted(counts.items()))
-
-
-def entries(scores: pd.DataFrame) -> pd.Series:
-    """Leaderboard entry per run: the method key, or 'lora (tuned, 20 trials)' for tuned re-runs.
-
-    A tuned re-run is a different entry from the same method at its suite defaults (cf.
-    harness.report); tuning trials never reach here (data.run_scores leaves them out).
-    """
-    if "origin" not in scores.columns:
-        return scores["method_key"]
-    trials = scores["tune_trials"].astype("Int64").astype("string").fillna("?")
-    tuned = scores["method_key"] + " (tuned, " + trials + " trials)"
-    return tuned.where(scores["origin"] == "tuned", scores["method_key"])
-
-
-def leaderboard(scores: pd.DataFrame, higher_is_better: bool) -> pd.DataFrame:
-    """One row per entry from per-run scores (data.run_scores), best first in the metric's direction.
-
-    Only ok runs with a value count towards mean/std/CI; every run counts towards `runs` and the
-    not-ok status tally. Memory is the largest ok-run peak, time and tokens/s the ok-run mean.
-    """
-    rows = []
-    for method, group in scores.groupby(entries(scores), sort=True):
-        ok = group[group["status"] == "ok"]
-        values = ok["score"].dropna().to_numpy(dtype=float)
-        low, high = stats.bootstrap_ci(values)
-        kinds = set(ok["peak_mem_kind"].dropna())
-        peak = ok["peak_mem_bytes"].max() if ok["peak_mem_bytes"].notna().any() else math.nan
-        rows.append({
-            "method": method,
-            "mean": values.mean() if values.size else math.nan,
-            "std": values.std(ddof=1) if values.size > 1 else math.nan,
-            "n": int(values.size),
-            "ci_low": low,
-            "ci_high": high,
-            "trainable_pct": ok["trainable_pct"].mean(),
-            "peak_mem_gib": peak / GIB,
-            "mem_kind": ", ".join(sorted(kinds)),
-            "t4_fit": t4_badge(peak, kinds),
-            "train_s": ok["train_s"].mean(),
-            "tokens_per_s": ok["tokens_per_s"].mean(),
-            "runs": len(group),
-            "ok_without_metric": int(ok["score"].isna().sum()),
-            "not_ok": status_counts(group["status"]),
-        })  # fmt: skip
-    board = pd.DataFrame(rows)
-    if board.empty:
-        return board
-    key = board["mean"] if higher_is_better else -board["mean"]
-    board = board.loc[key.sort_values(ascending=False, na_position="last").index]
-    board = board.reset_index(drop=True)
-    board["vs_leader"] = stats.mark_ties(
-        board["mean"].tolist(),
-        board["ci_low"].tolist(),
-        board["ci_high"].tolist(),
-        higher_is_better,
-    )
-    board.insert(0, "rank", np.where(board["mean"].notna(), np.arange(1, len(board) + 1), None))
-    return board
-
 
 COST_AXES = {
     "peak memory (GiB)": "peak_mem_gib",
@@ -101,29 +23,12 @@ COST_AXES = {
 }
 
 
-def pareto_points(scores: pd.DataFrame, higher_is_better: bool, cost: str) -> pd.DataFrame:
-    """Mean quality and cost per (method, model) over ok runs, with the frontier flagged."""
-    ok = scores[(scores["status"] == "ok") & scores["score"].notna()].copy()
-    if ok.empty:
+def pareto_points(board: pd.DataFrame, higher_is_better: bool, cost: str) -> pd.DataFrame:
+    """The store's leaderboard cells with a mean (quality) and the chosen cost, frontier flagged."""
+    if board.empty:
         return pd.DataFrame()
-    ok["peak_mem_gib"] = ok["peak_mem_bytes"] / GIB
-    has_config = "config" in ok.columns
-    rows = []
-    ok["entry"] = entries(ok)
-    for (method, model), group in ok.groupby(["entry", "model_key"], sort=True):
-        rows.append({
-            "method": method,
-            "model": model,
-            "quality": group["score"].mean(),
-            "n": len(group),
-            "peak_mem_gib": group["peak_mem_gib"].max(),
-            "train_s": group["train_s"].mean(),
-            "trainable_pct": group["trainable_pct"].mean(),
-            "mem_kind": ", ".join(sorted(set(group["peak_mem_kind"].dropna()))),
-            "config": config_summary(group["config"].iloc[0]) if has_config else "",
-        })  # fmt: skip
-    points = pd.DataFrame(rows)
-    points["cost"] = points[cost]
+    points = board[board["mean"].notna()].copy()
+    points = points.assign(method=points["entry"], quality=points["mean"], cost=points[cost])
     points["on_frontier"] = stats.pareto_frontier(
         points["cost"], points["quality"], higher_is_better
     )

@@ -154,10 +154,9 @@ def direction_arrow(higher_is_better: Any) -> str:
     return "↑ higher is better" if higher_is_better else "↓ lower is better"
 
 
-def filter_box(
-    frame: pd.DataFrame, key: str, help_fields: str = "method, model, status"
-) -> pd.DataFrame:
-    """Text filter (`method=lora|ia3,model~smol`) parsed by stats.parse_filter; junk is explained."""
+def filter_clauses(key: str, help_fields: str = "method, model, status") -> tuple[Any, ...]:
+    """Text filter (`method=lora|ia3,model~smol`) parsed by stats.parse_filter; junk is explained
+    and ignored (never evaluated). The clauses, for a query that applies them."""
     text = st.sidebar.text_input(
         "Filter",
         key=key,
@@ -166,10 +165,17 @@ def filter_box(
         f"alternatives with |. Fields: {help_fields}.",
     )
     try:
-        return stats.apply_filter(frame, stats.parse_filter(text))
+        return tuple(stats.parse_filter(text))
     except stats.FilterError as exc:
         st.sidebar.error(f"Filter ignored: {exc}")
-        return frame
+        return ()
+
+
+def filter_box(
+    frame: pd.DataFrame, key: str, help_fields: str = "method, model, status"
+) -> pd.DataFrame:
+    """`frame` narrowed by the filter box (see filter_clauses)."""
+    return stats.apply_filter(frame, filter_clauses(key, help_fields))
 
 
 def run_label(row: Any) -> str:

@@ -1,0 +1,96 @@
+"""ftbench: a benchmarking harness and leaderboard for fine-tuning language models on a T4 budget.
+
+The public API is a few names over the modules that implement them:
+
+    import harness
+    plan = harness.make_plan("smoke", only="method=lora")   # what would run, with its run_ids
+    report = harness.run("smoke", only="method=lora")       # run it (finished runs are reused)
+    board = harness.leaderboard("results/ftbench.duckdb", "smoke")
+    harness.tune("tune_smoke")                              # Optuna studies, then tuned re-runs
+
+Data flow: suite (suite.py) -> plan (plan.py) -> runner (runner.py) -> worker (worker.py) ->
+lifecycle and backend (lifecycle.py, backends/) -> RunResult (result.py) -> store (store/) ->
+`ftbench show` / dashboard. Imports here are lazy: a run process pays only for what it uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.plan import Only, Plan
+    from harness.runner import Executor, SuiteReport
+    from harness.suite import Suite
+    from harness.tuning.study import TuneReport
+
+__all__ = ["leaderboard", "load_suite", "make_plan", "run", "tune"]
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    """A suite file (or the suite whose `name:` is given), parsed and checked."""
+    from harness.suite import load_suite, locate
+
+    return load_suite(locate(name_or_path))
+
+
+def make_plan(
+    suite: str | Path, *, only: Only | str | None = None, availability: bool = True
+) -> Plan:
+    """How every run of a suite (or lock file) will run: budget verdicts and adjustments,
+    upstream stages, availability. See harness.plan.make_plan."""
+    from harness.plan import make_plan
+
+    return make_plan(suite, only=only, availability=availability)
+
+
+def run(
+    suite: str | Path | Plan,
+    *,
+    only: Only | str | None = None,
+    results: str | Path = "results",
+    db: str | Path | None = None,
+    force: bool = False,
+    executor: Executor | None = None,
+) -> SuiteReport:
+    """Plan and run a suite; each run in its own process, each result ingested as it finishes."""
+    from harness.hub import configure_offline_mode
+    from harness.plan import Plan
+    from harness.runner import run_plan
+
+    configure_offline_mode()
+    plan = suite if isinstance(suite, Plan) else make_plan(suite, only=only)
+    return run_plan(
+        plan, results_dir=Path(results), db_path=Path(db) if db else None, force=force,
+        executor=executor,
+    )  # fmt: skip
+
+
+def tune(
+    suite: str | Path | Plan,
+    *,
+    only: Only | str | None = None,
+    results: str | Path = "results",
+    db: str | Path | None = None,
+    final_runs: bool = True,
+    executor: Executor | None = None,
+) -> TuneReport:
+    """Optuna studies for the suite's cells with a search space, then tuned re-runs."""
+    from harness.hub import configure_offline_mode
+    from harness.plan import Plan
+    from harness.tuning.study import tune_plan
+
+    configure_offline_mode()
+    plan = suite if isinstance(suite, Plan) else make_plan(suite, only=only)
+    results = Path(results)
+    return tune_plan(
+        plan, results_dir=results, db_path=Path(db) if db else results / "ftbench.duckdb",
+        final_runs=final_runs, executor=executor,
+    )  # fmt: skip
+
+
+def leaderboard(db: str | Path, suite: str, **filters: Any):
+    """The leaderboard frame `ftbench show` prints and the dashboard shows (harness.store)."""
+    from harness.store import leaderboard
+
+    return leaderboard(db, suite, **filters)

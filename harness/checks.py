@@ -21,16 +21,37 @@ def _normalize(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-def split_overlap(splits: dict[str, list[dict[str, str]]], key_field: str) -> dict[str, Any]:
+def shared_with_train(splits: dict[str, list[dict[str, str]]], field: str) -> dict[str, set[str]]:
+    """Per evaluation split, the values of `field` that also occur in train (exactly)."""
+    train = {r[field] for r in splits.get("train", [])}
+    return {
+        name: train & {r[field] for r in splits.get(name, [])} for name in ("validation", "test")
+    }
+
+
+def split_overlap(
+    splits: dict[str, list[dict[str, str]]], key_field: str, group_fields: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """How many validation/test inputs also occur in train: exactly, and after normalizing case
-    and whitespace (`near`, recorded but not flagged)."""
-    train = {r[key_field] for r in splits.get("train", [])}
-    train_norm = {_normalize(k) for k in train}
+    and whitespace (`near`, recorded but not flagged); and for each group field (values that keep
+    records together, e.g. a retrieval positive) how many evaluation records share one with train.
+    Splits are made leak-free (data.make_splits raises on the same exact overlap), so anything
+    but 0 here means a data source or split bug."""
+    train_norm = {_normalize(r[key_field]) for r in splits.get("train", [])}
+    shared = shared_with_train(splits, key_field)
     out: dict[str, Any] = {"key_field": key_field, "overlap": {}, "near_overlap": {}}
     for name in ("validation", "test"):
         keys = [r[key_field] for r in splits.get(name, [])]
-        out["overlap"][name] = sum(k in train for k in keys)
+        out["overlap"][name] = sum(k in shared[name] for k in keys)
         out["near_overlap"][name] = sum(_normalize(k) in train_norm for k in keys)
+    if group_fields:
+        out["group_overlap"] = {}
+        for field in group_fields:
+            common = shared_with_train(splits, field)
+            out["group_overlap"][field] = {
+                name: sum(r[field] in common[name] for r in splits.get(name, []))
+                for name in ("validation", "test")
+            }
     return out
 
 
@@ -91,6 +112,10 @@ def issues(checks: dict[str, Any]) -> list[str]:
     for split, n in (checks.get("overlap") or {}).items():
         if n:
             found.append(f"{n} {split} inputs also in train")
+    for field, per_split in (checks.get("group_overlap") or {}).items():
+        for split, n in per_split.items():
+            if n:
+                found.append(f"{n} {split} {field}s also in train")
     if checks.get("pad_token_set") is False:
         found.append("no pad token")
     eos_share = checks.get("eos_trained_share")

@@ -1,44 +1,52 @@
-"""ftbench command line: validate, ls, run, show, export, lock, repro."""
+"""ftbench command line: validate, ls, plan, run, tune, show, export, lock, repro, memcheck.
+
+Every command that names runs goes through the plan (harness/plan.py), so `ls`, `plan`, `lock`,
+`run` and `tune` agree on every run_id. A suite is given as suites/NAME.yaml, as a path, or by
+the `name:` it declares; a lock file (NAME.lock.json) runs exactly what it locked.
+"""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import json
 import sys
 from pathlib import Path
 
 from harness.hub import configure_offline_mode
 
 
-def _suite_name(path_or_name: str) -> tuple[Path, str]:
-    """Accept suites/NAME.yaml, a lock file (NAME.lock.json) or just NAME; the name is the one
-    declared inside the file."""
-    import json
+def _plan(args: argparse.Namespace, **kwargs):
+    """The plan of args.suite (narrowed by --only), or None after printing why there is none."""
+    from harness.lock import LockError
+    from harness.plan import make_plan
+    from harness.suite import SuiteError
 
-    import yaml
+    try:
+        return make_plan(args.suite, only=getattr(args, "only", None), **kwargs)
+    except (SuiteError, LockError) as exc:
+        print(exc, file=sys.stderr)
+        return None
 
-    path = Path(path_or_name)
-    if path.suffix == ".json":
-        with contextlib.suppress(OSError, ValueError, AttributeError, TypeError, KeyError):
-            return path, str(json.loads(path.read_text())["suite"]["name"])
-        return path, path.name.removesuffix(".json").removesuffix(".lock")
-    if path.suffix not in (".yaml", ".yml"):
-        path = Path("suites") / f"{path_or_name}.yaml"
-    name = path.stem
-    if path.is_file():
-        with contextlib.suppress(yaml.YAMLError, AttributeError):
-            name = str(yaml.safe_load(path.read_text()).get("name", name))
-    return path, name
+
+def _name(suite_arg: str) -> str:
+    from harness.suite import suite_name
+
+    return suite_name(suite_arg)
+
+
+def _db(args: argparse.Namespace) -> Path:
+    return Path(args.db) if args.db else Path(args.results) / "ftbench.duckdb"
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from harness.suite import SuiteError, load_specs
+    from harness.suite import SuiteError, expand, load_suite, locate
 
     failed = 0
     for item in args.suites:
-        path, _ = _suite_name(item)
         try:
-            suite, specs = load_specs(path)
+            path = locate(item)
+            suite = load_suite(path)
+            specs = expand(suite)
         except SuiteError as exc:
             failed += 1
             print(f"FAIL {exc}", file=sys.stderr)
@@ -55,11 +63,19 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from harness.tasks import TASKS
 
     if args.suite:
-        from harness.suite import load_specs
-
-        _, specs = load_specs(_suite_name(args.suite)[0])
-        for spec in specs:
-            print(f"{spec.run_id}  {spec.label}")
+        plan = _plan(args, availability=False)
+        if plan is None:
+            return 2
+        for run in plan.runs:
+            marks = [
+                *(["stage"] if run.stage else []),
+                *(["over budget"] if run.over_budget else []),
+                *([f"adjusted: {'; '.join(run.adjustments)}"] if run.adjustments else []),
+            ]
+            print(
+                f"{run.spec.run_id}  {run.spec.label}"
+                + (f"  [{', '.join(marks)}]" if marks else "")
+            )
         return 0
     for backend, names in all_method_names().items():
         print(f"methods ({backend}): " + ", ".join(names))
@@ -71,122 +87,97 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(suite_arg: str):
-    """(path, suite, specs), or None after printing the suite's error. A lock file gives its
-    locked specs once its inputs are checked against the lock."""
-    from harness.lock import LockError, is_lock_file, load_locked
-    from harness.suite import SuiteError, load_specs
-
-    path, _ = _suite_name(suite_arg)
-    try:
-        return (path, *(load_locked(path) if is_lock_file(path) else load_specs(path)))
-    except (SuiteError, LockError) as exc:
-        print(exc, file=sys.stderr)
-        return None
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from harness.preflight import unavailable_runs
-    from harness.runner import run_suite
-
-    loaded = _load(args.suite)
-    if loaded is None:
-        return 2
-    path, suite, specs = loaded
-    specs, over_budget = _apply_budget(specs)
-    unavailable = unavailable_runs(specs)
-    if unavailable:
-        everything = len(unavailable) == len(specs)
-        what = "nothing runs" if everything else "they are recorded as skipped"
-        print(f"{len(unavailable)} of {len(specs)} runs of {path} cannot run here ({what}):")
-        for reason in sorted(set(unavailable.values())):
-            print(f"  - {reason}")
-        if everything:
-            return 3
-    results_dir = Path(args.results)
-    report = run_suite(
-        suite, specs, path, results_dir=results_dir, db_path=_db(args), force=args.force,
-        unavailable=unavailable, not_started=over_budget,
-    )  # fmt: skip
-    counts = ", ".join(f"{k}: {v}" for k, v in sorted(report.statuses.items()))
-    print(
-        f"suite {suite.name}: {len(report.executed)} run now, {len(report.skipped)} already done ({counts})"
-    )
-    return 0
-
-
-def _apply_budget(specs: list) -> tuple[list, dict[str, tuple[str, str]]]:
-    from harness.budget_plan import apply_budget
-
-    specs, over, notes = apply_budget(specs)
-    for note in notes:
-        print(f"budget: {note}")
-    return specs, over
-
-
 def cmd_plan(args: argparse.Namespace) -> int:
-    from harness.budget_plan import format_plan, plan_runs
+    from harness.plan import format_plan
 
-    loaded = _load(args.suite)
-    if loaded is None:
+    plan = _plan(args, estimates=True)
+    if plan is None:
         return 2
-    path, suite, specs = loaded
-    runs = plan_runs(specs)
-    limit = suite.budget.limit_gb
+    if args.format == "json":
+        print(json.dumps(plan.to_json(), indent=2))
+        return 0
+    budget = plan.suite.budget
+    limit = budget.limit_gb
     print(
-        f"{path}: budget {suite.budget.profile}"
+        f"{plan.source}: budget {budget.profile}"
         + (
-            f" ({limit:.1f} GB usable, over budget: {suite.budget.over_budget or 'skip'})"
+            f" ({limit:.1f} GB usable, over budget: {budget.over_budget or 'skip'})"
             if limit
             else ""
         )
         + "; predicted peak GPU memory per run (GB = 1e9 bytes; nothing is run)"
     )
-    print(format_plan(runs))
-    over = sum(1 for r in runs if r.over_budget)
-    adjusted = sum(1 for r in runs if r.adjustments)
-    print(f"\n{len(runs)} runs: {over} over budget, {adjusted} adjusted to fit")
+    print(format_plan(plan))
+    over = sum(1 for r in plan.runs if r.over_budget)
+    adjusted = sum(1 for r in plan.runs if r.adjustments)
+    unavailable = sum(1 for r in plan.runs if r.unavailable)
+    print(
+        f"\n{len(plan.runs)} runs: {over} over budget, {adjusted} adjusted to fit"
+        + (f", {unavailable} cannot run here (model or data unavailable)" if unavailable else "")
+    )
     return 0
 
 
-def cmd_memcheck(args: argparse.Namespace) -> int:
-    from harness.memcheck import collect, format_rows
+def _print_plan_notes(plan) -> bool:
+    """What the plan changed or will not run; False when nothing at all can run here."""
+    for run in plan.runs:
+        if run.adjustments:
+            print(
+                f"budget: {run.spec.label}: {'; '.join(run.adjustments)} ({run.fitted.verdict.reason})"
+            )
+    over = [r for r in plan.runs if r.over_budget and not r.unavailable]
+    if over:
+        print(
+            f"budget: {len(over)} of {len(plan.runs)} runs are predicted over budget (recorded, not run)"
+        )
+    unavailable = [r for r in plan.runs if r.unavailable]
+    if unavailable:
+        everything = len(unavailable) == len(plan.runs)
+        what = "nothing runs" if everything else "they are recorded as skipped"
+        print(
+            f"{len(unavailable)} of {len(plan.runs)} runs of {plan.source} cannot run here ({what}):"
+        )
+        for reason in sorted({r.unavailable for r in unavailable}):
+            print(f"  - {reason}")
+        return not everything
+    return True
 
-    db = _db(args)
-    if not db.exists():
-        print(f"no results database at {db}: run a suite first", file=sys.stderr)
-        return 1
-    rows = collect(db, _suite_name(args.suite)[1] if args.suite else None)
-    if not rows:
-        print(f"no finished runs with a memory estimate in {db}", file=sys.stderr)
-        return 1
-    print(format_rows(rows))
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.runner import run_plan
+
+    plan = _plan(args)
+    if plan is None:
+        return 2
+    if not _print_plan_notes(plan):
+        return 3
+    report = run_plan(plan, results_dir=Path(args.results), db_path=_db(args), force=args.force)
+    counts = ", ".join(f"{k}: {v}" for k, v in sorted(report.statuses.items()))
+    print(
+        f"suite {plan.suite.name}: {len(report.executed)} run now, "
+        f"{len(report.skipped)} already done ({counts})"
+    )
     return 0
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from harness.preflight import unavailable_runs
-    from harness.tune import tune_suite
+    from harness.tuning.study import tune_plan
 
-    loaded = _load(args.suite)
-    if loaded is None:
+    plan = _plan(args)
+    if plan is None:
         return 2
-    path, suite, specs = loaded
-    if suite.tune is None:
-        print(f"{path}: no `tune:` block; add one (see README, Tuning)", file=sys.stderr)
+    if plan.suite.tune is None:
+        print(f"{plan.source}: no `tune:` block; add one (see README, Tuning)", file=sys.stderr)
         return 2
-    specs, over_budget = _apply_budget(specs)
-    specs = [s for s in specs if s.run_id not in over_budget]  # nothing to tune in those cells
-    unavailable = unavailable_runs(specs)
+    unavailable = sorted({r.unavailable for r in plan.runs if r.unavailable})
     if unavailable:
-        print(f"{path}: cannot tune here:", *sorted(set(unavailable.values())), sep="\n  - ")
+        print(f"{plan.source}: cannot tune here:", *unavailable, sep="\n  - ")
         return 3
-    pruner = suite.tune.pruner
+    pruner = plan.suite.tune.pruner
     if args.pruner:
         pruner = pruner.model_copy(update={"type": args.pruner})
-    results_dir = Path(args.results)
-    report = tune_suite(
-        suite, specs, path, results_dir=results_dir, db_path=_db(args), pruner=pruner,
+    report = tune_plan(
+        plan, results_dir=Path(args.results), db_path=_db(args), pruner=pruner,
         final_runs=not args.no_final,
     )  # fmt: skip
     for note in report.notes:
@@ -201,29 +192,40 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _db(args: argparse.Namespace) -> Path:
-    return Path(args.db) if args.db else Path(args.results) / "ftbench.duckdb"
+def cmd_memcheck(args: argparse.Namespace) -> int:
+    from harness.memory.check import collect, format_rows
+
+    db = _db(args)
+    if not db.exists():
+        print(f"no results database at {db}: run a suite first", file=sys.stderr)
+        return 1
+    rows = collect(db, _name(args.suite) if args.suite else None)
+    if not rows:
+        print(f"no finished runs with a memory estimate in {db}", file=sys.stderr)
+        return 1
+    print(format_rows(rows))
+    return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from harness.embedding.report import format_embedding_table
+    from harness import store
+    from harness.backends import BACKENDS
     from harness.report import format_leaderboard
-    from harness.store import embedding_table, leaderboard, repro_history
 
-    _, name = _suite_name(args.suite)
-    db = _db(args)
+    name, db = _name(args.suite), _db(args)
     if not db.exists():
         print(f"no results database at {db}: run `ftbench run {args.suite}` first", file=sys.stderr)
         return 1
-    frame = leaderboard(db, name)
-    if frame.empty:
+    board = store.leaderboard(db, name)
+    if board.empty:
         print(f"no runs of suite {name!r} in {db}", file=sys.stderr)
         return 1
-    print(format_leaderboard(frame, name))
-    per_dim = embedding_table(db, name)
-    if not per_dim.empty:
-        print("\n" + format_embedding_table(per_dim))
-    checks = repro_history(db, name)
+    print(format_leaderboard(board, name))
+    for backend in BACKENDS:
+        section = BACKENDS.get(backend).report(db, name)
+        if section:
+            print("\n" + section)
+    checks = store.repro_history(db, name)
     if not checks.empty:
         latest = checks.drop_duplicates("original_run_id")  # newest check of each run
         failed = latest[latest["verdict"] != "pass"]["original_run_id"].tolist()
@@ -240,12 +242,19 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_lock(args: argparse.Namespace) -> int:
     from harness.lock import LockError, write_lock
-    from harness.suite import SuiteError
 
-    path, _ = _suite_name(args.suite)
+    plan = _plan(args, availability=False)
+    if plan is None:
+        return 2
+    if plan.locked:
+        print(
+            f"{plan.source} is a lock file already: lock the suite it was made from",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        out = write_lock(path, Path(args.out) if args.out else None)
-    except (SuiteError, LockError) as exc:
+        out = write_lock(plan, Path(args.out) if args.out else None)
+    except LockError as exc:
         print(exc, file=sys.stderr)
         return 2
     print(f"wrote {out}: run it with `ftbench run {out}`")
@@ -262,7 +271,7 @@ def cmd_repro(args: argparse.Namespace) -> int:
     checks = []
     try:
         run_ids = (
-            sample_run_ids(db, _suite_name(args.suite)[1], args.sample, args.seed)
+            sample_run_ids(db, _name(args.suite), args.sample, args.seed)
             if args.suite
             else [args.run_id]
         )
@@ -285,7 +294,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not db.exists():
         print(f"no results database at {db}", file=sys.stderr)
         return 1
-    suite = _suite_name(args.suite)[1] if args.suite else None
+    suite = _name(args.suite) if args.suite else None
     out = Path(args.out or Path(args.results) / "exports" / f"{suite or 'all'}.{args.format}")
     rows = export(db, out, args.format, suite)
     print(f"wrote {rows} rows to {out}")
@@ -298,6 +307,12 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--", "--db", str(_db(args))]
     return subprocess.call(command)
+
+
+ONLY_HELP = (
+    "only these grid cells (their stages come along): KEY=VALUE[|VALUE...][,...] with KEY one "
+    "of method, model, dataset, seed; e.g. --only method=lora|qlora,seed=0"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -314,15 +329,19 @@ def build_parser() -> argparse.ArgumentParser:
         "ls", help="list methods, tasks, data sources, model assets (or a suite's runs)"
     )
     p.add_argument("suite", nargs="?")
+    p.add_argument("--only", help=ONLY_HELP)
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("run", help="run a suite (finished runs are skipped)")
-    p.add_argument("suite", help="suites/NAME.yaml or NAME")
+    p.add_argument("suite", help="suites/NAME.yaml, a suite name, or a lock file")
+    p.add_argument("--only", help=ONLY_HELP)
     p.add_argument("--force", action="store_true", help="re-run finished runs too")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("plan", help="predict each run's peak GPU memory against the budget")
-    p.add_argument("suite", help="suite name or path (suites/<name>.yaml)")
+    p.add_argument("suite", help="suites/NAME.yaml, a suite name, or a lock file")
+    p.add_argument("--only", help=ONLY_HELP)
+    p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("memcheck", help="predicted vs measured memory of the runs in DuckDB")
@@ -330,7 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_memcheck)
 
     p = sub.add_parser("tune", help="Optuna search per cell, then re-run the best on every seed")
-    p.add_argument("suite", help="suites/NAME.yaml or NAME (needs a tune: block)")
+    p.add_argument("suite", help="suites/NAME.yaml or a suite name (needs a tune: block)")
+    p.add_argument("--only", help=ONLY_HELP)
     p.add_argument(
         "--pruner", choices=["median", "hyperband", "threshold", "none"], help="override"
     )
@@ -338,11 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("show", help="print a suite's leaderboard from DuckDB")
-    p.add_argument("suite")
+    p.add_argument("suite", help="a suite file or name (its `name:` is what results are under)")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("lock", help="pin a suite's resolved runs, model hashes, data fingerprints")
-    p.add_argument("suite", help="suites/NAME.yaml or NAME")
+    p = sub.add_parser("lock", help="pin a suite's planned runs, model hashes, data fingerprints")
+    p.add_argument("suite", help="suites/NAME.yaml or a suite name")
     p.add_argument("-o", "--out", help="lock file (default: next to the suite, NAME.lock.json)")
     p.set_defaults(func=cmd_lock)
 

@@ -269,9 +269,9 @@ def _merge_groups(
 
 
 def check_no_overlap(splits: dict[str, list[Record]], key_field: str) -> None:
-    train_keys = {r[key_field] for r in splits["train"]}
-    for name in ("validation", "test"):
-        shared = train_keys & {r[key_field] for r in splits.get(name, [])}
+    from harness.checks import shared_with_train
+
+    for name, shared in shared_with_train(splits, key_field).items():
         if shared:
             raise DataLeakError(
                 f"{len(shared)} {key_field!r} values appear in both train and {name}, "

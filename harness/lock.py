@@ -1,7 +1,8 @@
 """Suite locks: `ftbench lock suites/X.yaml` pins a suite's resolved runs and its inputs.
 
 The lock file (suites/X.lock.json by default) holds the suite with every default filled, each
-run's resolved spec and run_id, and the identity of every input: per model its id, revision,
+run's spec as the plan resolved it (budget adjustments and upstream stages included, so the
+run_ids are the ones `ftbench run` records) and the identity of every input: per model its id, revision,
 source file hash and a hash of the weight files actually loaded (or the hub commit), per dataset
 the fingerprint of its splits. `ftbench run X.lock.json` runs exactly the locked specs and refuses,
 naming the input, when a model or dataset no longer matches.
@@ -14,7 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.suite import RunSpec, Suite, expand, load_suite
+from harness.spec import RunSpec
+from harness.suite import Suite
 
 LOCK_VERSION = 1
 LOCK_SUFFIX = ".lock.json"
@@ -114,10 +116,10 @@ def _inputs(specs: list[RunSpec]) -> tuple[dict[str, Any], list[str]]:
     return {"models": models, "datasets": datasets}, problems
 
 
-def make_lock(suite_path: Path) -> dict[str, Any]:
-    """Resolve a suite and its inputs; raises LockError when an input cannot be had here."""
-    suite = load_suite(suite_path)
-    specs = expand(suite)
+def make_lock(plan: Any) -> dict[str, Any]:
+    """A suite's plan (harness.plan.Plan) with its inputs resolved; raises LockError when an
+    input cannot be had here."""
+    suite, specs, suite_path = plan.suite, plan.specs, plan.source
     inputs, problems = _inputs(specs)
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
@@ -137,9 +139,9 @@ def make_lock(suite_path: Path) -> dict[str, Any]:
     }
 
 
-def write_lock(suite_path: Path, out: Path | None = None) -> Path:
-    lock = make_lock(suite_path)
-    out = out or default_lock_path(suite_path)
+def write_lock(plan: Any, out: Path | None = None) -> Path:
+    lock = make_lock(plan)
+    out = out or default_lock_path(plan.source)
     out.write_text(json.dumps(lock, indent=2, sort_keys=False) + "\n")
     return out
 

@@ -1,4 +1,8 @@
-"""Metric definitions: every metric declares whether higher is better (the leaderboard sorts by it)."""
+"""Metrics: what a task reports, each with its direction, and the scoring functions tasks share.
+
+A task declares its own metrics (harness/tasks.py); this module only holds the definition type and
+the few metrics more than one task reports, so a new task never edits a central table.
+"""
 
 from __future__ import annotations
 
@@ -10,41 +14,15 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Metric:
     name: str
-    higher_is_better: bool
+    # The leaderboard sorts by it; None for a descriptive number (e.g. a generation length).
+    higher_is_better: bool | None
     description: str
 
 
-METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in (
-        Metric("accuracy", True, "share of test examples whose label scores highest"),
-        Metric("macro_f1", True, "F1 averaged over labels (robust to label imbalance)"),
-        Metric("eval_loss", False, "mean NLL per completion token on the test split"),
-        Metric("perplexity", False, "exp(eval_loss)"),
-        Metric("ndcg@10", True, "retrieval: normalized discounted cumulative gain of the top 10"),
-        Metric(
-            "mrr@10", True, "retrieval: mean reciprocal rank of the first relevant in the top 10"
-        ),
-        Metric("recall@10", True, "retrieval: share of relevant documents found in the top 10"),
-        # Preference alignment (harness/alignment); gen_length is descriptive, so it has no entry.
-        Metric("judge_score", True, "mean judge reward of generations on held-out prompts"),
-        Metric(
-            "win_rate", True, "share of prompts where the judge prefers the policy to the start"
-        ),
-        Metric("kl", False, "KL(policy || start) per generation, estimated on held-out prompts"),
-        Metric("proxy_reward", True, "mean reward-model (the optimised proxy) reward"),
-        Metric("proxy_win_rate", True, "win_rate as the proxy reward model sees it"),
-        Metric("proxy_judge_gap", False, "proxy_win_rate - win_rate: a reward-hacking signal"),
-        Metric(
-            "reward_accuracy", True, "share of held-out (positive, negative) pairs ranked right"
-        ),
-    )
-}
-
-
-def higher_is_better(name: str) -> bool | None:
-    metric = METRICS.get(name)
-    return metric.higher_is_better if metric else None
+ACCURACY = Metric("accuracy", True, "share of test examples whose label scores highest")
+MACRO_F1 = Metric("macro_f1", True, "F1 averaged over labels (robust to label imbalance)")
+EVAL_LOSS = Metric("eval_loss", False, "mean NLL per completion token on the evaluated split")
+PERPLEXITY = Metric("perplexity", False, "exp(eval_loss)")
 
 
 def accuracy(gold: Sequence[str], predicted: Sequence[str]) -> float:

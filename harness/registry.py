@@ -1,6 +1,8 @@
-"""The one registry helper: named plug-ins (methods, tasks, datasets, model assets).
+"""The one registry helper: named plug-ins (backends, methods, tasks, data sources, model assets).
 
 Registering a name twice is an error; looking up an unknown name answers with "did you mean".
+Plug-ins register themselves when their module is imported: a package of plug-ins imports every
+module in its folder (import_submodules), so a new method or task is one new file.
 """
 
 from __future__ import annotations
@@ -73,7 +75,19 @@ class Registry(Generic[T]):
         return iter(self.names())
 
 
+def import_submodules(package: str) -> None:
+    """Import every module and subpackage of `package` (names starting with _ excepted), in name
+    order: what registers itself there is then known."""
+    import pkgutil
+
+    modules = pkgutil.iter_modules(importlib.import_module(package).__path__)
+    for info in sorted(modules, key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{package}.{info.name}")
+
+
 _plugins_loaded: set[str] = set()
+BUILT_IN = ("harness.data", "harness.models", "harness.backends")
 
 
 def load_plugins() -> None:
@@ -82,15 +96,7 @@ def load_plugins() -> None:
     FTBENCH_PLUGINS lets users (and tests) add methods or tasks without editing the harness; the
     variable is inherited by run subprocesses, so a plug-in is visible where the run executes.
     """
-    modules = [
-        "harness.backends",
-        "harness.methods",
-        "harness.tasks",
-        "harness.data",
-        "harness.models",
-        "harness.embedding",
-        "harness.alignment",
-    ]
+    modules = list(BUILT_IN)
     modules += [m.strip() for m in os.environ.get("FTBENCH_PLUGINS", "").split(",") if m.strip()]
     for module in modules:
         if module not in _plugins_loaded:

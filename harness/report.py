@@ -1,4 +1,4 @@
-"""Plain-text leaderboard for the terminal (and the README)."""
+"""Plain-text leaderboard for the terminal (and the README): it formats store.leaderboard."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def _num(value: float | None, fmt: str) -> str:
     )
 
 
-def _flags(r) -> str:
+def flags(r) -> str:
     """⚑ = a run of this row fails the provenance gate or a data check; ✗ = invalid cell."""
     valid = getattr(r, "valid", None)
     invalid = valid is not None and not pd.isna(valid) and not bool(valid)
@@ -25,8 +25,9 @@ def _flags(r) -> str:
 def format_leaderboard(frame: pd.DataFrame, suite: str) -> str:
     lines = [f"Leaderboard: suite {suite} (test split; mean ± std over seeds)"]
     notes: list[str] = []
-    for (dataset, model), group in frame.groupby(["dataset", "model"], sort=False):
-        metric = group["metric"].iloc[0]
+    for (dataset, model, metric), group in frame.groupby(
+        ["dataset", "model", "metric"], sort=False
+    ):
         arrow = "↑" if group["higher_is_better"].fillna(True).iloc[0] else "↓"
         lines.append(f"\n{dataset} · {model} · {metric} {arrow}")
         rows = []
@@ -38,10 +39,10 @@ def format_leaderboard(frame: pd.DataFrame, suite: str) -> str:
                 if r.n > 1
                 else f"{r.mean:.4f}"
             )
-            name = r.method + (f" (tuned, {r.tune_trials} trials)" if r.origin == "tuned" else "")
+            name = r.entry
             ci_low, ci_high = getattr(r, "ci_low", None), getattr(r, "ci_high", None)
             rows.append({
-                "method": name + _flags(r),
+                "method": name + flags(r),
                 metric: score,
                 "95% CI": "-" if _num(ci_low, ".4f") == "-" else f"[{ci_low:.4f}, {ci_high:.4f}]",
                 "trimmed": _num(getattr(r, "trimmed_mean", None), ".4f"),
@@ -50,13 +51,13 @@ def format_leaderboard(frame: pd.DataFrame, suite: str) -> str:
                 "peak mem GiB": _num(r.peak_mem_gib, ".2f"),
                 "train s": _num(r.train_s, ".1f"),
                 "tokens/s": _num(r.tokens_per_s, ".0f"),
-                "not ok": r.other_statuses if isinstance(r.other_statuses, str) else "",
+                "not ok": r.not_ok,
             })  # fmt: skip
-            if _flags(r).strip():
+            if flags(r).strip():
                 why = []
                 if getattr(r, "flagged", 0):
                     why.append(f"{r.flagged} of {r.n} runs flagged: {r.issues}")
-                if "✗" in _flags(r):
+                if "✗" in flags(r):
                     why.append(f"invalid: {r.diverged} seeds diverged (more than 1)")
                 notes.append(f"{dataset} · {model} · {name}: " + "; ".join(why))
         lines.append(pd.DataFrame(rows).to_string(index=False))

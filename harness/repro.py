@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import store
-from harness.results import RESULT_FILE, now, read_result, write_atomic
-from harness.suite import RunSpec
+from harness.result import RESULT_FILE, RunResult, now, read_result, write_atomic
+from harness.spec import RunSpec
 
 # A difference in one of these means the re-run did not compute the same experiment.
 INPUT_FIELDS = (
@@ -35,7 +35,7 @@ class ReproError(RuntimeError):
 
 def find_original(
     run_id: str, results_dir: Path, db_path: Path | None = None
-) -> tuple[dict[str, Any], Path]:
+) -> tuple[RunResult, Path]:
     """The original result.json and its run folder: results/runs/<id>/, else the DB's result_path."""
     run_dir = results_dir / "runs" / run_id
     result = read_result(run_dir)
@@ -53,14 +53,10 @@ def find_original(
     return result, run_dir
 
 
-def stored_spec(result: dict[str, Any], run_dir: Path) -> RunSpec:
+def stored_spec(result: RunResult, run_dir: Path) -> RunSpec:
     """The resolved spec the original ran with: spec.json, else result.json run_info.spec."""
     spec_path = run_dir / "spec.json"
-    data = (
-        json.loads(spec_path.read_text())
-        if spec_path.is_file()
-        else (result.get("run_info") or {}).get("spec")
-    )
+    data = json.loads(spec_path.read_text()) if spec_path.is_file() else result.spec
     if not data:
         raise ReproError(f"{run_dir}: neither spec.json nor result.json run_info.spec is there")
     return RunSpec.model_validate(data)
@@ -207,6 +203,7 @@ def reproduce(
     executor: Any = None,
 ) -> dict[str, Any]:
     """Re-run `run_id` from its stored spec, compare, store the check; returns the check."""
+    from harness.plan import stored_run
     from harness.runner import LocalSubprocessExecutor, run_progress
 
     original, run_dir = find_original(run_id, results_dir, db_path)
@@ -216,12 +213,16 @@ def reproduce(
             f"run {run_id} is tuning trial {spec.trial.number} of {spec.trial.study_name}: repro "
             "checks leaderboard runs (suite runs and tuned re-runs), not trials"
         )
+    planned = stored_run(spec)
+    if planned.preset:  # the same verdicts a suite run would take
+        status, reason = planned.preset
+        raise ReproError(f"run {run_id} cannot be re-run here ({status}): {reason}")
     target = _repro_dir(results_dir, run_id)
     executor = executor or LocalSubprocessExecutor()
     with run_progress(f"repro {spec.label}") as progress:
         repro = executor.run(spec, target, on_progress=progress)
     write_atomic(target / RESULT_FILE, repro)
-    tol = tolerance(spec, original.get("meta_info") or {}, repro.get("meta_info") or {})
+    tol = tolerance(spec, original.meta_info, repro.meta_info)
     check = {
         "original_run_id": run_id,
         "label": spec.label,
@@ -229,7 +230,7 @@ def reproduce(
         "original_dir": str(run_dir),
         "repro_dir": str(target),
         "checked_at": now(),
-        **compare(original, repro, tol),
+        **compare(original.to_json(), repro.to_json(), tol),
     }
     write_atomic(target / REPRO_FILE, check)
     store.record_repro(db_path, check)

@@ -1,7 +1,9 @@
-"""Execute a suite's RunSpecs, each in its own subprocess, and ingest every finished run.
+"""Execute a plan's runs, each in its own subprocess, and ingest every finished run.
 
 A crash, OOM or hang in one run cannot take down the suite or pollute the next run's memory
-measurement. Finished runs are skipped on a re-run (resume); `force` re-runs them.
+measurement. Finished runs are skipped on a re-run (resume); `force` re-runs them. Runs the plan
+says must not run (model or data unavailable, over budget) and runs whose upstream stage did not
+end `ok` are recorded with that status and reason instead.
 """
 
 from __future__ import annotations
@@ -14,23 +16,24 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
 from harness import store
-from harness.results import FINAL_STATUSES, RESULT_FILE, make_result, now, read_result, write_atomic
-from harness.suite import RunSpec, Suite
+from harness.plan import Plan, PlannedRun
+from harness.result import FINAL_STATUSES, RESULT_FILE, RunResult, now, read_result, write_atomic
+from harness.spec import RunSpec
 
 DEFAULT_RESULTS = Path("results")
 
 
 class Executor(Protocol):
-    """Runs one spec and returns its result dict. Local subprocesses now; a cluster later."""
+    """Runs one spec and returns its result. Local subprocesses now; a cluster later."""
 
-    def run(self, spec: RunSpec, run_dir: Path, on_progress: Any = None) -> dict[str, Any]: ...
+    def run(self, spec: RunSpec, run_dir: Path, on_progress: Any = None) -> RunResult: ...
 
 
 def _tail(path: Path, chars: int = 3000) -> str:
@@ -45,7 +48,7 @@ class LocalSubprocessExecutor:
     python: str = sys.executable
     poll_s: float = 0.5
 
-    def run(self, spec: RunSpec, run_dir: Path, on_progress: Any = None) -> dict[str, Any]:
+    def run(self, spec: RunSpec, run_dir: Path, on_progress: Any = None) -> RunResult:
         run_dir.mkdir(parents=True, exist_ok=True)
         for stale in (RESULT_FILE, "progress.json"):
             (run_dir / stale).unlink(missing_ok=True)
@@ -67,7 +70,7 @@ class LocalSubprocessExecutor:
                     if time.monotonic() > deadline:
                         os.killpg(proc.pid, signal.SIGKILL)
                         proc.wait()
-                        return make_result(
+                        return RunResult.without_run(
                             spec, "timeout", reason=f"exceeded timeout_s={spec.training.timeout_s}",
                             traceback=_tail(log_path), started_at=started,
                         )  # fmt: skip
@@ -93,7 +96,7 @@ class LocalSubprocessExecutor:
                 "failed",
                 f"the run process died with exit code {code} and wrote no result",
             )
-        return make_result(
+        return RunResult.without_run(
             spec, status, reason=reason, traceback=_tail(log_path), started_at=started
         )
 
@@ -126,15 +129,14 @@ def run_progress(label: str) -> Iterator[_RunProgress]:
 
 @dataclass
 class SuiteReport:
-    executed: list[dict[str, Any]]
-    skipped: list[dict[str, Any]]  # finished earlier (resume)
+    executed: list[RunResult] = field(default_factory=list)
+    skipped: list[RunResult] = field(default_factory=list)  # finished earlier (resume)
 
     @property
     def statuses(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for result in self.executed + self.skipped:
-            status = result["train_info"]["status"]
-            counts[status] = counts.get(status, 0) + 1
+            counts[result.status] = counts.get(result.status, 0) + 1
         return counts
 
 
@@ -142,62 +144,61 @@ def upstream_problem(spec: RunSpec, results_dir: Path) -> str | None:
     """Why `spec` cannot start: a run it starts from did not end `ok` (None when all did)."""
     for role, run_id in (spec.upstream or {}).items():
         result = read_result(results_dir / "runs" / run_id)
-        status = result["train_info"]["status"] if result else "not run"
+        status = result.status if result else "not run"
         if status != "ok":
-            why = (result or {}).get("train_info", {}).get("reason")
+            why = result.train_info.reason if result else None
             return f"upstream {role} run {run_id} is {status}" + (f" ({why})" if why else "")
     return None
 
 
-def run_suite(
-    suite: Suite,
-    specs: list[RunSpec],
-    suite_path: Path | str,
+def run_planned(
+    run: PlannedRun,
+    results_dir: Path,
+    db_path: Path,
+    executor: Executor,
+    *,
+    force: bool = False,
+) -> tuple[RunResult, bool]:
+    """One planned run: (its result, whether it ran now). A finished run is read back and
+    re-ingested (the database stays whole); a run that must not start is recorded instead."""
+    spec = run.spec
+    run_dir = results_dir / "runs" / spec.run_id
+    previous = read_result(run_dir)
+    if previous and not force and previous.status in FINAL_STATUSES:
+        store.ingest(db_path, previous, run_dir / RESULT_FILE)  # idempotent
+        return previous, False
+    preset = run.preset
+    problem = None if preset else upstream_problem(spec, results_dir)
+    if preset or problem:
+        status, reason = preset or ("skipped", problem)
+        result = RunResult.without_run(spec, status, reason=reason, started_at=now())
+        run_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        with run_progress(spec.label) as progress:
+            result = executor.run(spec, run_dir, on_progress=progress)
+    write_atomic(run_dir / RESULT_FILE, result)
+    store.ingest(db_path, result, run_dir / RESULT_FILE)
+    return result, True
+
+
+def run_plan(
+    plan: Plan,
     *,
     results_dir: Path = DEFAULT_RESULTS,
     db_path: Path | None = None,
     force: bool = False,
     executor: Executor | None = None,
-    unavailable: dict[str, str] | None = None,
-    not_started: dict[str, tuple[str, str]] | None = None,
 ) -> SuiteReport:
-    """Run every spec (skipping finished ones), ingesting each result as soon as it exists.
-
-    `unavailable` maps a run_id to the reason it cannot run here (e.g. its model needs the hub);
-    those runs are recorded as `skipped` with the reason instead of being started.
-    `not_started` maps a run_id to the (status, reason) to record instead of running it (e.g.
-    `over_budget` from the memory pre-flight).
-    """
+    """Run every planned run (skipping finished ones), ingesting each result as soon as it exists."""
     executor = executor or LocalSubprocessExecutor()
     db_path = db_path or results_dir / "ftbench.duckdb"
-    not_started = {
-        **{run_id: ("skipped", why) for run_id, why in (unavailable or {}).items()},
-        **(not_started or {}),
-    }
-    store.record_suite(db_path, suite, suite_path)
-    report = SuiteReport([], [])
-    bar = tqdm(specs, desc=f"suite {suite.name}", unit="run", position=0)
-    for spec in bar:
-        run_dir = results_dir / "runs" / spec.run_id
-        bar.set_postfix_str(spec.label)
-        previous = read_result(run_dir)
-        if previous and not force and previous["train_info"]["status"] in FINAL_STATUSES:
-            store.ingest(db_path, previous, run_dir / RESULT_FILE)  # idempotent: keeps the DB whole
-            report.skipped.append(previous)
-            continue
-        preset = not_started.get(spec.run_id)
-        problem = None if preset else upstream_problem(spec, results_dir)
-        if preset or problem:
-            status, reason = preset or ("skipped", problem)
-            result = make_result(spec, status, reason=reason, started_at=now())
-            run_dir.mkdir(parents=True, exist_ok=True)
-        else:
-            with run_progress(spec.label) as progress:
-                result = executor.run(spec, run_dir, on_progress=progress)
-        write_atomic(run_dir / RESULT_FILE, result)
-        store.ingest(db_path, result, run_dir / RESULT_FILE)
-        report.executed.append(result)
-        info = result["train_info"]
-        if info["status"] != "ok":
-            tqdm.write(f"[{info['status']}] {spec.label}: {info.get('reason')}")
+    store.record_suite(db_path, plan.suite, plan.source)
+    report = SuiteReport()
+    bar = tqdm(plan.runs, desc=f"suite {plan.suite.name}", unit="run", position=0)
+    for run in bar:
+        bar.set_postfix_str(run.spec.label)
+        result, ran = run_planned(run, results_dir, db_path, executor, force=force)
+        (report.executed if ran else report.skipped).append(result)
+        if ran and result.status != "ok":
+            tqdm.write(f"[{result.status}] {run.spec.label}: {result.train_info.reason}")
     return report

@@ -1,6 +1,6 @@
 """Statistics over the seeds of one cell: mean ± std, bootstrap 95% CI, trimmed mean, validity.
 
-One place for these numbers: store.cell_stats uses it, and through it `ftbench show` and the
+One place for these numbers: the store's leaderboard uses it, and through it `ftbench show` and the
 dashboard. The bootstrap uses a fixed RNG seed, so the same values always give the same interval.
 """
 
@@ -65,3 +65,36 @@ def summarize(values: Sequence[float], diverged: int = 0) -> dict[str, Any]:
         "diverged": int(diverged),
         "valid": diverged <= MAX_DIVERGED,
     }
+
+
+def mark_ties(
+    means: Sequence[float],
+    ci_low: Sequence[float],
+    ci_high: Sequence[float],
+    higher_is_better: bool,
+    valid: Sequence[bool] | None = None,
+) -> list[str]:
+    """Per row: 'leader' (the best mean among valid rows), 'tied' (its CI overlaps the leader's),
+    '' (separated), 'no CI' (fewer than 3 seeds on one side), 'no data' or 'invalid'."""
+    valid = list(valid) if valid is not None else [True] * len(means)
+    m = np.asarray(means, dtype=float)
+    usable = np.asarray(valid, dtype=bool) & ~np.isnan(m)
+    lead = None
+    if usable.any():
+        scores = np.where(usable, m if higher_is_better else -m, -np.inf)
+        lead = int(np.argmax(scores))
+    out: list[str] = []
+    for i, (mean, low, high) in enumerate(zip(means, ci_low, ci_high, strict=True)):
+        if not valid[i]:
+            out.append("invalid")
+        elif lead is None or math.isnan(mean):
+            out.append("no data")
+        elif i == lead:
+            out.append("leader")
+        elif any(math.isnan(v) for v in (low, high, ci_low[lead], ci_high[lead])):
+            out.append("no CI")
+        elif low <= ci_high[lead] and ci_low[lead] <= high:
+            out.append("tied")
+        else:
+            out.append("")
+    return out

@@ -28,7 +28,7 @@ def classify(exc: BaseException) -> str:
 
 def _memory_numbers() -> str:
     """Peak memory at the time of an OOM, and the budget cap it ran under."""
-    from harness.budget import peak_memory
+    from harness.memory.measure import peak_memory
 
     memory = peak_memory()
     if "cuda_max_allocated" not in memory:
@@ -45,24 +45,21 @@ def main(argv: list[str]) -> int:
     spec_path, run_dir = Path(argv[0]), Path(argv[1])
     configure_offline_mode()
     determinism.configure_env(json.loads(spec_path.read_text()))  # before torch is imported
-    from harness.backends import backend_for
-    from harness.results import RESULT_FILE, make_result, now, write_atomic
-    from harness.suite import RunSpec
+    from harness.lifecycle import execute
+    from harness.result import RESULT_FILE, RunResult, now, write_atomic
+    from harness.spec import RunSpec
 
     spec = RunSpec.model_validate(json.loads(spec_path.read_text()))
     started = now()
     try:
-        output = backend_for(spec).run(spec, run_dir, progress_path=run_dir / "progress.json")
-        result = make_result(
-            spec, output.status, reason=output.reason, started_at=started, output=output
-        )
+        result = execute(spec, run_dir, progress_path=run_dir / "progress.json").result
     except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded status
         tb = traceback.format_exc()
         print(tb, file=sys.stderr, flush=True)
         reason = f"{type(exc).__name__}: {exc}"
         if classify(exc) == "oom":
             reason = f"{_memory_numbers()}; {reason}"  # the numbers first: the message is long
-        result = make_result(
+        result = RunResult.without_run(
             spec, classify(exc), reason=reason[:2000], traceback=tb[-4000:], started_at=started
         )
     write_atomic(run_dir / RESULT_FILE, result)

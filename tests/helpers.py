@@ -29,3 +29,19 @@ def suite_dict(**overrides):
     }
     base.update(overrides)
     return base
+
+
+def load_specs(path):
+    """(suite, specs) of a suite file as `ftbench run` would run them: the plan's specs, upstream
+    stages first (the availability of models and data is not checked)."""
+    from harness.plan import make_plan
+
+    plan = make_plan(path, availability=False)
+    return plan.suite, plan.specs
+
+
+def grid_specs(data: dict):
+    """The grid's specs of a suite dict (no budget, no stages)."""
+    from harness.suite import Suite, expand
+
+    return expand(Suite.model_validate(data))

@@ -8,10 +8,10 @@ import pytest
 from helpers import suite_dict
 
 from harness import store
-from harness.alignment.task import partitions
-from harness.results import make_result
-from harness.runner import run_suite
-from harness.suite import load_specs
+from harness.backends.alignment.task import partitions
+from harness.plan import make_plan
+from harness.result import RunResult
+from harness.runner import run_plan
 
 STAGE = {"max_steps": 2, "batch_size": 2}
 # The judge on another backbone (its own tokenizer): it scores decoded text.
@@ -41,8 +41,8 @@ def tiny_alignment_suite(methods: list[str], **extra) -> dict:
     )
 
 
-def _by_key(report) -> dict[str, dict]:
-    return {r["run_info"]["spec"]["method_key"]: r for r in report.executed + report.skipped}
+def _by_key(report) -> dict[str, RunResult]:
+    return {r.spec["method_key"]: r for r in report.executed + report.skipped}
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +54,9 @@ def aligned(tmp_path_factory):
     path = tmp / "suite.yaml"
     methods = ["start", "ppo", "ppo_explode", "dpo", "kto"]
     path.write_text(yaml.safe_dump(tiny_alignment_suite(methods)))
-    suite, specs = load_specs(path)
-    report = run_suite(suite, specs, path, results_dir=tmp / "results", db_path=tmp / "db.duckdb")
-    return suite, specs, path, tmp, report
+    plan = make_plan(path)
+    report = run_plan(plan, results_dir=tmp / "results", db_path=tmp / "db.duckdb")
+    return plan, plan.specs, path, tmp, report
 
 
 def test_stages_run_first_once_and_policies_reference_them(aligned):
@@ -67,37 +67,35 @@ def test_stages_run_first_once_and_policies_reference_them(aligned):
     runs = _by_key(report)
     links = {s.method_key: s.upstream for s in specs}
     for key in ("start", "ppo", "dpo", "kto"):
-        info = runs[key]["train_info"]
-        assert info["status"] == "ok", info.get("reason")
-        assert links[key] == {"reward": runs["reward_model"]["run_id"],
-                              "judge": runs["judge"]["run_id"]}  # fmt: skip
-        assert info["notes"]["upstream"] == links[key]
-        metrics = info["metrics"]["test"]
+        info = runs[key].train_info
+        assert info.status == "ok", info.reason
+        assert links[key] == {"reward": runs["reward_model"].run_id,
+                              "judge": runs["judge"].run_id}  # fmt: skip
+        assert info.notes["upstream"] == links[key]
+        metrics = info.metrics["test"]
         assert {"judge_score", "win_rate", "kl", "proxy_judge_gap", "gen_length"} <= set(metrics)
         assert 0.0 <= metrics["win_rate"] <= 1.0
-    start = runs["start"]["train_info"]["metrics"]["test"]
+    start = runs["start"].train_info.metrics["test"]
     assert start["win_rate"] == 0.5 and start["kl"] == 0.0  # the baseline against itself
     for key in ("reward_model", "judge"):
-        assert 0.0 <= runs[key]["train_info"]["metrics"]["test"]["reward_accuracy"] <= 1.0
-    assert runs["ppo"]["train_info"]["timings"]["train_s"] > 0
-    assert runs["ppo"]["train_info"]["memory"]["peak_mem_bytes"] > 0
+        assert 0.0 <= runs[key].metric("test", "reward_accuracy") <= 1.0
+    assert runs["ppo"].train_info.timings.train_s > 0
+    assert runs["ppo"].train_info.memory.peak_mem_bytes > 0
 
 
 def test_a_failing_ppo_marks_its_cell_and_the_others_complete(aligned):
     runs = _by_key(aligned[4])
-    broken = runs["ppo_explode"]["train_info"]
-    assert broken["status"] == "failed" and "injected PPO failure" in broken["reason"]
-    assert runs["dpo"]["train_info"]["status"] == "ok"
+    broken = runs["ppo_explode"].train_info
+    assert broken.status == "failed" and "injected PPO failure" in broken.reason
+    assert runs["dpo"].status == "ok"
 
 
 def test_second_run_reuses_every_finished_stage(aligned):
-    suite, specs, path, tmp, _ = aligned
-    again = run_suite(suite, specs, path, results_dir=tmp / "results", db_path=tmp / "db.duckdb")
-    retried = {r["run_info"]["spec"]["method_key"] for r in again.executed}
+    plan, _, _, tmp, _ = aligned
+    again = run_plan(plan, results_dir=tmp / "results", db_path=tmp / "db.duckdb")
+    retried = {r.spec["method_key"] for r in again.executed}
     assert retried <= {"ppo_explode"}  # `failed` is retried; no reward model is trained again
-    assert {"reward_model", "judge", "ppo", "dpo"} <= {
-        r["run_info"]["spec"]["method_key"] for r in again.skipped
-    }
+    assert {"reward_model", "judge", "ppo", "dpo"} <= {r.spec["method_key"] for r in again.skipped}
 
 
 def test_links_are_stored_in_duckdb(aligned):
@@ -129,35 +127,34 @@ def test_judge_is_a_different_run_on_disjoint_records_and_seed(aligned):
 
 def test_a_failed_upstream_skips_its_cells_with_the_reason(tmp_path, write_suite):
     path = write_suite(tiny_alignment_suite(["start", "dpo"]))
-    suite, specs = load_specs(path)
     started = []
 
     class FailStages:
         def run(self, spec, run_dir, on_progress=None):
             started.append(spec.method_key)
             run_dir.mkdir(parents=True, exist_ok=True)
-            return make_result(spec, "failed", reason="stage broke")
+            return RunResult.without_run(spec, "failed", reason="stage broke")
 
-    report = run_suite(suite, specs, path, results_dir=tmp_path / "r", db_path=tmp_path / "d.db",
-                       executor=FailStages())  # fmt: skip
+    report = run_plan(make_plan(path), results_dir=tmp_path / "r", db_path=tmp_path / "d.db",
+                      executor=FailStages())  # fmt: skip
     assert started == ["reward_model", "judge"]  # no policy cell was started
     runs = _by_key(report)
-    reward_id = runs["reward_model"]["run_id"]
+    reward_id = runs["reward_model"].run_id
     for key in ("start", "dpo"):
-        info = runs[key]["train_info"]
-        assert info["status"] == "skipped"
-        assert f"upstream reward run {reward_id} is failed (stage broke)" == info["reason"]
+        info = runs[key].train_info
+        assert info.status == "skipped"
+        assert f"upstream reward run {reward_id} is failed (stage broke)" == info.reason
 
 
 def test_tuning_cells_start_from_stages_of_the_tuning_seed(write_suite):
-    from harness.tune import tune_cells
+    from harness.tuning.study import tune_cells
 
     tune = {"trials": 1, "seed": 7, "pruner": {"type": "none"}}
     data = tiny_alignment_suite(["dpo"], tune=tune)
     data["methods"]["dpo"]["search"] = {"beta": {"type": "float", "low": 0.05, "high": 0.5}}
-    suite, specs = load_specs(write_suite(data))
-    (cell,) = tune_cells(suite, specs)
-    stages = {s.method_key: s for s in specs if s.method == "reward_model"}
+    plan = make_plan(write_suite(data), availability=False)
+    (cell,) = tune_cells(plan)
+    stages = {s.method_key: s for s in plan.specs if s.method == "reward_model"}
     assert cell.base.seed == 7 and cell.base.upstream.keys() == {"reward", "judge"}
     assert cell.base.upstream["reward"] != stages["reward_model"].run_id  # seed 0's stage
     json.dumps(cell.base.model_dump(mode="json"))
@@ -167,24 +164,21 @@ def test_tune_runs_trials_from_the_finished_stages(aligned):
     """`ftbench tune` on an alignment cell: its stages (seed 0, finished above) are reused."""
     import yaml
 
-    from harness.tune import tune_suite
+    from harness.tuning.study import tune_plan
 
     _, specs, _, tmp, _ = aligned
     data = tiny_alignment_suite(["dpo"], tune={"trials": 1, "pruner": {"type": "none"}})
     data["methods"]["dpo"]["search"] = {"beta": {"type": "float", "low": 0.05, "high": 0.5}}
     path = tmp / "tune.yaml"
     path.write_text(yaml.safe_dump(data))
-    suite, tune_specs = load_specs(path)
     stages = [s for s in specs if s.method == "reward_model"]
     finished = {
         s.run_id: (tmp / "results/runs" / s.run_id / "result.json").read_text() for s in stages
     }
-    report = tune_suite(
-        suite, tune_specs, path, results_dir=tmp / "results", db_path=tmp / "db.duckdb"
-    )
+    report = tune_plan(make_plan(path), results_dir=tmp / "results", db_path=tmp / "db.duckdb")
     (study,) = report.studies.values()
     (trial,) = study.get_trials()
     assert trial.state.name == "COMPLETE", trial.user_attrs
-    assert [r["train_info"]["status"] for r in report.final.executed] == ["ok"]
+    assert [r.status for r in report.final.executed] == ["ok"]
     for run_id, text in finished.items():  # not retrained
         assert (tmp / "results/runs" / run_id / "result.json").read_text() == text

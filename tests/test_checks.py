@@ -36,7 +36,7 @@ def test_eos_check_reads_the_trained_labels():
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
     from harness.models import load_tokenizer, resolve_model
-    from harness.suite import ModelSpec
+    from harness.spec import ModelSpec
 
     tok = load_tokenizer(resolve_model(ModelSpec(asset="tiny-random-llama")))
     eos = tok.eos_token_id

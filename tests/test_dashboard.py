@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 import pytest
 from dashboard_fixtures import FAILED_TRACEBACK, build_fixture_db, run_id_of
@@ -76,43 +75,6 @@ def texts(at: AppTest) -> str:
 
 
 # --- stats ---------------------------------------------------------------------------------------
-
-
-def test_bootstrap_ci_contains_mean_and_shrinks_with_more_seeds():
-    rng = np.random.default_rng(1)
-    few, many = rng.normal(0.7, 0.05, 4), rng.normal(0.7, 0.05, 64)
-    (lo_few, hi_few), (lo_many, hi_many) = stats.bootstrap_ci(few), stats.bootstrap_ci(many)
-    assert lo_few <= few.mean() <= hi_few and lo_many <= many.mean() <= hi_many
-    assert hi_many - lo_many < (hi_few - lo_few) / 2
-    assert stats.bootstrap_ci(few) == (lo_few, hi_few)  # fixed RNG seed: reproducible
-
-
-def test_bootstrap_ci_edge_cases():
-    # Fewer than 3 seeds: no interval (the same rule as the store's, harness.stats).
-    for values in ([0.5], [], [0.4, float("nan")], [0.4, 0.6]):
-        assert all(math.isnan(v) for v in stats.bootstrap_ci(values))
-    assert stats.bootstrap_ci([0.3, 0.3, 0.3]) == (0.3, 0.3)
-
-
-def test_the_dashboard_interval_is_the_stores():
-    from harness import stats as store_stats
-
-    values = [0.61, 0.64, 0.70, 0.66]
-    assert stats.bootstrap_ci(values) == store_stats.bootstrap_ci(values)
-
-
-def test_ties_against_the_leader_in_both_directions():
-    means, lows, highs = (
-        [0.80, 0.79, 0.50, float("nan")],
-        [0.78, 0.77, 0.49, float("nan")],
-        [0.82, 0.81, 0.51, float("nan")],
-    )
-    assert stats.mark_ties(means, lows, highs, True) == ["leader", "tied", "", "no data"]
-    # Lower is better: the 0.50 row leads and nothing overlaps it.
-    assert stats.mark_ties(means, lows, highs, False) == ["", "", "leader", "no data"]
-    assert stats.mark_ties([float("nan")], [float("nan")], [float("nan")], True) == ["no data"]
-    nan = float("nan")
-    assert stats.mark_ties([0.8, 0.7], [0.78, nan], [0.82, nan], True) == ["leader", "no CI"]
 
 
 def test_pareto_frontier_on_known_points():
@@ -192,7 +154,7 @@ def test_filter_on_a_missing_column_is_a_filter_error():
 def test_leaderboard_table_from_the_fixture(fixture_db):
     scores = data.run_scores(fixture_db, "demo", "rt", "accuracy", "tiny")
     assert len(scores) == 13 and scores["score"].isna().sum() == 3  # oom, failed, ok-without-metric
-    board = tables.leaderboard(scores, higher_is_better=True).set_index("method")
+    board = data.leaderboard(fixture_db, "demo", "rt", "tiny", "accuracy").set_index("method")
     assert board.index.tolist() == ["lora", "ia3", "full", "zero_shot", "prompt"]
     assert board.loc["lora", "vs_leader"] == "leader" and board.loc["ia3", "vs_leader"] == "tied"
     assert (
@@ -210,10 +172,11 @@ def test_leaderboard_table_from_the_fixture(fixture_db):
     assert math.isnan(full["ci_low"]) and math.isnan(full["ci_high"])  # n=1: no interval
     assert full["vs_leader"] == "no CI"
     assert board.loc["prompt", "ok_without_metric"] == 1
-    assert set(board["t4_fit"]) <= {"n/a (CPU)", "–"}  # CPU peaks never claim to fit a T4
-    gpu = tables.leaderboard(data.run_scores(fixture_db, "demo", "rt", "accuracy", "gpu"), True)
-    assert dict(zip(gpu["method"], gpu["t4_fit"], strict=True)) == {
-        "full": "❌ > 15 GiB",
+    assert set(board["budget_fit"]) <= {"n/a (CPU)", "–"}  # CPU peaks never claim to fit a GPU
+    gpu = data.leaderboard(fixture_db, "demo", "rt", "gpu", "accuracy")
+    # The runs' budget is a T4 (15 GB = 15e9 bytes usable): 16 GiB is over, 4 GiB fits.
+    assert dict(zip(gpu["method"], gpu["budget_fit"], strict=True)) == {
+        "full": "❌ > 15.0 GB",
         "lora": "✅ fits",
     }
 
@@ -221,13 +184,13 @@ def test_leaderboard_table_from_the_fixture(fixture_db):
 def test_lower_is_better_metric_ranks_ascending(fixture_db):
     choices = data.suite_choices(fixture_db, "qa")["metrics"]
     assert not choices.set_index("metric").loc["perplexity", "higher_is_better"]
-    scores = data.run_scores(fixture_db, "qa", "chat", "perplexity", None)
-    assert tables.leaderboard(scores, False)["method"].tolist() == ["full", "lora"]
+    board = data.leaderboard(fixture_db, "qa", "chat", None, "perplexity")
+    assert board["method"].tolist() == ["full", "lora"]
 
 
 def test_pareto_points_and_config_diff(fixture_db):
-    scores = data.run_scores(fixture_db, "demo", "rt", "accuracy", None, "test", True)
-    points = tables.pareto_points(scores, True, "peak_mem_gib").set_index(["method", "model"])
+    board = data.pareto(fixture_db, "demo", "rt", "accuracy", None)
+    points = tables.pareto_points(board, True, "peak_mem_gib").set_index(["method", "model"])
     assert points.loc[("ia3", "tiny"), "on_frontier"] and points.loc[("lora", "gpu"), "on_frontier"]
     # ia3 on tiny (1 GiB, 0.81) beats zero_shot (2 GiB, 0.50) and full (3 GiB, 0.60) on both axes.
     assert not points.loc[("zero_shot", "tiny"), "on_frontier"]
@@ -244,7 +207,9 @@ def test_pareto_points_and_config_diff(fixture_db):
 
 def test_data_layer_edge_cases(fixture_db, tmp_path):
     assert data.run_detail(fixture_db, "no-such-run") is None
-    assert data.optional_table(fixture_db, "embedding_metrics").empty  # created, no rows
+    assert data.optional_table(fixture_db, "repro_checks").empty  # created, no rows
+    # A backend's result table exists once a run of that backend declared it.
+    assert data.optional_table(fixture_db, "embedding_metrics") is None
     with pytest.raises(ValueError):
         data.optional_table(fixture_db, "runs; DROP TABLE runs")
     with pytest.raises(data.DatabaseMissingError):
@@ -404,12 +369,14 @@ def test_optional_table_pages_show_rows_once_the_table_exists(fixture_db, tmp_pa
 
 
 def test_tuned_reruns_are_separate_entries_and_trials_are_left_out():
+    from harness.store.queries import entries
+
     scores = pd.DataFrame({
         "method_key": ["lora", "lora", "ia3"],
         "origin": ["run", "tuned", "run"],
         "tune_trials": [None, 20, None],
     })  # fmt: skip
-    assert tables.entries(scores).tolist() == ["lora", "lora (tuned, 20 trials)", "ia3"]
+    assert entries(scores).tolist() == ["lora", "lora (tuned, 20 trials)", "ia3"]
 
 
 @pytest.mark.skipif(store.SCHEMA_VERSION < 2, reason="runs.origin arrives with store schema v2")
@@ -424,8 +391,8 @@ def test_origin_from_the_store(tmp_path):
     trial["run_info"]["spec"]["trial"] = {"number": 0}
     for res in (plain, tuned, trial):
         store.ingest(db, res)
-    board = tables.leaderboard(data.run_scores(db, "synthetic", "rt", "accuracy", "tiny"), True)
-    assert board["method"].tolist() == ["lora (tuned, 20 trials)", "lora"]  # no trial entry
+    board = data.leaderboard(db, "synthetic", "rt", "tiny", "accuracy")
+    assert board["entry"].tolist() == ["lora (tuned, 20 trials)", "lora"]  # no trial entry
     assert "lora (trial)" in {ui_label.split(" · ")[3] for ui_label in _labels(db)}
 
 

@@ -6,9 +6,9 @@ import duckdb
 import pytest
 from helpers import suite_dict
 
-from harness.runner import run_suite
+from harness.plan import make_plan
+from harness.runner import run_plan
 from harness.store import leaderboard
-from harness.suite import load_specs
 
 pytestmark = pytest.mark.slow
 
@@ -30,17 +30,16 @@ def test_micro_suite_on_smollm2_into_duckdb(tmp_path, write_suite):
     data["datasets"]["rt"]["splits"] = {"train": 16, "validation": 4, "test": 16}
     data["grid"]["models"] = ["smollm2"]
     path = write_suite(data)
-    suite, specs = load_specs(path)
-    report = run_suite(suite, specs, path, results_dir=tmp_path / "results")
+    report = run_plan(make_plan(path), results_dir=tmp_path / "results")
     (result,) = report.executed
-    info = result["train_info"]
-    assert info["status"] == "ok", info.get("reason")
-    curve = [p["loss"] for p in info["curve"]]
+    info = result.train_info
+    assert info.status == "ok", info.reason
+    curve = [p["loss"] for p in info.curve]
     assert len(curve) == 4 and curve[-1] < curve[0], curve  # a real model learns the label format
     # SmolLM2-135M: 134.5M base params; LoRA r=8 on all linear layers is well under 1%.
-    assert 130e6 < info["params"]["total_params"] < 140e6
-    assert 0.1 < info["params"]["trainable_pct"] < 2.0
-    meta = result["meta_info"]
+    assert 130e6 < info.params.total_params < 140e6
+    assert 0.1 < info.params.trainable_pct < 2.0
+    meta = result.meta_info
     assert meta["model_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert len(meta["model_file_sha256"]) == 64 and "GGUF" in meta["model_source"]
 
@@ -50,4 +49,4 @@ def test_micro_suite_on_smollm2_into_duckdb(tmp_path, write_suite):
     assert row["method"] == "lora" and row["n"] == 1 and 0.0 <= row["mean"] <= 1.0
     with duckdb.connect(str(db), read_only=True) as con:
         stored = con.execute("SELECT value FROM metrics WHERE name = 'accuracy'").fetchone()[0]
-    assert stored == pytest.approx(info["metrics"]["test"]["accuracy"])
+    assert stored == pytest.approx(info.metrics["test"]["accuracy"])

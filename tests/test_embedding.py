@@ -10,13 +10,15 @@ import torch
 from test_methods import Snapshot
 
 from harness import store
+from harness.backends.embedding.backend import load_sentence_transformer
+from harness.backends.embedding.evaluate import RetrievalSet, evaluate_at_dims, retrieval_set
+from harness.backends.embedding.methods.base import TrainParams, check_dims
+from harness.backends.embedding.report import embedding_table
 from harness.data import DataLeakError, check_no_overlap, load_splits, make_splits
-from harness.embedding.backend import load_sentence_transformer, run_embedding
-from harness.embedding.evaluate import RetrievalSet, evaluate_at_dims, retrieval_set
-from harness.embedding.methods.base import TrainParams, check_dims
+from harness.lifecycle import execute
 from harness.models import MODEL_ASSETS
-from harness.results import make_result
-from harness.suite import Suite, SuiteError, expand, load_specs, load_suite
+from harness.plan import make_plan
+from harness.suite import Suite, SuiteError, expand, load_suite
 
 DIMS = [384, 128, 32]
 
@@ -56,7 +58,7 @@ def lora_run(tmp_path_factory):
     (spec,) = expand(Suite.model_validate(_suite(lora={"params": {
         "r": 4, "matryoshka_dims": DIMS, "eval_dims": DIMS}})))  # fmt: skip
     snap = Snapshot()
-    out = run_embedding(spec, tmp_path_factory.mktemp("lora"), extra_callbacks=[snap])
+    out = execute(spec, tmp_path_factory.mktemp("lora"), extra_callbacks=[snap])
     return spec, snap, out
 
 
@@ -110,16 +112,18 @@ def test_repeated_dims_are_a_suite_error(write_suite):
 @pytest.mark.slow
 def test_lora_run_trains_only_the_adapter_and_stores_base_and_tuned_per_width(lora_run, tmp_path):
     spec, snap, out = lora_run
-    assert out.status == "ok", out.reason
-    assert set(out.metrics) == {"ndcg@10", "mrr@10", "recall@10"} and out.split == "test"
+    info = out.result.train_info
+    assert info.status == "ok", info.reason
+    assert list(info.metrics) == ["test"]
+    assert set(info.metrics["test"]) == {"ndcg@10", "mrr@10", "recall@10"}
     after = dict(out.model.named_parameters())
     changed = {n for n, p in snap.before.items() if not torch.equal(p, after[n].detach())}
     assert changed and all("lora_" in n for n in changed), sorted(changed)[:5]
     trainable = {n for n, p in after.items() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
-    assert out.extra["notes"]["loss"] == "MatryoshkaLoss(MNRL)"
-    assert out.extra["notes"]["scored_widths"] == {d: d for d in DIMS}
-    rows = out.extra["embedding_metrics"]
+    assert info.notes["loss"] == "MatryoshkaLoss(MNRL)"
+    assert info.notes["scored_widths"] == {d: d for d in DIMS}
+    rows = info.tables["embedding_metrics"].rows
     assert {(r["model_state"], r["dim"]) for r in rows} == {
         (state, d) for state in ("base", "tuned") for d in DIMS
     }
@@ -127,16 +131,18 @@ def test_lora_run_trains_only_the_adapter_and_stores_base_and_tuned_per_width(lo
     tuned_full = {
         r["name"]: r["value"] for r in rows if r["model_state"] == "tuned" and r["dim"] == 384
     }
-    assert tuned_full == out.metrics
+    assert tuned_full == info.metrics["test"]
+    # A test positive shared with train would be a leak: the lifecycle's overlap check says none.
+    assert info.data_checks["group_overlap"] == {"positive": {"validation": 0, "test": 0}}
 
     db = tmp_path / "r.duckdb"
-    store.ingest(db, make_result(spec, "ok", output=out))
+    store.ingest(db, out.result)
     with store.connect(db, read_only=True) as con:
         stored = con.execute(
             "SELECT model_state, count(*) FROM embedding_metrics GROUP BY ALL ORDER BY 1"
         ).fetchall()
     assert stored == [("base", 9), ("tuned", 9)]  # 3 widths x 3 metrics each
-    table = store.embedding_table(db, "emb")
+    table = embedding_table(db, "emb")
     row = table[(table["metric"] == "ndcg@10") & (table["dim"] == 32)].iloc[0]
     assert row["method"] == "lora" and row["delta"] == pytest.approx(row["tuned"] - row["base"])
     assert store.export(db, tmp_path / "out.csv", "csv") == 3
@@ -184,7 +190,9 @@ def _synthetic_embedding_run(method: str, base: dict[int, float], tuned: dict[in
         for dim, value in scores.items():
             rows.append({"split": "test", "model_state": state, "dim": dim, "name": "ndcg@10",
                          "value": value, "share_of_full": value / scores[full]})  # fmt: skip
-    res["train_info"]["embedding_metrics"] = rows
+    from harness.backends.embedding.evaluate import EMBEDDING_METRICS
+
+    res["train_info"]["tables"] = {"embedding_metrics": EMBEDDING_METRICS.with_rows(rows)}
     return res
 
 
@@ -214,15 +222,13 @@ def test_embeddings_page_compares_methods_at_a_chosen_width(tmp_path, monkeypatc
 
 @pytest.mark.slow
 def test_tuning_trials_score_on_validation_and_the_best_is_rerun_on_test(tmp_path, write_suite):
-    from harness.tune import tune_suite
+    from harness.tuning.study import tune_plan
 
     data = _suite(lora={"params": {"r": 4, "eval_dims": [384, 64]}, "search": {
         "learning_rate": {"type": "float", "low": 1.0e-4, "high": 1.0e-3, "log": True}}})  # fmt: skip
     data["tune"] = {"trials": 2, "sampler": {"type": "random", "seed": 0}, "eval_every": 1}
-    path = write_suite(data)
-    suite, specs = load_specs(path)
     db = tmp_path / "ftbench.duckdb"
-    tune_suite(suite, specs, path, results_dir=tmp_path, db_path=db)
+    tune_plan(make_plan(write_suite(data)), results_dir=tmp_path, db_path=db)
     with store.connect(db, read_only=True) as con:
         splits = con.execute(
             "SELECT DISTINCT r.origin, m.split, e.split FROM runs r JOIN metrics m USING (run_id) "
@@ -235,12 +241,12 @@ def test_tuning_trials_score_on_validation_and_the_best_is_rerun_on_test(tmp_pat
 
 
 def test_hard_negatives_train_as_a_third_column_and_join_the_corpus():
-    from harness.embedding.backend import _train_rows
+    from harness.backends.embedding.backend import train_rows
 
     train = [{"anchor": "q1", "positive": "p1", "negative": "n1"}]
     test = [{"anchor": "q2", "positive": "p2", "negative": "n2"}]
-    assert list(_train_rows(train)[0]) == ["anchor", "positive", "negative"]
-    assert list(_train_rows([*train, {"anchor": "q3", "positive": "p3"}])[0]) == [
+    assert list(train_rows(train)[0]) == ["anchor", "positive", "negative"]
+    assert list(train_rows([*train, {"anchor": "q3", "positive": "p3"}])[0]) == [
         "anchor", "positive",
     ]  # fmt: skip
     data = retrieval_set(train, test)

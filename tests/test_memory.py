@@ -8,14 +8,16 @@ from helpers import suite_dict
 from transformers import LlamaConfig
 
 from harness import store
-from harness.architectures import catalogue, config_from_dict
-from harness.budget_plan import plan_runs
-from harness.memcheck import collect, summarize
-from harness.memory_estimate import estimate
-from harness.methods import METHODS
-from harness.runner import run_suite
-from harness.suite import Suite, TrainingConfig, expand
-from harness.train import run_training
+from harness.backends.sft.memory import estimate
+from harness.backends.sft.methods import METHODS
+from harness.lifecycle import execute
+from harness.memory.budget import BudgetPlanner
+from harness.memory.check import collect, summarize
+from harness.models.architectures import catalogue, config_from_dict
+from harness.plan import make_plan
+from harness.runner import run_plan
+from harness.spec import TrainingConfig
+from harness.suite import Suite, expand
 
 # Published parameter counts (model cards / papers): the catalogue's shapes must reproduce them.
 PUBLISHED_PARAMS = {
@@ -120,7 +122,7 @@ def test_traced_activations_equal_what_a_real_cpu_forward_saves(method, params):
     """The estimator traces fake tensors; a real model set up by the same method, measured with
     saved-tensor hooks on a real forward pass, saves exactly as much (batch 3: extrapolated from
     the traces at 1 and 2)."""
-    from harness.budget import measured_activation_bytes
+    from harness.backends.sft.memory import measured_activation_bytes
 
     config = LlamaConfig(**{**SMALL, "num_hidden_layers": 3})
     m = METHODS.get(method)
@@ -163,7 +165,9 @@ def test_known_t4_verdicts_for_a_7b_model():
     assert not _seven_b_verdict("full", {}, batch_size=1, gradient_checkpointing=True)
 
 
-def _budget_suite(over_budget: str | None, gpu_mem_gb: float, **training) -> Suite:
+def budget_suite(over_budget: str | None, gpu_mem_gb: float, **training) -> dict:
+    """The tiny suite, full fine-tuning at 8 x 2 (micro-batch x accumulation), under a custom
+    budget small enough to matter for a tiny model."""
     data = suite_dict()
     data["budget"] = {"profile": "custom", "gpu_mem_gb": gpu_mem_gb}
     if over_budget:
@@ -171,13 +175,12 @@ def _budget_suite(over_budget: str | None, gpu_mem_gb: float, **training) -> Sui
     data["training"].update({"batch_size": 8, "grad_accum": 2, "max_length": 128, **training})
     data["methods"] = {"full": {}}
     data["grid"]["methods"] = ["full"]
-    return Suite.model_validate(data)
+    return data
 
 
 def test_adjust_keeps_the_effective_batch_and_records_each_change():
-    suite = _budget_suite("adjust", 0.006)
-    (spec,) = expand(suite)
-    (run,) = plan_runs([spec], progress=False)
+    (spec,) = expand(Suite.model_validate(budget_suite("adjust", 0.006)))
+    run = BudgetPlanner().fit(spec)
     assert run.verdict.fits, run.verdict.reason
     t = run.spec.training
     assert t.gradient_checkpointing and t.batch_size < 8
@@ -186,21 +189,16 @@ def test_adjust_keeps_the_effective_batch_and_records_each_change():
     assert run.spec.run_id != spec.run_id  # the adjusted config is what is recorded and hashed
 
 
-def test_skip_records_over_budget_with_the_numbers(tmp_path):
-    suite = _budget_suite(None, 0.001)
-    (spec,) = expand(suite)
-    (run,) = plan_runs([spec], progress=False)
-    assert run.over_budget
-    from harness.budget_plan import over_budget_reason
-
+def test_skip_records_over_budget_with_the_numbers(tmp_path, write_suite):
+    plan = make_plan(write_suite(budget_suite(None, 0.001)))
+    (run,) = plan.runs
+    assert run.over_budget and run.preset[0] == "over_budget"
     db = tmp_path / "r.duckdb"
-    run_suite(
-        suite, [run.spec], "x.yaml", results_dir=tmp_path, db_path=db,
-        not_started={run.spec.run_id: ("over_budget", over_budget_reason(run))},
-    )  # fmt: skip
+    run_plan(plan, results_dir=tmp_path, db_path=db)
     with store.connect(db, read_only=True) as con:
-        status, reason = con.execute("SELECT status, reason FROM runs").fetchone()
+        status, reason, train_s = con.execute("SELECT status, reason, train_s FROM runs").fetchone()
     assert status == "over_budget" and "GB >" in reason and "0.0 GB" in reason
+    assert train_s is None  # recorded, never started
 
 
 def test_cpu_run_measures_exactly_the_predicted_static_bytes(tmp_path):
@@ -211,9 +209,9 @@ def test_cpu_run_measures_exactly_the_predicted_static_bytes(tmp_path):
         data = suite_dict(methods={"m": {"method": method, "params": params}})
         data["grid"]["methods"] = ["m"]
         (spec,) = expand(Suite.model_validate(data))
-        out = run_training(spec, tmp_path / method)
-        measured = out.memory["measured_state"]
-        predicted = out.memory["estimate"]["cpu"]["parts"]
+        memory = execute(spec, tmp_path / method).result.train_info.memory
+        measured = memory.measured_state
+        predicted = memory.estimate["cpu"]["parts"]
         assert measured["gradients"] == predicted["gradients"] > 0, method
         assert measured["optimizer"] == predicted["optimizer"] > 0, method
         assert measured["weights_trainable"] == predicted["weights_trainable"], method
@@ -222,16 +220,14 @@ def test_cpu_run_measures_exactly_the_predicted_static_bytes(tmp_path):
         assert measured["weights_frozen"] == pytest.approx(
             frozen, rel=0.005 if method == "qlora" else 0
         ), method
-        assert out.memory["estimate"]["cuda"]["parts"]["total"] > 0
+        assert memory.estimate["cuda"]["parts"]["total"] > 0
 
 
-def test_memcheck_and_systems_only_runs_in_duckdb(tmp_path, monkeypatch):
+def test_memcheck_and_systems_only_runs_in_duckdb(tmp_path, monkeypatch, write_suite):
     data = suite_dict()
     data["models"]["tiny"]["weights"] = "random"
-    suite = Suite.model_validate(data)
-    specs = expand(suite)
     db = tmp_path / "r.duckdb"
-    report = run_suite(suite, specs, "x.yaml", results_dir=tmp_path, db_path=db)
+    report = run_plan(make_plan(write_suite(data)), results_dir=tmp_path, db_path=db)
     assert report.statuses == {"ok": 1}
     rows = collect(db)
     assert {r.kind for r in rows} >= {"cpu weights", "cpu gradients", "cpu optimizer"}
@@ -256,7 +252,7 @@ def test_gpu_peak_is_within_the_target_of_the_estimate(tmp_path):
     data["grid"]["models"] = ["smol"]
     data["training"].update(precision="fp16", batch_size=4, max_length=256, max_steps=3)
     (spec,) = expand(Suite.model_validate(data))
-    out = run_training(spec, tmp_path)
-    predicted = out.memory["estimate"]["cuda"]["parts"]["total"]
-    measured = out.memory["cuda_max_allocated"]
+    memory = execute(spec, tmp_path).result.train_info.memory
+    predicted = memory.estimate["cuda"]["parts"]["total"]
+    measured = memory.cuda_max_allocated
     assert abs(predicted - measured) / measured <= 0.10, (predicted, measured)

@@ -9,8 +9,8 @@ import torch
 from helpers import suite_dict
 from transformers import TrainerCallback
 
+from harness.lifecycle import execute
 from harness.suite import Suite, expand
-from harness.train import run_training
 
 
 class Snapshot(TrainerCallback):
@@ -49,9 +49,9 @@ CASES = [
 )
 def test_method_trains_only_its_parameters(method, params, pattern, tmp_path):
     snapshot = Snapshot()
-    out = run_training(_spec(method, params), tmp_path, extra_callbacks=[snapshot])
-    model = out.model
-    after = dict(model.named_parameters())
+    out = execute(_spec(method, params), tmp_path, extra_callbacks=[snapshot])
+    info = out.result.train_info
+    after = dict(out.model.named_parameters())
     trainable = {n for n, p in after.items() if p.requires_grad}
     changed = {n for n, p in after.items() if not torch.equal(p.detach(), snapshot.before[n])}
     assert trainable and changed, "nothing trained"
@@ -59,33 +59,34 @@ def test_method_trains_only_its_parameters(method, params, pattern, tmp_path):
         trainable - {n for n in trainable if re.search(pattern, n)}
     )
     assert changed <= trainable, f"frozen parameters changed: {sorted(changed - trainable)[:5]}"
-    assert 0 < out.params["trainable_params"] < out.params["total_params"]
-    assert len(out.curve) == 2 and all(p["loss"] > 0 for p in out.curve)
-    assert set(out.metrics) == {"accuracy", "macro_f1", "eval_loss"}
-    assert out.extra["artifact_bytes"] > 0
+    assert 0 < info.params.trainable_params < info.params.total_params
+    assert len(info.curve) == 2 and all(p["loss"] > 0 for p in info.curve)
+    assert set(info.metrics["test"]) == {"accuracy", "macro_f1", "eval_loss"}
+    assert info.artifact_bytes > 0
 
 
 def test_full_finetuning_trains_every_block(tmp_path):
     snapshot = Snapshot()
-    out = run_training(_spec("full"), tmp_path, extra_callbacks=[snapshot])
+    out = execute(_spec("full"), tmp_path, extra_callbacks=[snapshot])
     after = dict(out.model.named_parameters())
     changed = {n for n, p in after.items() if not torch.equal(p.detach(), snapshot.before[n])}
     assert all(p.requires_grad for p in after.values())
     for layer in (0, 1):
         assert any(n.startswith(f"model.layers.{layer}.") for n in changed)
-    assert out.params["trainable_params"] == out.params["total_params"]
+    params = out.result.train_info.params
+    assert params.trainable_params == params.total_params
 
 
 def test_freeze_with_head_trains_the_tied_embeddings(tmp_path):
-    out = run_training(_spec("freeze", {"n_layers": 1, "train_head": True}), tmp_path)
+    out = execute(_spec("freeze", {"n_layers": 1, "train_head": True}), tmp_path)
     trainable = {n for n, p in out.model.named_parameters() if p.requires_grad}
     assert "model.embed_tokens.weight" in trainable  # tied to lm_head in this model
     assert not any(n.startswith("model.layers.0.") for n in trainable)
-    assert out.extra["notes"]["head_tied_to_embeddings"] is True
+    assert out.result.train_info.notes["head_tied_to_embeddings"] is True
 
 
 def test_zero_shot_trains_nothing(tmp_path):
-    out = run_training(_spec("zero_shot"), tmp_path)
-    assert out.params["trainable_params"] == 0
-    assert out.timings["train_s"] == 0 and out.curve == []
-    assert 0.0 <= out.metrics["accuracy"] <= 1.0
+    info = execute(_spec("zero_shot"), tmp_path).result.train_info
+    assert info.params.trainable_params == 0
+    assert info.timings.train_s == 0 and info.curve == []
+    assert 0.0 <= info.metrics["test"]["accuracy"] <= 1.0

@@ -7,7 +7,7 @@ import pytest
 from harness.hub import hub_reachable
 from harness.models import ModelUnavailableError, resolve_model
 from harness.registry import UnknownNameError
-from harness.suite import ModelSpec
+from harness.spec import ModelSpec
 
 
 def test_offline_is_detected_without_waiting(monkeypatch):

@@ -14,14 +14,15 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
-from helpers import suite_dict
+from helpers import load_specs, suite_dict
 
 from harness.cli import main as cli
 from harness.data import MovieReviewOptions, MovieReviews
 from harness.lock import LockError, load_locked
-from harness.results import read_result
-from harness.runner import run_suite
-from harness.suite import SuiteError, load_specs, load_suite
+from harness.plan import make_plan
+from harness.result import read_result
+from harness.runner import run_plan
+from harness.suite import SuiteError, load_suite
 
 
 def _write_records(path: Path, flip_labels: bool = False) -> None:
@@ -65,11 +66,10 @@ def strict_pair(tmp_path_factory, _testdata_plugin):
     _write_records(data_file)
     path = _suite(tmp, data_file)
     results = tmp / "results"
-    suite, specs = load_specs(path)
-    report = run_suite(suite, specs, path, results_dir=results)
+    report = run_plan(make_plan(path), results_dir=results)
     (original,) = report.executed
-    assert original["train_info"]["status"] == "ok", original["train_info"].get("reason")
-    code = cli(["--results", str(results), "repro", original["run_id"]])
+    assert original.status == "ok", original.train_info.reason
+    code = cli(["--results", str(results), "repro", original.run_id])
     return {"tmp": tmp, "path": path, "results": results, "original": original, "code": code,
             "data_file": data_file}  # fmt: skip
 
@@ -86,14 +86,14 @@ def _checks(db: Path) -> list[dict]:
 
 def test_strict_cpu_runs_are_bit_identical(strict_pair):
     original = strict_pair["original"]
-    (repro_dir,) = _repro_dirs(strict_pair["results"], original["run_id"])
+    (repro_dir,) = _repro_dirs(strict_pair["results"], original.run_id)
     repro = read_result(repro_dir)
-    a, b = original["train_info"], repro["train_info"]
-    assert a["status"] == b["status"] == "ok"
-    assert len(a["curve"]) == 2 and a["curve"] == b["curve"]  # every logged float, exactly
-    assert a["metrics"] == b["metrics"]
+    a, b = original.train_info, repro.train_info
+    assert a.status == b.status == "ok"
+    assert len(a.curve) == 2 and a.curve == b.curve  # every logged float, exactly
+    assert a.metrics == b.metrics
     # What was set is recorded with the run.
-    det = original["meta_info"]["determinism"]
+    det = original.meta_info["determinism"]
     assert det["strict"] and det["deterministic_algorithms"] and det["num_threads"] == 1
     assert det["cublas_workspace_config"] == ":4096:8" and det["seed"] == 0
     # ... and the repro check says so, exactly, and is stored.
@@ -103,14 +103,14 @@ def test_strict_cpu_runs_are_bit_identical(strict_pair):
     assert set(check["metric_deltas"]) >= {"test/accuracy", "test/eval_loss", "curve/loss"}
     assert all(d["ok"] for d in check["metric_deltas"].values())
     stored = _checks(strict_pair["results"] / "ftbench.duckdb")[0]
-    assert stored["original_run_id"] == original["run_id"] and stored["verdict"] == "pass"
+    assert stored["original_run_id"] == original.run_id and stored["verdict"] == "pass"
     # A repro run is not a leaderboard run.
     with duckdb.connect(str(strict_pair["results"] / "ftbench.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
 
 
 def test_data_checks_are_recorded_and_stored(strict_pair):
-    checks = strict_pair["original"]["train_info"]["data_checks"]
+    checks = strict_pair["original"].train_info.data_checks
     assert checks["overlap"] == {"validation": 0, "test": 0}
     assert checks["eos_trained_share"] == 1.0  # TRL appends EOS and it is in the trained labels
     assert checks["pad_token_set"] and checks["pad_is_eos"] is False

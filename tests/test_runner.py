@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -9,20 +10,19 @@ import pytest
 from helpers import suite_dict
 
 from harness.cli import main as cli
-from harness.runner import run_suite
+from harness.plan import make_plan
+from harness.runner import run_plan
 from harness.store import SCHEMA_VERSION, leaderboard
-from harness.suite import load_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(path, results, **kwargs):
-    suite, specs = load_specs(path)
-    return run_suite(suite, specs, path, results_dir=results, **kwargs)
+    return run_plan(make_plan(path), results_dir=results, **kwargs)
 
 
 def _status(report):
-    return {r["run_info"]["spec"]["method_key"]: r["train_info"] for r in report.executed}
+    return {r.spec["method_key"]: r.train_info for r in report.executed}
 
 
 def _count(db, sql):
@@ -55,22 +55,23 @@ def faulty_run(tmp_path_factory):
 
 def test_an_exception_is_failed_with_its_reason_and_the_suite_goes_on(faulty_run):
     _, _, report = faulty_run
-    statuses = [
-        (r["run_info"]["spec"]["method_key"], r["train_info"]["status"]) for r in report.executed
-    ]
+    statuses = [(r.spec["method_key"], r.status) for r in report.executed]
     assert [s for m, s in statuses if m == "explode"] == ["failed", "failed"]
     assert [s for m, s in statuses if m == "lora"] == ["ok", "ok"]
     failed = _status(report)["explode"]
-    assert "injected failure for testing" in failed["reason"]
-    assert "RuntimeError" in failed["traceback"]
+    assert "injected failure for testing" in failed.reason
+    assert "RuntimeError" in failed.traceback
 
 
 def test_a_nan_loss_is_diverged(faulty_run):
-    _, _, report = faulty_run
+    tmp, _, report = faulty_run
     info = _status(report)["nan_loss"]
-    assert info["status"] == "diverged"
-    assert "nan" in info["reason"].lower()
-    assert "metrics" not in info  # no sentinel numbers for a run that produced none
+    assert info.status == "diverged"
+    assert "nan" in info.reason.lower()
+    assert info.metrics is None  # no sentinel numbers for a run that produced none
+    run_id = next(r.run_id for r in report.executed if r.spec["method_key"] == "nan_loss")
+    written = json.loads((tmp / "results" / "runs" / run_id / "result.json").read_text())
+    assert "metrics" not in written["train_info"]
 
 
 def test_everything_is_in_duckdb_and_the_leaderboard_reads_back(faulty_run):
@@ -98,13 +99,13 @@ def test_everything_is_in_duckdb_and_the_leaderboard_reads_back(faulty_run):
     assert lora["n"] == 2 and 0.0 <= lora["mean"] <= 1.0
     assert lora["std"] >= 0.0
     explode = board[board["method"] == "explode"].iloc[0]
-    assert explode["n"] == 0 and explode["other_statuses"] == "failed"
+    assert explode["n"] == 0 and explode["not_ok"] == "failed 2"
 
 
 def test_resume_skips_finished_runs_and_writes_no_duplicates(faulty_run):
     tmp, path, _ = faulty_run
     again = _run(path, tmp / "results")
-    executed = sorted(r["run_info"]["spec"]["method_key"] for r in again.executed)
+    executed = sorted(r.spec["method_key"] for r in again.executed)
     assert executed == ["explode", "explode"]  # failed runs are retried; ok/diverged are kept
     assert len(again.skipped) == 4
     db = tmp / "results" / "ftbench.duckdb"
@@ -133,8 +134,8 @@ def test_a_hanging_run_times_out(tmp_path, write_suite):
     data["grid"]["methods"] = ["hang"]
     report = _run(write_suite(data), tmp_path / "r")
     (result,) = report.executed
-    assert result["train_info"]["status"] == "timeout"
-    assert "timeout_s=10" in result["train_info"]["reason"]
+    assert result.status == "timeout"
+    assert "timeout_s=10" in result.train_info.reason
 
 
 def test_cli_run_show_export(tmp_path, write_suite, capsys):
@@ -201,7 +202,7 @@ def test_interrupting_the_runner_leaves_no_orphan_run(tmp_path, write_suite):
 
     data = suite_dict(methods={"hang": {"params": {"seconds": 120.0}}})
     data["grid"]["methods"] = ["hang"]
-    _, (spec,) = load_specs(write_suite(data))
+    (spec,) = make_plan(write_suite(data)).specs
     run_dir = tmp_path / "run"
 
     def interrupt(_progress_path):

@@ -51,7 +51,7 @@ def _result(run_id, method, seed, value, status="ok"):
     return {"run_id": run_id, "run_info": {"spec": spec}, "train_info": info, "meta_info": {}}
 
 
-def test_cell_stats_and_the_leaderboard_use_them(tmp_path):
+def test_the_leaderboard_uses_them_for_any_metric(tmp_path):
     db = tmp_path / "t.duckdb"
     values = [0.60, 0.70, 0.80, 0.75, 0.65]
     for seed, value in enumerate(values):
@@ -60,21 +60,41 @@ def test_cell_stats_and_the_leaderboard_use_them(tmp_path):
     for seed in (1, 2):
         store.ingest(db, _result(f"b{seed}", "b", seed, None, status="diverged"))
 
-    cells = store.cell_stats(db, "s").set_index(["method", "metric"])
-    a = cells.loc[("a", "accuracy")]
-    assert a["n"] == 5 and a["headline"] and a["valid"]
+    board = store.leaderboard(db, "s")  # the headline metric: accuracy
+    cells = board.set_index("method")
+    a = cells.loc["a"]
+    assert a["metric"] == "accuracy" and a["n"] == 5 and a["valid"]
     assert a["mean"] == pytest.approx(np.mean(values))
     assert a["std"] == pytest.approx(np.std(values, ddof=1))
     assert a["trimmed_mean"] == pytest.approx(0.70)  # without 0.60 and 0.80
     assert a["ci_low"] < a["mean"] < a["ci_high"]
     assert (a["ci_low"], a["ci_high"]) == stats.bootstrap_ci(values)
-    assert cells.loc[("a", "eval_loss")]["higher_is_better"] == False  # noqa: E712 - numpy bool
-    b = cells.loc[("b", "accuracy")]
+    b = cells.loc["b"]
     assert b["diverged"] == 2 and not b["valid"] and b["runs"] == 3
+    assert (a["vs_leader"], b["vs_leader"]) == ("leader", "invalid")
+    loss = store.leaderboard(db, "s", metric="eval_loss").set_index("method")
+    assert not loss.loc["a", "higher_is_better"]
+    assert loss.loc["a", "mean"] == pytest.approx(1.0 - np.mean(values))
 
-    board = store.leaderboard(db, "s")
     # b has the better mean but two diverged seeds: it is invalid and ranked after a.
     assert list(board["method"]) == ["a", "b"]
     assert list(board["valid"]) == [True, False]
     text = format_leaderboard(board, "s")
     assert "[0.6" in text and "b ⚑ ✗" in text and "invalid: 2 seeds diverged" in text
+
+
+def test_ties_against_the_leader_in_both_directions():
+    means, lows, highs = (
+        [0.80, 0.79, 0.50, float("nan")],
+        [0.78, 0.77, 0.49, float("nan")],
+        [0.82, 0.81, 0.51, float("nan")],
+    )
+    assert stats.mark_ties(means, lows, highs, True) == ["leader", "tied", "", "no data"]
+    # Lower is better: the 0.50 row leads and nothing overlaps it.
+    assert stats.mark_ties(means, lows, highs, False) == ["", "", "leader", "no data"]
+    assert stats.mark_ties([float("nan")], [float("nan")], [float("nan")], True) == ["no data"]
+    nan = float("nan")
+    assert stats.mark_ties([0.8, 0.7], [0.78, nan], [0.82, nan], True) == ["leader", "no CI"]
+    # An invalid cell never leads, however good its surviving seeds look.
+    valid = [False, True, True, True]
+    assert stats.mark_ties(means, lows, highs, True, valid) == ["invalid", "leader", "", "no data"]

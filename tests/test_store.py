@@ -43,7 +43,7 @@ def test_leaderboard_mean_std_and_direction(tmp_path):
     a = board.set_index("method").loc["a"]
     assert a["mean"] == pytest.approx(0.7) and a["std"] == pytest.approx(0.1) and a["n"] == 3
     b = board.set_index("method").loc["b"]
-    assert b["n"] == 2 and b["runs"] == 3 and b["other_statuses"] == "failed"
+    assert b["n"] == 2 and b["runs"] == 3 and b["not_ok"] == "failed 1"
 
 
 def test_lower_is_better_metrics_sort_ascending(tmp_path):

@@ -3,10 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import suite_dict
+from helpers import load_specs, suite_dict
 
 from harness.cli import main as cli
-from harness.suite import SuiteError, expand, load_specs, load_suite
+from harness.suite import SuiteError, expand, load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "suites").rglob("*.yaml")) + sorted((ROOT / "suites").rglob("*.yml"))
@@ -19,7 +19,7 @@ def test_there_are_shipped_suites():
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_shipped_suite_validates(path):
-    suite, specs = load_specs(path)
+    specs = expand(load_suite(path))
     assert specs, f"{path} expands to no runs"
     assert len({s.run_id for s in specs}) == len(specs), "run_ids must be unique"
 

@@ -8,12 +8,13 @@ import pytest
 import torch
 from helpers import suite_dict
 
-from harness.methods import METHODS, MethodContext
+from harness.backends.sft.methods import METHODS, MethodContext
+from harness.backends.sft.tasks.prompting import score_completions
+from harness.lifecycle import execute
 from harness.models import load_tokenizer, resolve_model
-from harness.suite import ModelSpec, Suite, expand
+from harness.spec import ModelSpec
+from harness.suite import Suite, expand
 from harness.tasks import TASKS
-from harness.tasks.prompting import score_completions
-from harness.train import run_training
 
 PAIRS = [
     ("The movie was", " great fun."),
@@ -74,9 +75,9 @@ def test_qa_task_reports_loss_and_perplexity(tmp_path):
     )
     data["grid"]["datasets"] = ["qa"]
     (spec,) = expand(Suite.model_validate(data))
-    out = run_training(spec, tmp_path)
-    assert set(out.metrics) == {"eval_loss", "perplexity"}
-    assert out.metrics["perplexity"] == pytest.approx(math.exp(out.metrics["eval_loss"]))
+    metrics = execute(spec, tmp_path).result.train_info.metrics["test"]
+    assert set(metrics) == {"eval_loss", "perplexity"}
+    assert metrics["perplexity"] == pytest.approx(math.exp(metrics["eval_loss"]))
     # A random 512-token model is about as unsure as uniform: perplexity near the vocab size.
-    assert 50 < out.metrics["perplexity"] < 2000
+    assert 50 < metrics["perplexity"] < 2000
     assert TASKS.get("qa").primary_metric == "perplexity"

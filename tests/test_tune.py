@@ -7,11 +7,12 @@ import copy
 import duckdb
 import optuna
 import pytest
-from helpers import suite_dict
+from helpers import load_specs, suite_dict
 
-from harness.search import SearchDim, journal_storage, suggest_all
-from harness.suite import SuiteError, load_specs, with_values
-from harness.tune import expected_best, study_file, tune_suite
+from harness.plan import make_plan
+from harness.suite import SuiteError, with_values
+from harness.tuning.space import SearchDim, journal_storage, suggest_all
+from harness.tuning.study import expected_best, study_file, tune_plan
 
 SPACE = {
     "learning_rate": {"type": "float", "low": 1.0e-4, "high": 1.0e-2, "log": True},
@@ -39,9 +40,8 @@ def _rows(db, sql):
 
 
 def _tune(path, results, **kwargs):
-    suite, specs = load_specs(path)
-    return tune_suite(
-        suite, specs, path, results_dir=results, db_path=results / "ftbench.duckdb", **kwargs
+    return tune_plan(
+        make_plan(path), results_dir=results, db_path=results / "ftbench.duckdb", **kwargs
     )
 
 
@@ -125,16 +125,16 @@ def test_best_params_are_rerun_on_every_seed_and_ranked_as_tuned(tuned):
     tmp, _, report = tuned
     (study,) = report.studies.values()
     finals = report.final.executed
-    assert sorted(r["run_info"]["spec"]["seed"] for r in finals) == [0, 1]
+    assert sorted(r.spec["seed"] for r in finals) == [0, 1]
     for result in finals:
-        spec = result["run_info"]["spec"]
+        spec = result.spec
         assert (
             spec["tuned"]["best_trial"] == study.best_trial.number and spec["tuned"]["trials"] == 3
         )
         assert spec["training"]["learning_rate"] == pytest.approx(
             study.best_params["learning_rate"]
         )
-        assert "test" in result["train_info"]["metrics"]
+        assert "test" in result.train_info.metrics
     from harness.store import leaderboard
 
     board = leaderboard(tmp / "results" / "ftbench.duckdb", "tiny")

@@ -1,4 +1,5 @@
-"""Leaderboard: one row per method for a suite / dataset / model / metric."""
+"""Leaderboard: the store's leaderboard (the one `ftbench show` prints) of a suite / dataset /
+model / metric, formatted; a filter narrows the runs it is computed from."""
 
 from __future__ import annotations
 
@@ -7,43 +8,48 @@ import io
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, tables, ui
+from dashboard import data, ui
+from harness.report import flags
+from harness.stats import N_RESAMPLES
 
 st.title("Leaderboard")
 ui.require_runs()
 suite = ui.pick_suite()
 dataset, model, metric, hib = ui.pick_metric(suite, key="lb")
-scores = ui.filter_box(ui.query(data.run_scores, suite, dataset, metric, model), key="lb_filter")
+clauses = ui.filter_clauses(key="lb_filter")
+board = ui.query(data.leaderboard, suite, dataset, model, metric, clauses)
 
 st.caption(
     f"Suite **{suite}** · dataset **{dataset}** · model **{model}** · test **{metric}** "
     f"({ui.direction_arrow(hib)}) · mean over seeds with a 95% bootstrap CI"
 )
-if scores.empty:
+if board.empty:
     st.info("No runs match the filter.")
     st.stop()
 
-board = tables.leaderboard(scores, hib)
 ci = [
     "–" if pd.isna(lo) else f"{lo:.4f} – {hi:.4f}"
     for lo, hi in zip(board["ci_low"], board["ci_high"], strict=True)
 ]
+shown = board.assign(ci=ci, flags=[flags(r).strip() for r in board.itertuples()])
 st.dataframe(
-    board.assign(ci=ci),
+    shown,
     hide_index=True,
     width="stretch",
     placeholder="–",
     column_order=[
         "rank",
-        "method",
+        "entry",
+        "flags",
         "mean",
         "std",
         "n",
         "ci",
         "vs_leader",
+        "trimmed_mean",
         "trainable_pct",
         "peak_mem_gib",
-        "t4_fit",
+        "budget_fit",
         "train_s",
         "tokens_per_s",
         "runs",
@@ -52,18 +58,31 @@ st.dataframe(
     ],  # fmt: skip
     column_config={
         "rank": st.column_config.NumberColumn("#", width="small"),
+        "entry": st.column_config.TextColumn("method"),
+        "flags": st.column_config.TextColumn(
+            "flags",
+            help="⚑ a run fails the provenance gate or a data check; ✗ invalid cell "
+            "(more than one diverged seed), ranked last",
+        ),
         "mean": st.column_config.NumberColumn(metric, format="%.4f"),
         "std": st.column_config.NumberColumn("std", format="%.4f"),
         "n": st.column_config.NumberColumn("n seeds", help="ok runs with a value of the metric"),
-        "ci": st.column_config.TextColumn("95% CI", help="bootstrap over seeds (2000 resamples)"),
+        "ci": st.column_config.TextColumn(
+            "95% CI", help=f"bootstrap of the mean over seeds ({N_RESAMPLES:,} resamples; 3+ seeds)"
+        ),
         "vs_leader": st.column_config.TextColumn(
             "vs leader", help="tied: the 95% CI overlaps the leader's; no CI: fewer than 3 seeds"
+        ),
+        "trimmed_mean": st.column_config.NumberColumn(
+            "trimmed", format="%.4f", help="mean without the best and worst seed (5+ seeds)"
         ),
         "trainable_pct": st.column_config.NumberColumn("trainable %", format="%.4f"),
         "peak_mem_gib": st.column_config.NumberColumn("peak mem GiB", format="%.2f"),
         "mem_kind": st.column_config.TextColumn("mem kind"),
-        "t4_fit": st.column_config.TextColumn(
-            "T4 fit", help="CUDA peak ≤ 15 GiB; a CPU RSS peak says nothing about a T4"
+        "budget_fit": st.column_config.TextColumn(
+            "fits budget",
+            help="CUDA peak against the suite's budget (a T4's 15 GB when it has "
+            "none); a CPU RSS peak says nothing about a GPU",
         ),
         "train_s": st.column_config.NumberColumn("train s", format="%.1f"),
         "tokens_per_s": st.column_config.NumberColumn("tokens/s", format="%.0f"),
@@ -80,14 +99,20 @@ if (board["n"].between(1, 2)).any():
     )
 if board["mem_kind"].str.contains("cpu_peak_rss").any():
     notes.append(
-        "Peak memory of CPU runs is the run process's peak RSS, not GPU memory: T4 fit is n/a."
+        "Peak memory of CPU runs is the run process's peak RSS, not GPU memory: it says nothing "
+        "about fitting a GPU budget."
     )
 missing = int(board["ok_without_metric"].sum())
 if missing:
     notes.append(f"{missing} ok run(s) recorded no `{metric}` and are left out of the mean.")
-not_ok = tables.status_counts(scores["status"])
+not_ok = [f"{r.entry}: {r.not_ok}" for r in board.itertuples() if r.not_ok]
 if not_ok:
-    notes.append(f"Runs not ok: {not_ok} (see Run detail for reasons).")
+    notes.append(f"Runs not ok: {'; '.join(not_ok)} (see Run detail for reasons).")
+for r in board.itertuples():
+    if r.flagged:
+        notes.append(f"⚑ {r.entry}: {r.flagged} of {r.n} runs flagged: {r.issues}")
+    if not r.valid:
+        notes.append(f"✗ {r.entry}: invalid, {r.diverged} seeds diverged (more than 1)")
 for note in notes:
     st.caption(note)
 

@@ -13,11 +13,10 @@ suite = ui.pick_suite()
 dataset, model, metric, hib = ui.pick_metric(suite, key="pareto", with_all_models=True)
 cost_label = st.sidebar.radio("Cost axis", list(tables.COST_AXES), key="pareto_cost")
 log_x = st.sidebar.checkbox("Log scale for cost", value=cost_label.startswith("trainable"))
-scores = ui.filter_box(
-    ui.query(data.run_scores, suite, dataset, metric, model, "test", True), key="pareto_filter"
-)
+clauses = ui.filter_clauses(key="pareto_filter")
+board = ui.query(data.pareto, suite, dataset, metric, model, clauses)
 
-points = tables.pareto_points(scores, hib, tables.COST_AXES[cost_label])
+points = tables.pareto_points(board, hib, tables.COST_AXES[cost_label])
 points = points[points["cost"].notna()] if not points.empty else points
 if points.empty:
     st.info(f"No ok run with both `{metric}` and {cost_label} to plot.")

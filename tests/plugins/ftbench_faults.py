@@ -6,9 +6,9 @@ import time
 
 from pydantic import Field
 
+from harness.backends.sft.methods.base import METHODS, Method, MethodContext, MethodSetup
+from harness.backends.sft.methods.lora import Lora, LoraParams
 from harness.config import StrictModel
-from harness.methods.base import METHODS, Method, MethodContext, MethodSetup
-from harness.methods.lora import Lora, LoraParams
 
 
 @METHODS.register_instance("explode")
@@ -46,8 +46,8 @@ class Hang(Method):
 
 
 def _register_alignment_faults() -> None:
-    from harness.alignment.methods.base import ALIGN_METHODS
-    from harness.alignment.methods.ppo import Ppo
+    from harness.backends.alignment.methods.base import ALIGN_METHODS
+    from harness.backends.alignment.methods.ppo import Ppo
 
     @ALIGN_METHODS.register_instance("ppo_explode")
     class PpoExplode(Ppo):

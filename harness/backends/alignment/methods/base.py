@@ -1,0 +1,188 @@
+"""The alignment method interface, and what every policy method shares.
+
+A method trains one stage and scores it. Policy methods (start, ppo, dpo, kto) start from the same
+policy, need two upstream reward-model stages (the proxy they may optimise, and a separate judge
+that scores them), and are evaluated the same way; only `train_policy` differs between them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from harness.backends import Evaluation, Prepared, RunContext, Trained
+from harness.backends.alignment.stages import StageConfig, stage_spec
+from harness.backends.alignment.task import Partitions, opening
+from harness.backends.lora import DROPOUT_DEFAULT, LoraParams
+from harness.backends.trainer_args import trainer_kwargs
+from harness.config import StrictModel
+from harness.models import load_causal_lm
+from harness.registry import Registry
+
+
+@dataclass
+class AlignPrepared(Prepared):
+    tokenizer: Any = None
+    parts: Partitions | None = None
+    scorers: dict[str, Any] = field(default_factory=dict)  # role -> Scorer, loaded once a run
+
+    @property
+    def split_sizes(self) -> dict[str, int]:
+        return self.parts.split_sizes
+
+
+@dataclass
+class AlignContext:
+    """One phase of an alignment run: the run, what was prepared and the trainer callbacks."""
+
+    run: RunContext
+    prepared: AlignPrepared
+    callbacks: list = field(default_factory=list)  # progress, loss curve, NaN stop, state probe
+
+    @property
+    def spec(self) -> Any:
+        return self.run.spec
+
+    @property
+    def device(self) -> str:
+        return self.run.device
+
+    @property
+    def out_dir(self) -> Path:
+        return self.run.out_dir
+
+    @property
+    def curve(self) -> list[dict[str, Any]]:
+        return self.run.curve
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.prepared.tokenizer
+
+    @property
+    def parts(self) -> Partitions:
+        return self.prepared.parts
+
+    @property
+    def resolved(self) -> Any:
+        return self.prepared.resolved
+
+    def load_start(self) -> Any:
+        """The starting policy: the suite's model as it is (an instruct model)."""
+        return load_causal_lm(self.resolved).to(self.device)
+
+    def upstream_dir(self, role: str) -> Path:
+        from harness.backends.alignment.reward import upstream_dir
+
+        if not self.spec.upstream or role not in self.spec.upstream:
+            raise RuntimeError(f"{self.spec.label}: no upstream {role!r} run recorded on the spec")
+        return upstream_dir(self.out_dir, role, self.spec.upstream[role])
+
+    def trainer_args(self, **kwargs: Any) -> dict[str, Any]:
+        """The TrainingArguments every backend sets from the spec; alignment trainers never
+        checkpoint activations (their memory is not estimated, so no budget asks for it)."""
+        return {**trainer_kwargs(self.spec, self.out_dir, self.device),
+                "gradient_checkpointing": False, **kwargs}  # fmt: skip
+
+
+class AlignMethod:
+    Params: ClassVar[type[StrictModel]]
+
+    def upstream(self, spec: Any, params: Any) -> dict[str, Any]:
+        return {}
+
+    def train(self, ctx: AlignContext, params: Any) -> Trained:
+        raise NotImplementedError
+
+    def evaluate(self, ctx: AlignContext, params: Any, model: Any) -> Evaluation:
+        raise NotImplementedError
+
+
+ALIGN_METHODS: Registry[AlignMethod] = Registry("alignment method")
+register = ALIGN_METHODS.register_instance
+
+
+class PolicyParams(StrictModel):
+    reward: StageConfig = StageConfig()
+    judge: StageConfig = StageConfig(seed_offset=1000)
+    prompt_words: int = Field(8, ge=1)  # a prompt is a review's first words
+    max_new_tokens: int = Field(24, ge=1)
+    train_prompts: int | None = Field(None, ge=1)  # cap on policy prompts (the data budget)
+    eval_prompts: int | None = Field(None, ge=1)  # default: every held-out review
+    peft: Literal["lora", "full"] = "lora"
+    r: int = Field(8, ge=1)
+    alpha: float = Field(16.0, gt=0)
+
+
+def policy_lora(params: PolicyParams) -> Any:
+    if params.peft == "full":
+        return None
+    lora = LoraParams(r=params.r, alpha=params.alpha, dropout=DROPOUT_DEFAULT["alignment"])
+    return lora.peft_config("CAUSAL_LM")
+
+
+class PolicyMethod(AlignMethod):
+    Params: ClassVar[type[StrictModel]] = PolicyParams
+
+    def upstream(self, spec: Any, params: PolicyParams) -> dict[str, Any]:
+        if params.reward.seed_offset == params.judge.seed_offset:
+            raise ValueError("params.judge.seed_offset must differ from params.reward.seed_offset")
+        return {role: stage_spec(spec, role, getattr(params, role)) for role in ("reward", "judge")}
+
+    def train_policy(self, ctx: AlignContext, params: Any, proxy: Any) -> Trained:
+        """Train from the start policy; `proxy` is the reward model's Scorer."""
+        raise NotImplementedError
+
+    @staticmethod
+    def scorer(ctx: AlignContext, params: PolicyParams, role: str) -> Any:
+        """The finished `role` stage's reward model, loaded once per run."""
+        from harness.backends.alignment.reward import load_scorer
+
+        if role not in ctx.prepared.scorers:
+            stage = getattr(params, role)
+            batch = ctx.spec.training.eval_batch_size
+            model = stage.model or ctx.spec.model
+            ctx.prepared.scorers[role] = load_scorer(
+                model, ctx.upstream_dir(role), stage.max_length, batch, ctx.device
+            )
+        return ctx.prepared.scorers[role]
+
+    def train(self, ctx: AlignContext, params: PolicyParams) -> Trained:
+        if ctx.spec.upstream["reward"] == ctx.spec.upstream["judge"]:
+            raise AssertionError("the judge must be a different run than the reward model")
+        return self.train_policy(ctx, params, self.scorer(ctx, params, "reward"))
+
+    def evaluate(self, ctx: AlignContext, params: PolicyParams, model: Any) -> Evaluation:
+        from harness.backends.alignment.generation import evaluate_policy
+
+        proxy, judge = (self.scorer(ctx, params, role) for role in ("reward", "judge"))
+        held_out = ctx.parts.held_out[: params.eval_prompts]
+        prompts = [opening(r["text"], params.prompt_words) for r in held_out]
+        metrics = evaluate_policy(
+            model, ctx.load_start(), proxy, judge, ctx.tokenizer, prompts,
+            params.max_new_tokens, ctx.spec.seed, ctx.spec.training.eval_batch_size,
+        )  # fmt: skip
+        notes = {
+            "eval_prompts": len(prompts),
+            # different reviews can open with the same words: counted, not hidden
+            "eval_prompts_seen_in_training": len(set(prompts) & set(train_prompts(ctx, params))),
+            "eval_split": ctx.parts.held_out_split,
+            "sampling": "temperature 1.0, top_k 0, top_p 1.0; policy and start share the seed",
+        }
+        return Evaluation(metrics, notes=notes)
+
+
+def train_prompts(ctx: AlignContext, params: PolicyParams) -> list[str]:
+    """The policy partition's review openings: what every policy method trains on."""
+    policy = ctx.parts.policy[: params.train_prompts]
+    return [opening(r["text"], params.prompt_words) for r in policy]
+
+
+def timed_train(trainer: Any) -> float:
+    t0 = time.perf_counter()
+    trainer.train()
+    return time.perf_counter() - t0

@@ -1,0 +1,34 @@
+"""`kto`: Kahneman-Tversky Optimization (TRL KTOTrainer) on the same proxy-ranked samples as DPO,
+unpaired: the preferred sample of each prompt is `desirable`, the other `undesirable`."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from harness.backends.alignment.methods.base import PolicyParams, register
+from harness.backends.alignment.methods.preference_data import OfflinePreferenceMethod
+
+
+class KtoParams(PolicyParams):
+    beta: float = Field(0.1, gt=0)
+    desirable_weight: float = Field(1.0, gt=0)
+    undesirable_weight: float = Field(1.0, gt=0)
+
+
+@register("kto")
+class Kto(OfflinePreferenceMethod):
+    Params = KtoParams
+
+    def trainer(self, params: KtoParams):
+        from trl import KTOConfig, KTOTrainer
+
+        fields = {"beta": params.beta, "desirable_weight": params.desirable_weight,
+                  "undesirable_weight": params.undesirable_weight}  # fmt: skip
+        return KTOConfig, KTOTrainer, fields
+
+    def examples(self, rows):
+        return [
+            {"prompt": r["prompt"], "completion": r[key], "label": key == "chosen"}
+            for r in rows
+            for key in ("chosen", "rejected")
+        ]

@@ -1,0 +1,102 @@
+"""`ppo`: RLHF with PPO against the proxy reward model (TRL 1.12 `trl.experimental.ppo`).
+
+Pinned: TRL removed PPO in 1.13, so this is the only file that imports that module. The reward
+is the proxy scoring the decoded rollout (reward.text_reward), so the proxy may have another
+backbone than the policy. The value model is the policy's backbone with a fresh value head, trained
+fully; the policy is LoRA by default, its reference the same model with the adapter off (full
+FT: a frozen copy).
+One update = `batch_size` prompts rolled out; `max_steps` updates = max_steps x batch_size episodes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from harness.backends import Trained
+from harness.backends.alignment.methods.base import (
+    AlignContext,
+    PolicyMethod,
+    PolicyParams,
+    policy_lora,
+    register,
+    timed_train,
+    train_prompts,
+)
+
+LOGGED = ("objective/rlhf_reward", "objective/scores", "objective/kl", "loss/policy_avg",
+          "loss/value_avg", "policy/clipfrac_avg", "val/ratio")  # fmt: skip
+
+
+class PpoParams(PolicyParams):
+    kl_coef: float = Field(0.05, ge=0)
+    cliprange: float = Field(0.2, gt=0)
+    vf_coef: float = Field(0.1, ge=0)
+    ppo_epochs: int = Field(4, ge=1)
+    mini_batches: int = Field(1, ge=1)
+    kl_estimator: Literal["k1", "k3"] = "k1"
+    whiten_rewards: bool = False
+
+
+def _log_recorder(curve: list[dict[str, Any]]) -> Any:
+    from transformers import TrainerCallback
+
+    class PpoLog(TrainerCallback):
+        """PPO logs objectives, not a `loss`: keep its main curves."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            point = {k.replace("/", "_"): float(logs[k]) for k in LOGGED if k in (logs or {})}
+            if point:
+                curve.append({"step": state.global_step, **point})
+
+    return PpoLog()
+
+
+@register("ppo")
+class Ppo(PolicyMethod):
+    Params = PpoParams
+
+    def train_policy(self, ctx: AlignContext, params: PpoParams, proxy: Any) -> Trained:
+        from datasets import Dataset
+        from trl.experimental.ppo import PPOConfig, PPOTrainer
+
+        from harness.backends.alignment.reward import load_backbone, text_reward
+
+        t, tok = ctx.spec.training, ctx.tokenizer
+        prompts = train_prompts(ctx, params)
+        ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        on_gpu = ctx.device == "cuda"
+        config = PPOConfig(
+            output_dir=str(ctx.out_dir / "trainer"), per_device_train_batch_size=t.batch_size,
+            gradient_accumulation_steps=t.grad_accum,
+            total_episodes=t.max_steps * t.batch_size * t.grad_accum,
+            num_ppo_epochs=params.ppo_epochs, num_mini_batches=params.mini_batches,
+            learning_rate=t.learning_rate, response_length=params.max_new_tokens,
+            temperature=1.0, stop_token=None, missing_eos_penalty=None,
+            kl_coef=params.kl_coef, cliprange=params.cliprange, vf_coef=params.vf_coef,
+            kl_estimator=params.kl_estimator, whiten_rewards=params.whiten_rewards,
+            local_rollout_forward_batch_size=t.batch_size, num_sample_generations=0,
+            seed=ctx.spec.seed, data_seed=ctx.spec.seed, use_cpu=not on_gpu,
+            fp16=on_gpu and t.precision == "fp16", bf16=on_gpu and t.precision == "bf16",
+            gradient_checkpointing=False, logging_steps=1, save_strategy="no", report_to=[],
+            disable_tqdm=True, dataset_num_proc=None,
+        )  # fmt: skip
+        value = load_backbone(ctx.resolved, tok)  # the policy's backbone, a fresh value head
+        lora = policy_lora(params)
+        trainer = PPOTrainer(
+            args=config, processing_class=tok, model=ctx.load_start(),
+            ref_model=None if lora else ctx.load_start(), reward_model=text_reward(proxy, tok),
+            train_dataset=Dataset.from_dict({"input_ids": ids}), value_model=value,
+            callbacks=[*ctx.callbacks, _log_recorder(ctx.curve)], peft_config=lora,
+        )  # fmt: skip
+        train_s = timed_train(trainer)
+        episodes = config.num_total_batches * config.batch_size
+        mean_prompt = sum(len(i) for i in ids) / len(ids)
+        policy = trainer.policy_model  # the wrapper also holds the value model
+        return Trained(
+            policy, steps=config.num_total_batches, train_s=train_s,
+            # rollouts (prompt + response) are what PPO processes per episode
+            tokens=int(episodes * (mean_prompt + params.max_new_tokens)),
+            notes={"episodes": episodes, "prompts": len(prompts), "updates": config.num_total_batches},
+        )  # fmt: skip

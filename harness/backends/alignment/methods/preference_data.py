@@ -1,0 +1,86 @@
+"""On-policy preference data, and the training shared by the offline methods (DPO, KTO).
+
+For each policy prompt the starting policy samples two continuations (seeds s and s+1); the proxy
+reward model (the same one PPO optimises) ranks them: chosen = higher reward. So DPO/KTO see the
+same prompts, the same starting policy and the same preference signal as PPO; only the use of it
+differs (offline pairs vs online RL). Ties are dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.backends import Trained
+from harness.backends.alignment.generation import encode_prompts, sample, texts
+from harness.backends.alignment.methods.base import (
+    AlignContext,
+    PolicyMethod,
+    PolicyParams,
+    policy_lora,
+    timed_train,
+    train_prompts,
+)
+
+
+def ranked_pairs(ctx: AlignContext, params: PolicyParams, proxy: Any) -> tuple[list[dict], dict]:
+    tok = ctx.tokenizer
+    prompts = train_prompts(ctx, params)
+    prompt_ids = encode_prompts(tok, prompts)
+    start = ctx.load_start()
+    batch, seed = ctx.spec.training.eval_batch_size, ctx.spec.seed
+    a = sample(start, tok, prompt_ids, params.max_new_tokens, seed, batch)
+    b = sample(start, tok, prompt_ids, params.max_new_tokens, seed + 1, batch)
+    ra, rb = proxy.score(texts(tok, a)), proxy.score(texts(tok, b))
+    rows, margins = [], []
+    for i, prompt in enumerate(prompts):
+        if ra[i] == rb[i] or not a.response_ids[i] or not b.response_ids[i]:
+            continue
+        hi, lo = (a, b) if ra[i] > rb[i] else (b, a)
+        rows.append({
+            "prompt": prompt,
+            "chosen": tok.decode(hi.response_ids[i]),
+            "rejected": tok.decode(lo.response_ids[i]),
+        })  # fmt: skip
+        margins.append(abs(ra[i] - rb[i]))
+    notes = {
+        "pairs": len(rows),
+        "prompts": len(prompts),
+        "mean_reward_margin": sum(margins) / len(margins) if margins else None,
+        "pair_source": "2 samples of the start policy per prompt, ranked by the proxy reward model",
+    }
+    return rows, notes
+
+
+class OfflinePreferenceMethod(PolicyMethod):
+    """A TRL preference trainer run once over the proxy-ranked samples; a subclass says which
+    trainer, with which settings, on which examples."""
+
+    def trainer(self, params: Any) -> tuple[Any, Any, dict[str, Any]]:
+        """(config class, trainer class, method-specific config fields)."""
+        raise NotImplementedError
+
+    def examples(self, rows: list[dict[str, str]]) -> list[dict[str, Any]]:
+        return rows
+
+    def train_policy(self, ctx: AlignContext, params: Any, proxy: Any) -> Trained:
+        from datasets import Dataset
+
+        rows, notes = ranked_pairs(ctx, params, proxy)
+        examples = self.examples(rows)
+        if not examples:
+            raise ValueError("no preference data: every sampled pair tied under the proxy")
+        config_cls, trainer_cls, fields = self.trainer(params)
+        trainer = trainer_cls(
+            model=ctx.load_start(),
+            args=config_cls(
+                **ctx.trainer_args(), max_length=ctx.spec.training.max_length,
+                dataset_num_proc=None, include_num_input_tokens_seen="non_padding", **fields,
+            ),
+            train_dataset=Dataset.from_list(examples), processing_class=ctx.tokenizer,
+            peft_config=policy_lora(params), callbacks=ctx.callbacks,
+        )  # fmt: skip
+        train_s = timed_train(trainer)
+        return Trained(
+            trainer.model, steps=trainer.state.global_step, train_s=train_s,
+            tokens=int(trainer.state.num_input_tokens_seen), notes=notes,
+        )  # fmt: skip

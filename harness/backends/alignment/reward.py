@@ -1,0 +1,154 @@
+"""Reward models (proxy and judge): sequence classifiers with one output, saved as a LoRA adapter.
+
+A reward model scores decoded text with its own tokenizer, so its backbone need not be the
+policy's (PPO reaches it through `TextReward`). Causal backbones read texts without added special
+tokens (no EOS is appended in training either), encoders with theirs ([CLS] ... [SEP]).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.models import ResolvedModel
+from harness.result import read_result
+
+ADAPTER_DIR = "weights"
+HEADS = ("score", "classifier")  # the new output layer of decoder / encoder classifiers
+
+
+def load_backbone(resolved: ResolvedModel, tokenizer: Any) -> Any:
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        resolved.location, num_labels=1, **resolved.from_pretrained_kwargs()
+    )
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def head_modules(model: Any) -> list[str]:
+    return [name for name in HEADS if hasattr(model, name)]
+
+
+def upstream_dir(run_dir: Path, role: str, run_id: str) -> Path:
+    """The folder of a finished upstream run (results/runs/<run_id>, found from this run's
+    folder, which may also be a repro folder under results/repro/); a clear error when it did
+    not end `ok`."""
+    candidates = [base / "runs" / run_id for base in run_dir.parents] + [run_dir.parent / run_id]
+    folder = next((c for c in candidates if (c / "result.json").is_file()), candidates[-1])
+    result = read_result(folder)
+    status = result.status if result else "not run"
+    if status != "ok":
+        raise RuntimeError(
+            f"upstream {role} run {run_id} is {status}: run the suite (it runs stages first), "
+            f"or look at {folder}/result.json"
+        )
+    return folder
+
+
+def load_reward_model(resolved: ResolvedModel, tokenizer: Any, folder: Path) -> Any:
+    """A trained reward model: the backbone with its adapter (and head) merged in, frozen."""
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(load_backbone(resolved, tokenizer), folder / ADAPTER_DIR)
+    model = model.merge_and_unload()
+    model.eval().requires_grad_(False)
+    return model
+
+
+def encode(tokenizer: Any, texts: list[str], max_length: int) -> list[list[int]]:
+    special = tokenizer.cls_token is not None  # encoders pool [CLS]; decoders read raw text
+    return [
+        tokenizer(t, add_special_tokens=special, truncation=True, max_length=max_length)[
+            "input_ids"
+        ]
+        for t in texts
+    ]
+
+
+def score_ids(model: Any, pad_id: int, sequences: list[list[int]], batch_size: int) -> list[float]:
+    """Reward of each token sequence (right-padded; a decoder reads its last real token)."""
+    import torch
+
+    scores: list[float] = []
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(sequences), batch_size):
+            batch = sequences[start : start + batch_size]
+            width = max(len(s) for s in batch)
+            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for row, seq in enumerate(batch):
+                ids[row, : len(seq)] = torch.tensor(seq)
+                mask[row, : len(seq)] = 1
+            device = next(model.parameters()).device
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, 0]
+            scores += out.float().tolist()
+    return scores
+
+
+@dataclass
+class Scorer:
+    """A reward model with its own tokenizer, scoring plain texts."""
+
+    model: Any
+    tokenizer: Any
+    max_length: int
+    batch_size: int
+
+    def score(self, texts: list[str]) -> list[float]:
+        ids = encode(self.tokenizer, texts, self.max_length)
+        return score_ids(self.model, self.tokenizer.pad_token_id, ids, self.batch_size)
+
+    def pair_accuracy(self, pairs: list[tuple[str, str]]) -> float:
+        chosen = self.score([c for c, _ in pairs])
+        rejected = self.score([r for _, r in pairs])
+        return sum(c > r for c, r in zip(chosen, rejected, strict=True)) / len(pairs)
+
+
+def load_scorer(
+    model_spec: Any, folder: Path, max_length: int, batch_size: int, device: str
+) -> Scorer:
+    """The reward model of the finished stage in `folder` (trained on `model_spec`)."""
+    from harness.models import load_tokenizer, resolve_model
+
+    resolved = resolve_model(model_spec)
+    tokenizer = load_tokenizer(resolved)
+    model = load_reward_model(resolved, tokenizer, folder).to(device)
+    return Scorer(model, tokenizer, max_length, batch_size)
+
+
+def text_reward(scorer: Scorer, policy_tokenizer: Any) -> Any:
+    """`scorer` in the shape TRL's PPO calls a reward model: it runs
+    getattr(model, model.base_model_prefix)(input_ids=..., attention_mask=...) and reads
+    model.score(output.hidden_states[-1]) at the last response token. Here the backbone decodes
+    the policy's token ids and scores the text; every position carries the sequence's reward."""
+    import torch
+    from transformers.modeling_outputs import BaseModelOutput
+
+    class Decode(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.reward = scorer.model  # a submodule, so .to(device) moves it
+
+        def forward(self, input_ids, attention_mask, **kwargs):
+            rows = [
+                ids[mask.bool()].tolist()
+                for ids, mask in zip(input_ids, attention_mask, strict=True)
+            ]
+            text = [policy_tokenizer.decode(r, skip_special_tokens=True) for r in rows]
+            reward = torch.tensor(scorer.score(text), device=input_ids.device)
+            hidden = reward[:, None, None].expand(*input_ids.shape, 1)
+            return BaseModelOutput(last_hidden_state=hidden, hidden_states=(hidden,))
+
+    class TextReward(torch.nn.Module):
+        base_model_prefix = "decode"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.decode = Decode()
+            self.score = torch.nn.Identity()
+
+    return TextReward().eval().requires_grad_(False)

@@ -1,0 +1,165 @@
+"""The phases of an SFT run: the method loads the model (and may hand over a PEFT config), TRL's
+SFTTrainer trains it on the task's prompt/completion pairs, the task scores it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from harness import checks
+from harness.backends import BACKENDS, Backend, Evaluation, Prepared, RunContext, Trained
+from harness.backends.sft.methods import METHODS, MethodContext, MethodSetup
+from harness.backends.sft.methods.base import load_dtype
+from harness.backends.trainer_args import trainer_kwargs
+from harness.data import load_splits
+from harness.models import load_tokenizer, resolve_model
+from harness.registry import Registry
+from harness.tasks import TASKS, Record
+
+
+@dataclass
+class SftPrepared(Prepared):
+    task: Any = None
+    tokenizer: Any = None
+    setup: MethodSetup | None = None
+    eval_records: list[Record] | None = None
+
+
+def keep_trained_params_fp32(model: Any, precision: str) -> int:
+    """TRL 1.12's SFTTrainer casts the adapters of a quantized model to bf16 (the QLoRA paper's
+    choice). A T4 has no bf16 and CPU runs are fp32: unless the run itself is bf16, trained
+    parameters go back to fp32 (what fp16 mixed precision needs for its master weights) before
+    the optimizer is built. Returns how many tensors were cast."""
+    import torch
+
+    if precision == "bf16":
+        return 0
+    cast = 0
+    for param in model.parameters():
+        if param.requires_grad and param.dtype == torch.bfloat16:
+            param.data = param.data.float()
+            cast += 1
+    return cast
+
+
+def _sft_config(run: RunContext):
+    from trl import SFTConfig
+
+    spec = run.spec
+    # TRL's loss: None keeps TRL's default (chunked_nll); the memory estimator models both.
+    optional = {"loss_type": spec.training.loss_type} if spec.training.loss_type else {}
+    return SFTConfig(
+        **trainer_kwargs(spec, run.out_dir, run.device),
+        **optional,
+        max_length=spec.training.max_length,
+        include_num_input_tokens_seen="non_padding",
+        dataset_num_proc=None,
+    )
+
+
+@BACKENDS.register_instance("sft")
+class SftBackend(Backend):
+    """Causal LMs trained with TRL's SFTTrainer and scored by their task."""
+
+    @property
+    def methods(self) -> Registry[Any]:
+        return METHODS
+
+    def estimate_memory(self, spec, device="cuda"):
+        from harness.backends.sft import memory
+        from harness.memory.estimate import cached_estimate
+        from harness.models.architectures import architecture_config
+
+        source, config = architecture_config(spec.model)
+        method = METHODS.get(spec.method)
+        params = method.Params.model_validate(spec.params)
+        key = [config.to_dict(), spec.method, spec.params, spec.training.model_dump(), device]
+        return cached_estimate(
+            key,
+            memory.code_files(method),
+            lambda: memory.estimate(
+                config, method, params, spec.training, device=device, architecture=source
+            ),
+        )
+
+    def prepare(self, run: RunContext) -> SftPrepared:
+        from harness.models.architectures import architecture_config
+
+        spec = run.spec
+        resolved = resolve_model(spec.model)
+        tokenizer = load_tokenizer(resolved)
+        splits = load_splits(spec.dataset)
+        context = MethodContext(
+            resolved,
+            tokenizer,
+            run.device,
+            weights_dtype=load_dtype(run.method, run.device, spec.training.precision),
+            random_config=architecture_config(spec.model)[1] if spec.model.systems_only else None,
+        )
+        setup = run.method.setup(context, run.params)
+        return SftPrepared(
+            model=setup.model,
+            resolved=resolved,
+            splits=splits,
+            data_checks=checks.tokenizer_checks(tokenizer),
+            notes=setup.notes,
+            weights_dtype=context.weights_dtype,
+            task=TASKS.get(spec.dataset.task),
+            tokenizer=tokenizer,
+            setup=setup,
+            eval_records=splits.as_dict()[run.split],
+        )
+
+    def train(self, run: RunContext, prepared: SftPrepared, callbacks: list) -> Trained:
+        from datasets import Dataset
+        from trl import SFTTrainer
+
+        spec, task, tokenizer = run.spec, prepared.task, prepared.tokenizer
+        model, max_length = prepared.model, spec.training.max_length
+        if not run.method.trains:
+            return Trained(model)
+        if spec.training.max_steps == 0:
+            model.requires_grad_(False)
+            return Trained(model)
+        examples = [task.to_example(r, tokenizer, max_length) for r in prepared.splits.train]
+        trainer = SFTTrainer(
+            model=model,
+            args=_sft_config(run),
+            train_dataset=Dataset.from_list(examples),
+            processing_class=tokenizer,
+            peft_config=prepared.setup.peft_config,
+            callbacks=callbacks,
+        )
+        if len(trainer.train_dataset) == 0:
+            raise ValueError("no training example survived tokenization: raise training.max_length")
+        notes = {}
+        recast = keep_trained_params_fp32(trainer.model, spec.training.precision)
+        if recast:
+            notes["trained_params_recast_to_fp32"] = recast
+        shortened = [
+            e != task.to_example(r, tokenizer, checks.UNLIMITED)
+            for e, r in zip(examples, prepared.splits.train, strict=True)
+        ]
+        prepared.data_checks.update(
+            checks.example_checks(
+                tokenizer, examples, shortened, trainer.train_dataset, trainer.data_collator,
+                max_length,
+            )
+        )  # fmt: skip
+        t0 = time.perf_counter()
+        trainer.train()
+        return Trained(
+            trainer.model,
+            steps=trainer.state.global_step,
+            train_s=time.perf_counter() - t0,
+            tokens=int(trainer.state.num_input_tokens_seen),
+            notes=notes,
+        )
+
+    def evaluate(self, run, prepared: SftPrepared, model, *, intermediate=False) -> Evaluation:
+        t = run.spec.training
+        metrics = prepared.task.evaluate(
+            model, prepared.tokenizer, prepared.eval_records, t.max_length, t.eval_batch_size
+        )
+        return Evaluation(metrics)

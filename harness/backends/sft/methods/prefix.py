@@ -1,0 +1,30 @@
+"""Prefix tuning: trainable key/value prefixes in every attention layer (PEFT)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from harness.backends.sft.methods.base import Method, MethodContext, MethodSetup, register
+from harness.config import StrictModel
+
+
+class PrefixParams(StrictModel):
+    num_virtual_tokens: int = Field(16, ge=1)
+    projection: bool = False  # reparameterise the prefix through an MLP (the paper's trick)
+    encoder_hidden_size: int = Field(256, ge=1)
+
+
+@register("prefix")
+class PrefixTuning(Method):
+    Params = PrefixParams
+
+    def setup(self, ctx: MethodContext, params: PrefixParams) -> MethodSetup:
+        from peft import PrefixTuningConfig
+
+        config = PrefixTuningConfig(
+            task_type="CAUSAL_LM",
+            num_virtual_tokens=params.num_virtual_tokens,
+            prefix_projection=params.projection,
+            encoder_hidden_size=params.encoder_hidden_size,
+        )
+        return MethodSetup(ctx.load_model(), peft_config=config)

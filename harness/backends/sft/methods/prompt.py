@@ -1,0 +1,40 @@
+"""Prompt tuning: trainable virtual-token embeddings prepended to the input (PEFT)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from harness.backends.sft.methods.base import Method, MethodContext, MethodSetup, register
+from harness.config import StrictModel
+
+
+class PromptParams(StrictModel):
+    num_virtual_tokens: int = Field(16, ge=1)
+    init: Literal["random", "text"] = "text"
+    init_text: str | None = "Classify the sentiment of this movie review as positive or negative."
+
+    @model_validator(mode="after")
+    def _text_given(self) -> PromptParams:
+        if self.init == "text" and not self.init_text:
+            raise ValueError("init: text needs init_text")
+        return self
+
+
+@register("prompt")
+class PromptTuning(Method):
+    Params = PromptParams
+
+    def setup(self, ctx: MethodContext, params: PromptParams) -> MethodSetup:
+        from peft import PromptTuningConfig, PromptTuningInit
+
+        text_init = params.init == "text"
+        config = PromptTuningConfig(
+            task_type="CAUSAL_LM",
+            num_virtual_tokens=params.num_virtual_tokens,
+            prompt_tuning_init=PromptTuningInit.TEXT if text_init else PromptTuningInit.RANDOM,
+            prompt_tuning_init_text=params.init_text if text_init else None,
+            tokenizer_name_or_path=ctx.resolved.location if text_init else None,
+        )
+        return MethodSetup(ctx.load_model(), peft_config=config)

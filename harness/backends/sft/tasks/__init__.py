@@ -1,0 +1,25 @@
+"""Tasks the SFT backend trains: each turns a record into a prompt/completion pair and scores a
+model on records. Each file registers one task in harness.tasks.TASKS (imported here)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from harness.registry import import_submodules
+from harness.tasks import Record, Task
+
+
+class SftTask(Task):
+    backend: ClassVar[str] = "sft"
+
+    def to_example(self, record: Record, tokenizer: Any, max_length: int) -> dict[str, str]:
+        """A prompt/completion pair (plain text, chat template already applied) for SFT."""
+        raise NotImplementedError
+
+    def evaluate(
+        self, model: Any, tokenizer: Any, records: list[Record], max_length: int, batch_size: int
+    ) -> dict[str, float]:
+        raise NotImplementedError
+
+
+import_submodules(__name__)

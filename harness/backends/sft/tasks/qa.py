@@ -1,0 +1,43 @@
+"""Question -> answer SFT, scored by held-out completion loss and perplexity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.backends.sft.tasks import SftTask
+from harness.backends.sft.tasks.prompting import (
+    completion_text,
+    format_prompt,
+    score_completions,
+    truncate_tokens,
+)
+from harness.metrics import EVAL_LOSS, PERPLEXITY, perplexity
+from harness.tasks import TASKS, Record
+
+SYSTEM = "You are a helpful assistant. Answer the question briefly."
+
+
+@TASKS.register_instance("qa")
+class QuestionAnswer(SftTask):
+    record_fields = ("question", "answer")
+    split_key = "question"
+    metrics = (EVAL_LOSS, PERPLEXITY)
+    primary_metric = "perplexity"
+
+    def to_example(self, record: Record, tokenizer: Any, max_length: int) -> dict[str, str]:
+        question = truncate_tokens(tokenizer, record["question"], max_length // 2)
+        answer = truncate_tokens(tokenizer, record["answer"], max_length // 3)
+        return {
+            "prompt": format_prompt(tokenizer, SYSTEM, question),
+            "completion": completion_text(tokenizer, answer),
+        }
+
+    def evaluate(
+        self, model: Any, tokenizer: Any, records: list[Record], max_length: int, batch_size: int
+    ) -> dict[str, float]:
+        examples = [self.to_example(r, tokenizer, max_length) for r in records]
+        scores = score_completions(
+            model, tokenizer, [(e["prompt"], e["completion"]) for e in examples], batch_size
+        )
+        mean_nll = sum(s.nll for s in scores) / sum(s.n_tokens for s in scores)
+        return {"eval_loss": mean_nll, "perplexity": perplexity(mean_nll)}

@@ -1,0 +1,39 @@
+"""The Hugging Face TrainingArguments fields every backend sets the same way from a run's spec.
+
+TRL's trainers (SFT, reward, DPO, KTO) and sentence-transformers' trainer all take these; each
+backend adds only what is its own (max_length, a batch sampler, a preference loss's beta).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def trainer_kwargs(spec: Any, out_dir: Path, device: str) -> dict[str, Any]:
+    t = spec.training
+    on_gpu = device == "cuda"
+    return {
+        "output_dir": str(out_dir / "trainer"),
+        "max_steps": t.max_steps,
+        "per_device_train_batch_size": t.batch_size,
+        "gradient_accumulation_steps": t.grad_accum,
+        "learning_rate": t.learning_rate,
+        "weight_decay": t.weight_decay,
+        "warmup_steps": t.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
+        "lr_scheduler_type": t.lr_scheduler,
+        "optim": t.optimizer,
+        "logging_steps": t.logging_steps,
+        "seed": spec.seed,
+        "data_seed": spec.seed,
+        # Mixed precision only where the hardware has it; CPU runs in fp32 (recorded). TRL's
+        # configs default to bf16=True, which on a CPU without bf16 units runs ~18x slower.
+        "fp16": on_gpu and t.precision == "fp16",
+        "bf16": on_gpu and t.precision == "bf16",
+        "use_cpu": not on_gpu,
+        "gradient_checkpointing": t.gradient_checkpointing,
+        "logging_nan_inf_filter": False,  # the default hides a NaN loss; divergence must be seen
+        "save_strategy": "no",
+        "report_to": [],
+        "disable_tqdm": True,
+    }

@@ -1,0 +1,128 @@
+"""How good is the memory estimator? Predicted against measured, for the runs in DuckDB.
+
+GPU runs: predicted peak vs CUDA max allocated, and whether the fit / no-fit verdict for the
+16 GB T4 budget was right (an `oom` under the cap counts as "did not fit"). CPU runs: the terms
+that are exact on any device - weights, gradients, optimizer state, measured after the first
+optimizer step - against the estimator's fp32 CPU prediction; activations are a GPU question.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.memory.profile import T4_USABLE_GB
+from harness.store import connect
+
+T4_LIMIT_BYTES = int(T4_USABLE_GB * 1e9)
+TARGET_ERROR = 0.10  # the estimator's target: within ±10% of the measured peak
+STATE_TERMS = {  # measured state_bytes key -> estimate parts summed for it
+    "weights": ("weights_frozen", "weights_trainable", "quant_constants"),
+    "gradients": ("gradients",),
+    "optimizer": ("optimizer",),
+}
+
+QUERY = """
+SELECT r.run_id, r.suite, r.method_key, r.model_key, r.status, r.peak_mem_kind,
+       r.cuda_max_allocated, r.cuda_max_reserved, m.cuda_cap_bytes, m.estimate, m.measured_state
+FROM runs r JOIN memory m USING (run_id)
+WHERE ($suite IS NULL OR r.suite = $suite) AND r.status IN ('ok', 'oom')
+ORDER BY r.suite, r.method_key, r.model_key
+"""
+
+
+@dataclass
+class Row:
+    run_id: str
+    label: str
+    kind: str  # "gpu peak" or a CPU state term
+    predicted: int
+    measured: int | None
+    verdict_ok: bool | None = None  # GPU rows only
+
+    @property
+    def error(self) -> float | None:
+        if not self.measured:
+            return None
+        return (self.predicted - self.measured) / self.measured
+
+
+def _parts(estimate: dict[str, Any], device: str) -> dict[str, int] | None:
+    return (estimate.get(device) or {}).get("parts")
+
+
+def collect(db_path: Path | str, suite: str | None = None) -> list[Row]:
+    with connect(db_path, read_only=True) as con:
+        records = con.execute(QUERY, {"suite": suite}).fetchall()
+    rows: list[Row] = []
+    for (run_id, suite_name, method, model, status, kind, allocated, _reserved, _cap,
+         estimate_json, state_json) in records:  # fmt: skip
+        estimate = json.loads(estimate_json or "{}")
+        label = f"{suite_name}·{method}·{model}"
+        gpu = _parts(estimate, "cuda")
+        if kind == "cuda_max_allocated" and gpu:
+            measured_fits = status == "ok" and allocated <= T4_LIMIT_BYTES
+            predicted_fits = gpu["total"] <= T4_LIMIT_BYTES
+            rows.append(
+                Row(run_id, label, "gpu peak", gpu["total"], allocated if status == "ok" else None,
+                    predicted_fits == measured_fits)
+            )  # fmt: skip
+        cpu = _parts(estimate, "cpu")
+        state = json.loads(state_json) if state_json else None
+        if cpu and state:
+            measured = {
+                "weights": state["weights_frozen"] + state["weights_trainable"],
+                "gradients": state["gradients"],
+                "optimizer": state["optimizer"],
+            }
+            for term, keys in STATE_TERMS.items():
+                predicted = sum(cpu.get(k, 0) for k in keys)
+                if predicted or measured[term]:
+                    rows.append(Row(run_id, label, f"cpu {term}", predicted, measured[term]))
+    return rows
+
+
+def summarize(rows: list[Row]) -> dict[str, Any]:
+    errors = [abs(r.error) for r in rows if r.error is not None]
+    verdicts = [r.verdict_ok for r in rows if r.verdict_ok is not None]
+    return {
+        "compared": len(errors),
+        "mean_abs_error_pct": 100 * sum(errors) / len(errors) if errors else None,
+        "within_10pct": sum(e <= TARGET_ERROR for e in errors),
+        "gpu_verdicts": len(verdicts),
+        "gpu_verdicts_right": sum(verdicts),
+    }
+
+
+def format_rows(rows: list[Row]) -> str:
+    header = (
+        f"{'run':16s} {'what':15s} {'predicted MB':>13s} {'measured MB':>12s} {'error':>8s}  label"
+    )
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        measured = f"{r.measured / 1e6:12.1f}" if r.measured is not None else f"{'(oom)':>12s}"
+        error = f"{100 * r.error:+7.1f}%" if r.error is not None else f"{'-':>8s}"
+        verdict = (
+            "" if r.verdict_ok is None else (" verdict ok" if r.verdict_ok else " VERDICT WRONG")
+        )
+        lines.append(
+            f"{r.run_id:16s} {r.kind:15s} {r.predicted / 1e6:13.1f} {measured} {error}  {r.label}{verdict}"
+        )
+    s = summarize(rows)
+    if s["compared"]:
+        lines.append(
+            f"\n{s['compared']} comparisons: mean |error| {s['mean_abs_error_pct']:.2f}%, "
+            f"{s['within_10pct']} within ±10%"
+        )
+    if s["gpu_verdicts"]:
+        lines.append(
+            f"T4 (15 GB) fit/no-fit verdicts right: {s['gpu_verdicts_right']} of {s['gpu_verdicts']}"
+        )
+    else:
+        lines.append(
+            "no GPU runs in this database: peaks incl. activations need a CUDA machine "
+            "(CPU rows check weights, gradients and optimizer state only)"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,39 @@
+"""The DuckDB store: schema (with schema_version), ingest of finished runs, the leaderboard.
+
+- schema.py   tables, migrations, connections, the result tables backends declare
+- ingest.py   a finished run in one transaction; suites, tuning studies, repro checks
+- queries.py  the provenance gate, per-run scores and the one leaderboard computation
+- export.py   `ftbench export`
+"""
+
+from harness.store.export import export
+from harness.store.ingest import (
+    ingest,
+    ingest_expected_best,
+    ingest_trials,
+    record_repro,
+    record_suite,
+)
+from harness.store.queries import (
+    SYSTEMS_ONLY_SPLIT,
+    leaderboard,
+    query_result_table,
+    repro_history,
+    run_issues,
+    run_scores,
+    summarize,
+)
+from harness.store.schema import (
+    DEFAULT_DB,
+    SCHEMA_VERSION,
+    SchemaMismatchError,
+    connect,
+    open_connection,
+)
+
+__all__ = [
+    "DEFAULT_DB", "SCHEMA_VERSION", "SYSTEMS_ONLY_SPLIT", "SchemaMismatchError", "connect",
+    "export", "ingest", "ingest_expected_best", "ingest_trials", "leaderboard", "open_connection",
+    "query_result_table", "record_repro", "record_suite", "repro_history", "run_issues",
+    "run_scores", "summarize",
+]  # fmt: skip
