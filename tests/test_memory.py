@@ -116,7 +116,7 @@ def test_activations_of_full_finetuning_match_the_hand_sum():
     "method,params",
     [("full", {}), ("freeze", {"n_layers": 1, "train_head": False}), ("lora", {"r": 4}),
      ("ia3", {}), ("prompt", {"num_virtual_tokens": 4, "init": "random"}),
-     ("prefix", {"num_virtual_tokens": 4})],
+     ("prefix", {"num_virtual_tokens": 4}), ("ln_tuning", {})],
 )  # fmt: skip
 def test_traced_activations_equal_what_a_real_cpu_forward_saves(method, params):
     """The estimator traces fake tensors; a real model set up by the same method, measured with

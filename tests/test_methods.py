@@ -39,6 +39,7 @@ CASES = [
     ("prefix", {"num_virtual_tokens": 4}, r"prompt_encoder"),
     ("qlora", {"r": 4}, r"lora_[AB]"),
     ("freeze", {"n_layers": 1, "train_head": False}, r"^model\.(layers\.1\.|norm\.)"),
+    ("ln_tuning", {}, r"norm.*\.ln_tuning_layers\."),
 ]
 
 
