@@ -32,27 +32,29 @@ def shared_with_train(splits: dict[str, list[dict[str, str]]], field: str) -> di
 def split_overlap(
     splits: dict[str, list[dict[str, str]]], key_field: str, group_fields: tuple[str, ...] = ()
 ) -> dict[str, Any]:
-    """How many validation/test inputs also occur in train: exactly, and after normalizing case
-    and whitespace (`near`, recorded but not flagged); and for each group field (values that keep
-    records together, e.g. a retrieval positive) how many evaluation records share one with train.
-    Splits are made leak-free (data.make_splits raises on the same exact overlap), so anything
-    but 0 here means a data source or split bug."""
-    train_norm = {_normalize(r[key_field]) for r in splits.get("train", [])}
-    shared = shared_with_train(splits, key_field)
-    out: dict[str, Any] = {"key_field": key_field, "overlap": {}, "near_overlap": {}}
-    for name in ("validation", "test"):
-        keys = [r[key_field] for r in splits.get(name, [])]
-        out["overlap"][name] = sum(k in shared[name] for k in keys)
-        out["near_overlap"][name] = sum(_normalize(k) in train_norm for k in keys)
+    """How many validation/test records share their input with train: exactly (`overlap`), and
+    after normalizing case and whitespace (`near_overlap`, recorded but not flagged); and for each
+    group field (values that keep records together, e.g. a retrieval positive) how many share that
+    value (`group_overlap`). Splits are made leak-free (data.make_splits raises on the same exact
+    overlap), so anything but 0 here means a data source or split bug."""
+    out: dict[str, Any] = {
+        "key_field": key_field,
+        "overlap": _shared_records(splits, key_field),
+        "near_overlap": _shared_records(splits, key_field, _normalize),
+    }
     if group_fields:
-        out["group_overlap"] = {}
-        for field in group_fields:
-            common = shared_with_train(splits, field)
-            out["group_overlap"][field] = {
-                name: sum(r[field] in common[name] for r in splits.get(name, []))
-                for name in ("validation", "test")
-            }
+        out["group_overlap"] = {f: _shared_records(splits, f) for f in group_fields}
     return out
+
+
+def _shared_records(
+    splits: dict[str, list[dict[str, str]]], field: str, key: Any = lambda value: value
+) -> dict[str, int]:
+    train = {key(r[field]) for r in splits.get("train", [])}
+    return {
+        name: sum(key(r[field]) in train for r in splits.get(name, []))
+        for name in ("validation", "test")
+    }
 
 
 def truncation_share(lengths: Iterable[int], max_length: int) -> float | None:

@@ -130,13 +130,11 @@ def execute(
             train_s=trained.train_s,
             eval_s=eval_s,
             total_s=time.perf_counter() - started,
-        ),  # fmt: skip
+        ),
         params=count_params(trained.model),
         memory=_memory(spec, device, prepared, probe),
         train_tokens=trained.tokens,
-        tokens_per_s=trained.tokens / trained.train_s
-        if trained.tokens and trained.train_s
-        else None,
+        tokens_per_s=_per_second(trained.tokens, trained.train_s),
         artifact_bytes=artifact_bytes,
         precision_effective=spec.training.precision if device == "cuda" else "fp32",
         split_sizes=prepared.split_sizes,
@@ -145,7 +143,7 @@ def execute(
             **trained.notes,
             **evaluation.notes,
             **({"upstream": spec.upstream} if spec.upstream else {}),
-        },  # fmt: skip
+        },
         data_checks=_data_checks(spec, prepared),
         intermediate=reporter.intermediate if reporter else None,
         tables=evaluation.tables or None,
@@ -164,6 +162,10 @@ def execute(
         meta_info=meta,
     )
     return Finished(result, trained.model)
+
+
+def _per_second(amount: int | None, seconds: float) -> float | None:
+    return amount / seconds if amount and seconds > 0 else None
 
 
 def early_stop(curve: list[dict[str, Any]], reporter: Any, spec: RunSpec) -> tuple[str, str | None]:
