@@ -9,7 +9,7 @@ FTBENCH := $(PY) -m harness  # probes the hub once (2 s) and goes offline when u
 # Tuning targets default to the tuning smoke suite unless suite= is given.
 tune_suite = $(if $(filter command line,$(origin suite)),$(suite),tune_smoke)
 
-.PHONY: setup bench tune bench-pruning plan memcheck bench-memory dashboard repro lock test test-fast lint format validate show clean
+.PHONY: setup bench tune bench-pruning bench-overhead plan memcheck bench-memory dashboard repro lock test test-fast lint format validate show clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ tune: $(STAMP)
 # The tuning suite with and without its pruner; prints compute and best-score ratios.
 bench-pruning: $(STAMP)
 	$(PY) benchmarks/pruning.py suites/$(tune_suite).yaml
+
+# One SFT cell (default: smoke's lora) through the harness and through a bare PyTorch + PEFT
+# loop, alternating; prints steady-state tokens/s of each, their ratio, and the harness's fixed cost.
+bench-overhead: $(STAMP)
+	$(PY) benchmarks/overhead.py suites/$(suite).yaml $(if $(only),--only $(only))
 
 # Predicted peak GPU memory of each run against the suite's budget (nothing runs), and how the
 # predictions compare with what the runs in DuckDB measured.

@@ -80,6 +80,12 @@ def result(
             memory=_memory(peak_mem_bytes, mem_kind),
             train_tokens=5000,
             tokens_per_s=tokens_per_s,
+            speed=(
+                {"steady_tokens_per_s": tokens_per_s, "steady_samples_per_s": tokens_per_s / 50,
+                 "time_to_first_step_s": 3.0, "step_s": [train_s / curve_steps] * curve_steps}
+                if tokens_per_s
+                else None
+            ),  # fmt: skip
             artifact_bytes=123_456,
             precision_effective="fp16" if mem_kind.startswith("cuda") else "fp32",
             notes={"synthetic": True},

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import checks, determinism, provenance
+from harness import checks, determinism, provenance, speed
 from harness.backends import Evaluation, Prepared, RunContext, backend_for
 from harness.memory import measure
 from harness.result import Memory, ParamCounts, RunInfo, RunResult, Timings, TrainInfo, now
@@ -98,9 +98,11 @@ def execute(
 
         reporter = TrialReporter(spec.trial, score)
     probe = measure.state_probe()
+    # The timer last: a step's time then holds every other callback's work for that step.
+    timer = speed.step_timer(spec.training.batch_size * spec.training.grad_accum)
     callbacks = [
         *curve_callbacks(run.curve, progress_path), probe, *([reporter] if reporter else []),
-        *(extra_callbacks or []),
+        *(extra_callbacks or []), timer,
     ]  # fmt: skip
     trained = backend.train(run, prepared, callbacks)
 
@@ -135,6 +137,7 @@ def execute(
         memory=_memory(spec, device, prepared, probe),
         train_tokens=trained.tokens,
         tokens_per_s=_per_second(trained.tokens, trained.train_s),
+        speed=timer.summary(),
         artifact_bytes=artifact_bytes,
         precision_effective=spec.training.precision if device == "cuda" else "fp32",
         split_sizes=prepared.split_sizes,

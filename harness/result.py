@@ -101,7 +101,8 @@ class TrainInfo(_Model):
     params: ParamCounts | None = None
     memory: Memory | None = None
     train_tokens: int | None = None
-    tokens_per_s: float | None = None
+    tokens_per_s: float | None = None  # over the whole training time (train_tokens / train_s)
+    speed: dict[str, Any] | None = None  # per-step times, steady state (harness/speed.py)
     artifact_bytes: int | None = None
     precision_effective: str | None = None
     split_sizes: dict[str, int] | None = None

@@ -308,7 +308,7 @@ def test_run_detail_page_shows_an_ok_run(fixture_db, monkeypatch):
     run_id = run_id_of("lora", "tiny", 1)
     at = open_page(fixture_db, "run", monkeypatch, run=run_id)
     assert at.dataframe[0].value.set_index("name").loc["accuracy", "value"] == pytest.approx(0.82)
-    assert len(at.get("vega_lite_chart")) == 3  # loss, learning_rate, grad_norm
+    assert len(at.get("vega_lite_chart")) == 4  # loss, learning_rate, grad_norm, step_s
     assert f"results/runs/{run_id}/result.json" in texts(at)
     assert [m.label for m in at.metric][:2] == ["Peak memory", "Train"]
     at = open_page(fixture_db, "run", monkeypatch, run=run_id_of("prompt", "tiny", 0))

@@ -85,7 +85,12 @@ st.dataframe(
             "none); a CPU RSS peak says nothing about a GPU",
         ),
         "train_s": st.column_config.NumberColumn("train s", format="%.1f"),
-        "tokens_per_s": st.column_config.NumberColumn("tokens/s", format="%.0f"),
+        "tokens_per_s": st.column_config.NumberColumn(
+            "tokens/s", format="%.0f", help="steady state: after the warm-up steps"
+        ),
+        "samples_per_s": st.column_config.NumberColumn(
+            "samples/s", format="%.1f", help="steady state: after the warm-up steps"
+        ),
         "runs": st.column_config.NumberColumn("runs", help="all runs, whatever their status"),
         "not_ok": st.column_config.TextColumn("not ok", help="runs by status, other than ok"),
     },

@@ -87,7 +87,11 @@ cols[0].caption(run.get("peak_mem_kind") or "kind unknown")
 cols[1].metric("Train", _num(run.get("train_s"), ".1f", " s"))
 cols[2].metric("Eval", _num(run.get("eval_s"), ".1f", " s"))
 cols[3].metric("Total", _num(run.get("total_s"), ".1f", " s"))
-cols[4].metric("Tokens/s", _num(run.get("tokens_per_s"), ".0f"))
+cols[4].metric(
+    "Tokens/s",
+    _num(run.get("steady_tokens_per_s"), ".0f"),
+    help="steady state, after the warm-up steps (the run's step_s curve shows every step)",
+)
 cols[5].metric("Trainable", _num(run.get("trainable_pct"), ".4f", " %"))
 cols[5].caption(
     f"{_num(run.get('trainable_params'), ',.0f')} of {_num(run.get('total_params'), ',.0f')}"

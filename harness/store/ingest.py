@@ -29,24 +29,32 @@ def ingest(
         result = RunResult.model_validate(result)
     spec, info, meta, run_id = result.spec, result.train_info, result.meta_info, result.run_id
     timings, params = info.timings or Timings(), info.params or ParamCounts()
-    memory = info.memory or Memory()
+    memory, fast = info.memory or Memory(), info.speed or {}
     task = spec["dataset"]["task"]
     headline = spec["dataset"].get("metric") or (
         TASKS.get(task).primary_metric if task in TASKS else None
     )
-    run_row = [
-        run_id, spec["suite"], spec["suite_version"], spec["method_key"], spec["method"],
-        spec["model_key"], spec["dataset_key"], task, spec["seed"],
-        info.status, info.reason, info.traceback, headline, json.dumps(spec),
-        result.run_info.started_at, result.run_info.finished_at,
-        timings.load_s, timings.train_s, timings.eval_s, timings.total_s,
-        params.trainable_params, params.total_params, params.trainable_pct,
-        memory.peak_mem_bytes, memory.peak_mem_kind, memory.cuda_max_allocated,
-        memory.cuda_max_reserved, info.train_tokens, info.tokens_per_s, info.artifact_bytes,
-        info.precision_effective, json.dumps(info.notes or {}),
-        str(result_path) if result_path else None,
-        _origin(spec), (spec.get("tuned") or {}).get("trials"),
-    ]  # fmt: skip
+    run = {
+        "run_id": run_id, "suite": spec["suite"], "suite_version": spec["suite_version"],
+        "method_key": spec["method_key"], "method": spec["method"],
+        "model_key": spec["model_key"], "dataset_key": spec["dataset_key"], "task": task,
+        "seed": spec["seed"], "status": info.status, "reason": info.reason,
+        "traceback": info.traceback, "headline_metric": headline, "config": json.dumps(spec),
+        "started_at": result.run_info.started_at, "finished_at": result.run_info.finished_at,
+        "load_s": timings.load_s, "train_s": timings.train_s, "eval_s": timings.eval_s,
+        "total_s": timings.total_s, "trainable_params": params.trainable_params,
+        "total_params": params.total_params, "trainable_pct": params.trainable_pct,
+        "peak_mem_bytes": memory.peak_mem_bytes, "peak_mem_kind": memory.peak_mem_kind,
+        "cuda_max_allocated": memory.cuda_max_allocated,
+        "cuda_max_reserved": memory.cuda_max_reserved, "train_tokens": info.train_tokens,
+        "tokens_per_s": info.tokens_per_s, "artifact_bytes": info.artifact_bytes,
+        "precision_effective": info.precision_effective, "notes": json.dumps(info.notes or {}),
+        "result_path": str(result_path) if result_path else None, "origin": _origin(spec),
+        "tune_trials": (spec.get("tuned") or {}).get("trials"),
+        "steady_tokens_per_s": fast.get("steady_tokens_per_s"),
+        "steady_samples_per_s": fast.get("steady_samples_per_s"),
+        "first_step_s": fast.get("time_to_first_step_s"),
+    }  # fmt: skip
     systems_only = ((spec.get("model") or {}).get("weights") or "pretrained") == "random"
     metric_rows = [
         [
@@ -73,6 +81,7 @@ def ingest(
         for name, value in point.items()
         if name != "step"
     ]
+    curve_rows += [[run_id, "step_s", i, s] for i, s in enumerate(fast.get("step_s") or [], 1)]
     link_rows = [[run_id, role, up] for role, up in (spec.get("upstream") or {}).items()]
     tables = info.tables or {}
     with connect(db_path) as con:
@@ -82,7 +91,11 @@ def ingest(
                 declare_table(con, name, table)
             for table in (*declared_tables(con), *RUN_TABLES):
                 con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
-            _insert(con, "runs", [run_row])
+            # by name: migrations add columns at the end, so their order is not fixed
+            con.execute(
+                f"INSERT INTO runs ({', '.join(run)}) VALUES ({', '.join('?' * len(run))})",
+                list(run.values()),
+            )
             _insert(con, "metrics", metric_rows)
             _insert(con, "curves", curve_rows)
             _insert(con, "run_links", link_rows)

@@ -18,7 +18,7 @@ from typing import Any
 
 import duckdb
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_DB = Path("results/ftbench.duckdb")
 
 SCHEMA = """
@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS runs (
     peak_mem_bytes BIGINT, peak_mem_kind VARCHAR, cuda_max_allocated BIGINT,
     cuda_max_reserved BIGINT, train_tokens BIGINT, tokens_per_s DOUBLE, artifact_bytes BIGINT,
     precision_effective VARCHAR, notes JSON, result_path VARCHAR,
-    origin VARCHAR DEFAULT 'run', tune_trials INTEGER);
+    origin VARCHAR DEFAULT 'run', tune_trials INTEGER, steady_tokens_per_s DOUBLE,
+    steady_samples_per_s DOUBLE, first_step_s DOUBLE);
 CREATE TABLE IF NOT EXISTS metrics (
     run_id VARCHAR, split VARCHAR, name VARCHAR, value DOUBLE, higher_is_better BOOLEAN,
     PRIMARY KEY (run_id, split, name));
@@ -108,8 +109,12 @@ FROM ({RUN_ISSUES_SQL});
 
 # Each step takes the schema from version (index + 1) to the next; data is kept.
 MIGRATIONS = [
-    "ALTER TABLE runs ADD COLUMN origin VARCHAR DEFAULT 'run'; "
-    "ALTER TABLE runs ADD COLUMN tune_trials INTEGER;",
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS origin VARCHAR DEFAULT 'run'; "
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS tune_trials INTEGER;",
+    # v3: steady-state speed (harness/speed.py); older runs keep NULL (they timed no steps).
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS steady_tokens_per_s DOUBLE; "
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS steady_samples_per_s DOUBLE; "
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS first_step_s DOUBLE;",
 ]
 
 # Tables holding rows of one run (deleted and re-inserted when the run is ingested again);
@@ -176,10 +181,14 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def ensure_tables(db_path: Path | str) -> None:
-    """A file written by an older ftbench may lack the newer common tables: add them once."""
+    """A file written by an older ftbench may lack newer tables or columns: bring it up to date
+    once (a write), before reading it."""
     with connect(db_path, read_only=True) as con:
         present = table_names(con)
-    if not {"data_checks", "repro_checks", "memory", "run_links", "result_tables"} <= present:
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    current = row is not None and row[0] == str(SCHEMA_VERSION)
+    if not current or not {"data_checks", "repro_checks", "memory", "run_links",
+                           "result_tables"} <= present:  # fmt: skip
         with connect(db_path):
             pass
 

@@ -39,7 +39,12 @@ def score_completions(
     first_token_ids: list[int] | None = None,
 ) -> list[CompletionScore]:
     """Teacher-forced NLL of each completion given its prompt, tokenized the way TRL's SFT does
-    (prompt and prompt+completion tokenized separately, completion ends with EOS)."""
+    (prompt and prompt+completion tokenized separately, completion ends with EOS).
+
+    Two things keep scoring cheap without changing a number: examples are batched by length
+    (little padding; scores come back in the order given), and the LM head runs only at the
+    positions that predict a completion token (`logits_to_keep`), not over every position of
+    a vocabulary-sized output."""
     import torch
 
     eos = tokenizer.eos_token or ""
@@ -50,28 +55,35 @@ def score_completions(
         encoded.append((len(prompt_ids), full_ids))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     device = next(model.parameters()).device
-    scores: list[CompletionScore] = []
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][1]))
+    scores: list[CompletionScore | None] = [None] * len(encoded)
     model.eval()
     with torch.no_grad():
-        for start in range(0, len(encoded), batch_size):
-            batch = encoded[start : start + batch_size]
-            width = max(len(ids) for _, ids in batch)
-            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, (_, ids) in enumerate(batch):
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            width = max(len(encoded[i][1]) for i in rows)
+            input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for row, i in enumerate(rows):
+                ids = encoded[i][1]
                 input_ids[row, : len(ids)] = torch.tensor(ids)
                 mask[row, : len(ids)] = 1
-            logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
-            # Prompt tuning prepends virtual tokens to the logits: keep the last `width` positions.
-            logits = logits[:, -width:, :]
-            for row, (prompt_len, ids) in enumerate(batch):
-                # log-softmax over the completion positions only: the full (batch, seq, vocab)
-                # tensor would double the largest allocation of the pass.
-                logprobs = torch.log_softmax(
-                    logits[row, prompt_len - 1 : len(ids) - 1].float(), dim=-1
-                )
+            # Position p predicts token p + 1; counted from the end (p - width), since prompt
+            # tuning puts its virtual tokens in front of the sequence.
+            needed = sorted(
+                {p for i in rows for p in range(encoded[i][0] - 1, len(encoded[i][1]) - 1)}
+            )
+            column = {p: c for c, p in enumerate(needed)}
+            logits = model(
+                input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                logits_to_keep=torch.tensor(needed, device=device) - width,
+            ).logits  # fmt: skip
+            for row, i in enumerate(rows):
+                prompt_len, ids = encoded[i]
+                cols = [column[p] for p in range(prompt_len - 1, len(ids) - 1)]
+                logprobs = torch.log_softmax(logits[row, cols].float(), dim=-1)
                 targets = torch.tensor(ids[prompt_len:], device=logprobs.device)
                 nll = -logprobs.gather(1, targets[:, None]).sum().item()
                 first = logprobs[0, first_token_ids].tolist() if first_token_ids else []
-                scores.append(CompletionScore(nll, len(targets), first))
+                scores[i] = CompletionScore(nll, len(targets), first)
     return scores
