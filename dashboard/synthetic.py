@@ -81,8 +81,12 @@ def result(
             train_tokens=5000,
             tokens_per_s=tokens_per_s,
             speed=(
-                {"steady_tokens_per_s": tokens_per_s, "steady_samples_per_s": tokens_per_s / 50,
-                 "time_to_first_step_s": 3.0, "step_s": [train_s / curve_steps] * curve_steps}
+                {
+                    "steady_tokens_per_s": tokens_per_s,
+                    "steady_samples_per_s": tokens_per_s / 50,
+                    "time_to_first_step_s": 3.0,
+                    "step_s": [train_s / curve_steps] * curve_steps,
+                }
                 if tokens_per_s
                 else None
             ),  # fmt: skip
