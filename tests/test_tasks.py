@@ -9,7 +9,7 @@ import torch
 from helpers import suite_dict
 
 from harness.backends.sft.methods import METHODS, MethodContext
-from harness.backends.sft.tasks.prompting import score_completions
+from harness.backends.sft.tasks.prompting import score_completions, shared_prefix
 from harness.lifecycle import execute
 from harness.models import load_tokenizer, resolve_model
 from harness.spec import ModelSpec
@@ -19,6 +19,13 @@ from harness.tasks import TASKS
 PAIRS = [
     ("The movie was", " great fun."),
     ("A question: why?", " Because it is long enough to matter."),
+]
+# Prompts that start alike, as a chat template makes them: scoring computes the shared tokens
+# once and reuses their keys and values (prompting.shared_prefix).
+SHARED = [
+    ("You are a critic. Review: the movie was", " great fun."),
+    ("You are a critic. Review: a question, why?", " Because it is long enough to matter."),
+    ("You are a critic. Review: dull", " indeed"),
 ]
 
 
@@ -40,10 +47,12 @@ def _hf_completion_nll(model, tokenizer, prompt, completion):
     return loss.item() * (len(ids) - prompt_len), len(ids) - prompt_len
 
 
+@pytest.mark.parametrize("pairs", [PAIRS, SHARED], ids=["distinct", "shared-prefix"])
 @pytest.mark.parametrize(
-    "method,params", [("zero_shot", {}), ("prompt", {"num_virtual_tokens": 4, "init": "random"})]
+    "method,params",
+    [("zero_shot", {}), ("lora", {}), ("prompt", {"num_virtual_tokens": 4, "init": "random"})],
 )
-def test_completion_scores_match_the_models_own_loss(method, params, tiny):
+def test_completion_scores_match_the_models_own_loss(method, params, pairs, tiny):
     """Batched, padded scoring == HF's labelled loss per example (also with virtual tokens)."""
     resolved, tokenizer = tiny
     impl = METHODS.get(method)
@@ -56,8 +65,13 @@ def test_completion_scores_match_the_models_own_loss(method, params, tiny):
 
         model = get_peft_model(model, setup.peft_config)
     model.eval()
-    scores = score_completions(model, tokenizer, PAIRS, batch_size=2)
-    for (prompt, completion), score in zip(PAIRS, scores, strict=True):
+    if pairs is SHARED and method != "prompt":
+        encoded = [
+            (len(tokenizer(p)["input_ids"]), tokenizer(p + c)["input_ids"]) for p, c in pairs
+        ]
+        assert shared_prefix(model, encoded) > 3  # the cached path is the one checked
+    scores = score_completions(model, tokenizer, pairs, batch_size=2)
+    for (prompt, completion), score in zip(pairs, scores, strict=True):
         nll, n = _hf_completion_nll(model, tokenizer, prompt, completion)
         assert score.n_tokens == n
         assert score.nll == pytest.approx(nll, rel=1e-4)

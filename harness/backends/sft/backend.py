@@ -3,7 +3,9 @@ SFTTrainer trains it on the task's prompt/completion pairs, the task scores it."
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +43,39 @@ def keep_trained_params_fp32(model: Any, precision: str) -> int:
             param.data = param.data.float()
             cast += 1
     return cast
+
+
+HEAD_CHUNK_GRAIN = 32  # rows of TRL's chunked head: a multiple of this
+
+
+@contextlib.contextmanager
+def head_chunk(tokens: int) -> Iterator[None]:
+    """TRL's default loss (`chunked_nll`) runs the LM head on the trained tokens only, padded up
+    to chunks of 256 rows. Completion-only SFT trains a few tokens an example (a label and EOS),
+    so a batch of 8 trains ~24 tokens and 256 rows are 10x the head work it needs (about a tenth
+    of a CPU step for SmolLM2). While the trainer is built (it reads the size then), the chunk is
+    the batch's trained tokens rounded up to HEAD_CHUNK_GRAIN, never more than TRL's 256; the
+    loss is the same sum, chunked differently. The memory estimate keeps 256 (an upper bound)."""
+    from trl.trainer import sft_trainer
+
+    default = sft_trainer._CHUNKED_LM_HEAD_CHUNK_SIZE
+    grain = HEAD_CHUNK_GRAIN
+    sft_trainer._CHUNKED_LM_HEAD_CHUNK_SIZE = min(default, -(-max(tokens, 1) // grain) * grain)
+    try:
+        yield
+    finally:
+        sft_trainer._CHUNKED_LM_HEAD_CHUNK_SIZE = default
+
+
+def trained_tokens_per_batch(examples: list[dict[str, str]], tokenizer: Any, batch: int) -> int:
+    """The most completion tokens (with EOS) a micro-batch of `batch` examples can train."""
+    eos = tokenizer.eos_token or ""
+    lengths = sorted(
+        (len(tokenizer(e["completion"] + eos, add_special_tokens=False)["input_ids"]) + 1
+         for e in examples),
+        reverse=True,
+    )  # fmt: skip
+    return sum(lengths[:batch])
 
 
 def _sft_config(run: RunContext):
@@ -123,14 +158,16 @@ class SftBackend(Backend):
             model.requires_grad_(False)
             return Trained(model)
         examples = [task.to_example(r, tokenizer, max_length) for r in prepared.splits.train]
-        trainer = SFTTrainer(
-            model=model,
-            args=_sft_config(run),
-            train_dataset=Dataset.from_list(examples),
-            processing_class=tokenizer,
-            peft_config=prepared.setup.peft_config,
-            callbacks=callbacks,
-        )
+        trained = trained_tokens_per_batch(examples, tokenizer, spec.training.batch_size)
+        with head_chunk(trained):
+            trainer = SFTTrainer(
+                model=model,
+                args=_sft_config(run),
+                train_dataset=Dataset.from_list(examples),
+                processing_class=tokenizer,
+                peft_config=prepared.setup.peft_config,
+                callbacks=callbacks,
+            )
         if len(trainer.train_dataset) == 0:
             raise ValueError("no training example survived tokenization: raise training.max_length")
         notes = {}

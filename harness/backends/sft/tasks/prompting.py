@@ -41,10 +41,13 @@ def score_completions(
     """Teacher-forced NLL of each completion given its prompt, tokenized the way TRL's SFT does
     (prompt and prompt+completion tokenized separately, completion ends with EOS).
 
-    Two things keep scoring cheap without changing a number: examples are batched by length
-    (little padding; scores come back in the order given), and the LM head runs only at the
-    positions that predict a completion token (`logits_to_keep`), not over every position of
-    a vocabulary-sized output."""
+    Three things keep scoring cheap without changing what is computed: the tokens every example
+    starts with (the chat template and instruction) run once and their attention keys and values
+    are reused by every batch; examples are batched by length (little padding; scores come back in
+    the order given); and the LM head runs only at the positions that predict a completion token
+    (`logits_to_keep`), not over every position of a vocabulary-sized output."""
+    import copy
+
     import torch
 
     eos = tokenizer.eos_token or ""
@@ -59,31 +62,54 @@ def score_completions(
     scores: list[CompletionScore | None] = [None] * len(encoded)
     model.eval()
     with torch.no_grad():
+        shared = shared_prefix(model, encoded)
+        cache = None
+        if shared:
+            prefix = torch.tensor([encoded[0][1][:shared]], device=device)
+            cache = model(input_ids=prefix, use_cache=True).past_key_values
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            width = max(len(encoded[i][1]) for i in rows)
+            width = max(len(encoded[i][1]) for i in rows) - shared
             input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            mask = torch.zeros((len(rows), shared + width), dtype=torch.long)
+            mask[:, :shared] = 1
             for row, i in enumerate(rows):
-                ids = encoded[i][1]
+                ids = encoded[i][1][shared:]
                 input_ids[row, : len(ids)] = torch.tensor(ids)
-                mask[row, : len(ids)] = 1
+                mask[row, shared : shared + len(ids)] = 1
+            past = None
+            if cache is not None:
+                past = copy.deepcopy(cache)
+                past.batch_repeat_interleave(len(rows))
             # Position p predicts token p + 1; counted from the end (p - width), since prompt
             # tuning puts its virtual tokens in front of the sequence.
             needed = sorted(
-                {p for i in rows for p in range(encoded[i][0] - 1, len(encoded[i][1]) - 1)}
+                {p - shared for i in rows for p in range(encoded[i][0] - 1, len(encoded[i][1]) - 1)}
             )
             column = {p: c for c, p in enumerate(needed)}
             logits = model(
-                input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                input_ids=input_ids.to(device), attention_mask=mask.to(device), past_key_values=past,
                 logits_to_keep=torch.tensor(needed, device=device) - width,
             ).logits  # fmt: skip
             for row, i in enumerate(rows):
                 prompt_len, ids = encoded[i]
-                cols = [column[p] for p in range(prompt_len - 1, len(ids) - 1)]
+                cols = [column[p - shared] for p in range(prompt_len - 1, len(ids) - 1)]
                 logprobs = torch.log_softmax(logits[row, cols].float(), dim=-1)
                 targets = torch.tensor(ids[prompt_len:], device=logprobs.device)
                 nll = -logprobs.gather(1, targets[:, None]).sum().item()
                 first = logprobs[0, first_token_ids].tolist() if first_token_ids else []
                 scores[i] = CompletionScore(nll, len(targets), first)
     return scores
+
+
+def shared_prefix(model: Any, encoded: list[tuple[int, list[int]]]) -> int:
+    """How many leading tokens every sequence shares (at most all but the last prompt token of
+    the shortest prompt, which predicts a completion): 0 when the model cannot take a prefix's
+    keys and values (prompt and prefix tuning put their own tokens in front)."""
+    import os
+
+    config = getattr(model, "active_peft_config", None)
+    if config is not None and config.is_prompt_learning:
+        return 0
+    common = len(os.path.commonprefix([ids for _, ids in encoded])) if len(encoded) > 1 else 0
+    return max(0, min([common, *(prompt_len - 1 for prompt_len, _ in encoded)]))
