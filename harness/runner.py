@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from typing import Any, Protocol
 from tqdm.auto import tqdm
 
 from harness import store
+from harness.launch import Launched, launch
 from harness.plan import Plan, PlannedRun
 from harness.result import FINAL_STATUSES, RESULT_FILE, RunResult, now, read_result, write_atomic
 from harness.spec import RunSpec
@@ -57,35 +57,27 @@ class LocalSubprocessExecutor:
         log_path = run_dir / "worker.log"
         started = now()
         deadline = time.monotonic() + spec.training.timeout_s
-        with open(log_path, "w") as log:
-            proc = subprocess.Popen(
-                [self.python, "-m", "harness.worker", str(spec_path), str(run_dir)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: a timeout kills all its children
-                env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
-            )
-            try:
-                while proc.poll() is None:
-                    if time.monotonic() > deadline:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                        proc.wait()
-                        return RunResult.without_run(
-                            spec, "timeout", reason=f"exceeded timeout_s={spec.training.timeout_s}",
-                            traceback=_tail(log_path), started_at=started,
-                        )  # fmt: skip
-                    if on_progress is not None:
-                        on_progress(run_dir / "progress.json")
-                    time.sleep(self.poll_s)
-            except BaseException:  # Ctrl-C or a crash of the runner: leave no orphan behind
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                raise
+        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+        # Its own session and process group: a timeout kills it with all its children.
+        proc = launch(self.python, spec_path, run_dir, log_path, env)
+        try:
+            while proc.poll() is None:
+                if time.monotonic() > deadline:
+                    _kill(proc)
+                    return RunResult.without_run(
+                        spec, "timeout", reason=f"exceeded timeout_s={spec.training.timeout_s}",
+                        traceback=_tail(log_path), started_at=started,
+                    )  # fmt: skip
+                if on_progress is not None:
+                    on_progress(run_dir / "progress.json")
+                time.sleep(self.poll_s)
+        except BaseException:  # Ctrl-C or a crash of the runner: leave no orphan behind
+            _kill(proc)
+            raise
         result = read_result(run_dir)
         if result is not None:
             return result
-        code = proc.returncode
+        code = proc.wait()
         if code == -signal.SIGKILL:
             status, reason = (
                 "oom",
@@ -99,6 +91,17 @@ class LocalSubprocessExecutor:
         return RunResult.without_run(
             spec, status, reason=reason, traceback=_tail(log_path), started_at=started
         )
+
+
+def _kill(proc: Launched) -> None:
+    """Kill the run's process group (everything it started); the process alone if it has not
+    made its group yet (a forked run calls setsid first thing)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 class _RunProgress:

@@ -66,5 +66,23 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def forked(spec_path: Path, run_dir: Path, log_path: Path, env: dict[str, str]) -> None:
+    """A run process forked from a warm server (harness/launch.py): a session of its own, the
+    runner's environment, stdout and stderr into the run's log; then the same main."""
+    import os
+
+    os.setsid()
+    os.environ.clear()
+    os.environ.update(env)
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    for stream in (1, 2):
+        os.dup2(log, stream)
+    try:
+        main([str(spec_path), str(run_dir)])
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

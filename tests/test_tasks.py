@@ -50,7 +50,12 @@ def _hf_completion_nll(model, tokenizer, prompt, completion):
 @pytest.mark.parametrize("pairs", [PAIRS, SHARED], ids=["distinct", "shared-prefix"])
 @pytest.mark.parametrize(
     "method,params",
-    [("zero_shot", {}), ("lora", {}), ("prompt", {"num_virtual_tokens": 4, "init": "random"})],
+    [
+        ("zero_shot", {}),
+        ("lora", {}),
+        ("prompt", {"num_virtual_tokens": 4, "init": "random"}),
+        ("prefix", {"num_virtual_tokens": 4}),
+    ],
 )
 def test_completion_scores_match_the_models_own_loss(method, params, pairs, tiny):
     """Batched, padded scoring == HF's labelled loss per example (also with virtual tokens)."""
@@ -69,7 +74,7 @@ def test_completion_scores_match_the_models_own_loss(method, params, pairs, tiny
         encoded = [
             (len(tokenizer(p)["input_ids"]), tokenizer(p + c)["input_ids"]) for p, c in pairs
         ]
-        assert shared_prefix(model, encoded) > 3  # the cached path is the one checked
+        assert shared_prefix(encoded) > 3  # the cached path is the one checked
     scores = score_completions(model, tokenizer, pairs, batch_size=2)
     for (prompt, completion), score in zip(pairs, scores, strict=True):
         nll, n = _hf_completion_nll(model, tokenizer, prompt, completion)

@@ -62,32 +62,35 @@ def score_completions(
     scores: list[CompletionScore | None] = [None] * len(encoded)
     model.eval()
     with torch.no_grad():
-        shared = shared_prefix(model, encoded)
-        cache = None
+        shared = shared_prefix(encoded)
+        cache, cached, forward = None, 0, model
         if shared:
             prefix = torch.tensor([encoded[0][1][:shared]], device=device)
             cache = model(input_ids=prefix, use_cache=True).past_key_values
+            cached = cache.get_seq_length()  # prompt and prefix tuning put their tokens in front
+            if is_prompt_learning(model):  # those tokens are in the cache now: skip PEFT's wrapper
+                forward = model.get_base_model()
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             width = max(len(encoded[i][1]) for i in rows) - shared
             input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(rows), shared + width), dtype=torch.long)
-            mask[:, :shared] = 1
+            mask = torch.zeros((len(rows), cached + width), dtype=torch.long)
+            mask[:, :cached] = 1
             for row, i in enumerate(rows):
                 ids = encoded[i][1][shared:]
                 input_ids[row, : len(ids)] = torch.tensor(ids)
-                mask[row, shared : shared + len(ids)] = 1
+                mask[row, cached : cached + len(ids)] = 1
             past = None
             if cache is not None:
                 past = copy.deepcopy(cache)
                 past.batch_repeat_interleave(len(rows))
             # Position p predicts token p + 1; counted from the end (p - width), since prompt
-            # tuning puts its virtual tokens in front of the sequence.
+            # tuning without a cache puts its virtual tokens in front of the sequence.
             needed = sorted(
                 {p - shared for i in rows for p in range(encoded[i][0] - 1, len(encoded[i][1]) - 1)}
             )
             column = {p: c for c, p in enumerate(needed)}
-            logits = model(
+            logits = forward(
                 input_ids=input_ids.to(device), attention_mask=mask.to(device), past_key_values=past,
                 logits_to_keep=torch.tensor(needed, device=device) - width,
             ).logits  # fmt: skip
@@ -102,14 +105,15 @@ def score_completions(
     return scores
 
 
-def shared_prefix(model: Any, encoded: list[tuple[int, list[int]]]) -> int:
-    """How many leading tokens every sequence shares (at most all but the last prompt token of
-    the shortest prompt, which predicts a completion): 0 when the model cannot take a prefix's
-    keys and values (prompt and prefix tuning put their own tokens in front)."""
+def is_prompt_learning(model: Any) -> bool:
+    config = getattr(model, "active_peft_config", None)
+    return bool(config is not None and config.is_prompt_learning)
+
+
+def shared_prefix(encoded: list[tuple[int, list[int]]]) -> int:
+    """How many leading tokens every sequence shares: at most all but the last prompt token of
+    the shortest prompt, which predicts a completion."""
     import os
 
-    config = getattr(model, "active_peft_config", None)
-    if config is not None and config.is_prompt_learning:
-        return 0
     common = len(os.path.commonprefix([ids for _, ids in encoded])) if len(encoded) > 1 else 0
     return max(0, min([common, *(prompt_len - 1 for prompt_len, _ in encoded)]))
