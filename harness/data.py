@@ -232,7 +232,10 @@ def _hub_load_error(options: HubOptions, exc: Exception) -> str:
             f"options.revision to a branch, tag or full commit that exists ({page}/commits/main)"
         )
     if isinstance(exc, DatasetNotFoundError):
-        return f"dataset {path!r} does not exist on the hub, or is private: check options.path ({page})"
+        return (
+            f"dataset {path!r} does not exist on the hub, or is private: check options.path "
+            f"({page})"
+        )
     if "Unknown split" in text:
         return f"dataset {path!r} has no split {options.split!r}: {text} Set options.split."
     if "Couldn't find cache" in text:  # offline: the data is cached, not this config
@@ -245,39 +248,28 @@ def _hub_load_error(options: HubOptions, exc: Exception) -> str:
         return (
             f"dataset {path!r} is not in the local datasets cache ({config.HF_DATASETS_CACHE}) "
             "and the Hugging Face Hub is unreachable: load it once where the hub is reachable, "
-            f"with the same HF_HOME (`python -c \"import datasets; datasets.load_dataset('{path}')\"`), "
-            f"or use an offline source ({_OFFLINE_SOURCES})"
+            'with the same HF_HOME (`python -c "import datasets; '
+            f"datasets.load_dataset('{path}')\"`), or use an offline source ({_OFFLINE_SOURCES})"
         )
     return f"dataset {path!r} cannot be loaded: {type(exc).__name__}: {text}"
-
-
-def _dataset_refs(path: str) -> dict[str, str]:
-    """Branch or tag -> commit, as the local hub cache recorded them for a dataset repo."""
-    from huggingface_hub import constants
-
-    refs = Path(constants.HF_HUB_CACHE) / f"datasets--{path.replace('/', '--')}" / "refs"
-    return {
-        str(f.relative_to(refs)): f.read_text().strip()
-        for f in sorted(refs.rglob("*"))
-        if f.is_file()
-    }
 
 
 def _check_cached_revision(options: HubOptions, cached: str | None) -> None:
     """Offline, `datasets` loads its most recently prepared copy of a dataset whatever revision
     is asked for: refuse a copy that is not the requested revision, when the cache can tell."""
-    refs = _dataset_refs(options.path)
+    from harness.models.hub import cached_revisions, describe
+
+    refs = cached_revisions(options.path, "dataset")
     wanted = options.revision if _COMMIT.fullmatch(options.revision) else refs.get(options.revision)
     if (wanted is None and not refs) or wanted == cached:
         return
-    listed = ", ".join(f"{ref} -> {commit[:12]}" for ref, commit in refs.items()) or "none"
     raise DataUnavailableError(
         f"dataset {options.path!r} revision {options.revision!r}"
         + (f" (commit {wanted[:12]})" if wanted else "")
-        + f" is not the copy in the local datasets cache: offline, datasets loads its most "
-        f"recently prepared copy, commit {(cached or '?')[:12]} (hub cache refs: {listed}). Set "
-        f"options.revision to that commit ({cached}), or load {options.revision!r} once where "
-        "the hub is reachable"
+        + " is not the copy in the local datasets cache: offline, datasets loads its most "
+        f"recently prepared copy, commit {(cached or '?')[:12]} (in the hub cache: "
+        f"{describe(refs)}). Set options.revision to that commit ({cached}), or load "
+        f"{options.revision!r} once where the hub is reachable"
     )
 
 

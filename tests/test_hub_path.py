@@ -374,23 +374,40 @@ def test_a_pinned_dataset_commit_loads_and_maps_columns(offline_hub):
     assert {r["label"] for r in records} == {"negative", "positive"}
 
 
+SERVED_COMMIT = make_commit("org/served", "main")
+SERVED_CONFIG = json.dumps({"model_type": "llama"}).encode()
+
+
 class _StandInHub(BaseHTTPRequestHandler):
-    """Answers the way huggingface.co does for a gated repo, a missing revision, a missing repo."""
+    """Answers the way huggingface.co does: a served config.json (with its commit), a repo
+    without one (the commit then comes from the model's info), a gated repo, a missing revision,
+    a missing repo."""
 
     def _answer(self) -> None:
-        if "/gated/" in self.path:  # no token sent
-            code, error = 401, "GatedRepo"
+        if "/org/served/resolve/main/config.json" in self.path:
+            body = SERVED_CONFIG if self.command == "GET" else b""
+            self._send(200, body, {"X-Repo-Commit": SERVED_COMMIT, "ETag": '"served-etag"'})
+        elif self.path.startswith("/api/models/org/no-config"):
+            self._send(200, json.dumps({"id": "org/no-config", "sha": SERVED_COMMIT}).encode())
+        elif "/org/no-config/" in self.path:
+            self._send(404, b"", {"X-Error-Code": "EntryNotFound"})
+        elif "/gated/" in self.path:  # no token sent
+            self._send(401, b"", {"X-Error-Code": "GatedRepo"})
         elif "/gated-asked/" in self.path:  # a token without access granted (yet)
-            code, error = 403, "GatedRepo"
+            self._send(403, b"", {"X-Error-Code": "GatedRepo"})
         elif "/no-such-revision/" in self.path:
-            code, error = 404, "RevisionNotFound"
+            self._send(404, b"", {"X-Error-Code": "RevisionNotFound"})
         else:
-            code, error = 404, "RepoNotFound"
+            self._send(404, b"", {"X-Error-Code": "RepoNotFound"})
+
+    def _send(self, code: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(code)
-        self.send_header("X-Error-Code", error)
-        self.send_header("X-Error-Message", error)
-        self.send_header("Content-Length", "0")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        length = len(SERVED_CONFIG) if self.command == "HEAD" and code == 200 else len(body)
+        self.send_header("Content-Length", str(length))
         self.end_headers()
+        self.wfile.write(body)
 
     do_GET = do_HEAD = _answer
 
@@ -428,6 +445,13 @@ def stand_in_hub(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     yield
     server.shutdown()
+
+
+@pytest.mark.parametrize("repo", ["org/served", "org/no-config"])
+def test_online_a_revision_resolves_to_the_commit_the_hub_names(stand_in_hub, repo):
+    resolved = resolve_model(ModelSpec(hub=repo, revision="main"))
+    assert resolved.revision == resolved.provenance["model_revision"] == SERVED_COMMIT
+    assert resolved.provenance["model_revision_requested"] == "main"
 
 
 ANSWERS = [  # repo, revision, what the message must say

@@ -9,25 +9,23 @@ that is not there, an interrupted download.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from harness.hub import hub_reachable
 from harness.models import ModelUnavailableError
 
-COMMIT = re.compile(r"[0-9a-f]{40}")
 
-
-def _repo_folder(repo_id: str) -> Path:
+def _repo_folder(repo_id: str, repo_type: str = "model") -> Path:
     from huggingface_hub import constants
     from huggingface_hub.file_download import repo_folder_name
 
-    return Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="model")
+    return Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type=repo_type)
 
 
-def cached_revisions(repo_id: str) -> dict[str, str]:
-    """What the local cache holds for a model: ref name -> commit, and bare commits -> themselves."""
-    folder = _repo_folder(repo_id)
+def cached_revisions(repo_id: str, repo_type: str = "model") -> dict[str, str]:
+    """What the local hub cache holds of a repo: ref name (branch, tag) -> commit, and commits
+    no ref points to -> themselves."""
+    folder = _repo_folder(repo_id, repo_type)
     refs = {
         str(ref.relative_to(folder / "refs")): ref.read_text().strip()
         for ref in sorted((folder / "refs").rglob("*"))
@@ -38,8 +36,14 @@ def cached_revisions(repo_id: str) -> dict[str, str]:
     return {**refs, **{c: c for c in snapshots if c not in referenced}}
 
 
+def describe(cached: dict[str, str]) -> str:
+    """`main -> 1a2b3c4d5e6f, 0123...` for an error message."""
+    listed = [name if name == c else f"{name} -> {c[:12]}" for name, c in cached.items()]
+    return ", ".join(listed) or "nothing"
+
+
 def cached_snapshot(repo_id: str, revision: str) -> Path:
-    """The local snapshot folder of `revision`; raises ModelUnavailableError saying what is cached."""
+    """The local snapshot folder of `revision`; else ModelUnavailableError saying what is cached."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import IncompleteSnapshotError
 
@@ -64,13 +68,10 @@ def cached_snapshot(repo_id: str, revision: str) -> Path:
             "first, with the same HF_HOME), or use an offline asset "
             f"({', '.join(MODEL_ASSETS.names())})."
         ) from None
-    listed = ", ".join(
-        name if name == commit else f"{name} -> {commit[:12]}" for name, commit in cached.items()
-    )
     raise ModelUnavailableError(
         f"model {repo_id!r} has no revision {revision!r} in the local Hugging Face cache, which "
-        f"holds: {listed}. Set the model's `revision:` to one of these (a branch name or the full "
-        f"40-character commit), or download it where the hub is reachable: "
+        f"holds: {describe(cached)}. Set the model's `revision:` to one of these (a branch name "
+        "or the full 40-character commit), or download it where the hub is reachable: "
         f"`hf download {repo_id} --revision {revision}`."
     ) from None
 
@@ -80,6 +81,7 @@ def _online_commit(repo_id: str, revision: str) -> str:
     from huggingface_hub.errors import (
         EntryNotFoundError,
         GatedRepoError,
+        HfHubHTTPError,
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
@@ -118,6 +120,14 @@ def _online_commit(repo_id: str, revision: str) -> str:
         if not sha:
             raise ModelUnavailableError(f"the hub gave no commit for {repo_id!r}") from None
         return sha
+    except HfHubHTTPError as exc:  # e.g. the hub is down (5xx): what is cached still counts
+        try:
+            return cached_snapshot(repo_id, revision).name
+        except ModelUnavailableError:
+            raise ModelUnavailableError(
+                f"the hub could not give model {repo_id!r} (revision {revision}): "
+                f"{' '.join(str(exc).split())[:300]}. Try again later."
+            ) from None
 
 
 def snapshot_commit(repo_id: str, revision: str) -> str:
