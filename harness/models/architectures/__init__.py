@@ -63,8 +63,9 @@ def architecture_name(model_spec: Any) -> str | None:
 def architecture_config(model_spec: Any) -> tuple[str, Any]:
     """(where the shape came from, a transformers config) for a suite ModelSpec, offline.
 
-    Catalogue first; otherwise a config.json on disk (a local `path`, or an offline asset, which
-    may be built on first use). A hub model outside the catalogue is an error naming the fix.
+    Catalogue first; otherwise a config.json on disk (a local `path`, an offline asset, which
+    may be built on first use, or a hub model's snapshot in the local Hugging Face cache). A hub
+    model outside the catalogue that is not cached either is an error naming the fix.
     """
     name = architecture_name(model_spec)
     if name is not None:
@@ -76,6 +77,10 @@ def architecture_config(model_spec: Any) -> tuple[str, Any]:
         from harness.models import resolve_model
 
         folder = Path(resolve_model(model_spec).location)
+    elif model_spec.hub:
+        from harness.models.hub import config_folder
+
+        folder = config_folder(model_spec.hub, model_spec.revision)
     if folder is not None and (folder / "config.json").is_file():
         from transformers import AutoConfig
 
@@ -83,6 +88,7 @@ def architecture_config(model_spec: Any) -> tuple[str, Any]:
     source = model_spec.hub or model_spec.path or model_spec.asset
     raise ArchitectureUnknownError(
         f"no architecture for model {source!r}: it is not in the catalogue "
-        f"({', '.join(catalogue())}) and has no local config.json. Add its config values as "
+        f"({', '.join(catalogue())}) and has no local config.json (a hub model is read from the "
+        "local Hugging Face cache once downloaded). Add its config values as "
         f"harness/models/architectures/<name>.json (see the others), or set `architecture:` on the model."
     )
