@@ -6,8 +6,17 @@ Unknown keys are errors, and a string is never silently turned into a number: Py
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def optional(**kwargs: Any) -> Any:
+    """A field added after runs were recorded: while it is unset (None) it is left out of the
+    model's dump, so the run_ids of specs that do not use it stay what they were (a spec's dump
+    is its hash). Give new fields of method params and config blocks this default."""
+    return Field(None, exclude_if=lambda value: value is None, **kwargs)
