@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
-from harness import store
+from harness import runlock, store
 from harness.launch import Launched, launch
 from harness.plan import Plan, PlannedRun
 from harness.result import FINAL_STATUSES, RESULT_FILE, RunResult, now, read_result, write_atomic
@@ -50,6 +50,8 @@ class LocalSubprocessExecutor:
 
     def run(self, spec: RunSpec, run_dir: Path, on_progress: Any = None) -> RunResult:
         run_dir.mkdir(parents=True, exist_ok=True)
+        if runlock.holder(run_dir):  # its process outlived the runner that started it
+            raise runlock.busy(run_dir)
         for stale in (RESULT_FILE, "progress.json"):
             (run_dir / stale).unlink(missing_ok=True)
         spec_path = run_dir / "spec.json"
@@ -78,6 +80,8 @@ class LocalSubprocessExecutor:
         if result is not None:
             return result
         code = proc.wait()
+        if code == runlock.BUSY_EXIT:  # another runner started the same run a moment earlier
+            raise runlock.busy(run_dir)
         if code == -signal.SIGKILL:
             status, reason = (
                 "oom",
@@ -177,8 +181,13 @@ def run_planned(
         result = RunResult.without_run(spec, status, reason=reason, started_at=now())
         run_dir.mkdir(parents=True, exist_ok=True)
     else:
-        with run_progress(spec.label) as progress:
-            result = executor.run(spec, run_dir, on_progress=progress)
+        try:
+            with run_progress(spec.label) as progress:
+                result = executor.run(spec, run_dir, on_progress=progress)
+        except runlock.RunBusyError as exc:  # recorded; its folder belongs to the live process
+            result = RunResult.without_run(spec, "skipped", reason=str(exc), started_at=now())
+            store.ingest(db_path, result, run_dir / RESULT_FILE)
+            return result, True
     write_atomic(run_dir / RESULT_FILE, result)
     store.ingest(db_path, result, run_dir / RESULT_FILE)
     return result, True

@@ -11,7 +11,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from harness import determinism
+from harness import determinism, runlock
 from harness.hub import configure_offline_mode
 
 
@@ -43,6 +43,10 @@ def _memory_numbers() -> str:
 
 def main(argv: list[str]) -> int:
     spec_path, run_dir = Path(argv[0]), Path(argv[1])
+    lock = runlock.claim(run_dir)  # held until this process ends, however it ends
+    if lock is None:
+        print(f"{run_dir} is held by another live run process: not started", file=sys.stderr)
+        return runlock.BUSY_EXIT
     configure_offline_mode()
     determinism.configure_env(json.loads(spec_path.read_text()))  # before torch is imported
     from harness.lifecycle import execute

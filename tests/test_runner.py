@@ -212,3 +212,47 @@ def test_interrupting_the_runner_leaves_no_orphan_run(tmp_path, write_suite):
         LocalSubprocessExecutor().run(spec, run_dir, on_progress=interrupt)
     alive = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, text=True).stdout
     assert alive.strip() == ""
+
+
+def test_a_run_whose_process_outlived_its_runner_is_not_started_twice(tmp_path, write_suite):
+    """`kill -9` of a runner leaves its run process alive (a session of its own); a new runner
+    records that run as still running instead of starting it again in the same folder."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from harness import runlock
+
+    data = suite_dict(methods={"hang": {"params": {"seconds": 60.0}}})
+    data["grid"]["methods"] = ["hang"]
+    path = write_suite(data)
+    (spec,) = make_plan(path).specs
+    run_dir = tmp_path / "r" / "runs" / spec.run_id
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "harness", "--results", str(tmp_path / "r"), "run", str(path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while runlock.holder(run_dir) is None:
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.2)
+        runner.send_signal(signal.SIGKILL)  # the runner only: its run lives on
+        runner.wait()
+        orphan = int(runlock.holder(run_dir))
+        os.kill(orphan, 0)  # alive
+
+        report = _run(path, tmp_path / "r")
+        (result,) = report.executed
+        assert result.status == "skipped" and f"already running in process {orphan}" in (
+            result.train_info.reason
+        )
+        assert not (run_dir / "result.json").exists()  # the folder is the live process's
+        assert runlock.holder(run_dir) == str(orphan)  # and it is the only one
+    finally:
+        holder = runlock.holder(run_dir)
+        if holder and holder.isdigit():
+            os.killpg(int(holder), signal.SIGKILL)
+        runner.kill()
