@@ -86,9 +86,12 @@ def _ema_reference(policy: Any, reference: Any, alpha: float, every: int) -> Any
     class EmaReference(TrainerCallback):
         """After every `every` PPO updates: reference <- (1 - alpha) reference + alpha policy."""
 
+        syncs = 0  # recorded with the run
+
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step % every == 0:
                 SyncRefModelCallback.sync_target_model(policy, reference, alpha)
+                self.syncs += 1
 
     return EmaReference()
 
@@ -131,11 +134,11 @@ class Ppo(PolicyMethod):
             train_dataset=Dataset.from_dict({"input_ids": ids}), value_model=value,
             callbacks=[*ctx.callbacks, _log_recorder(ctx.curve)], peft_config=lora,
         )  # fmt: skip
+        ema = None
         if params.ref_ema is not None:
             every = params.ref_sync_steps or 1
-            trainer.add_callback(
-                _ema_reference(trainer.policy_model, trainer.ref_model, params.ref_ema, every)
-            )
+            ema = _ema_reference(trainer.policy_model, trainer.ref_model, params.ref_ema, every)
+            trainer.add_callback(ema)
         train_s = timed_train(trainer)
         episodes = config.num_total_batches * config.batch_size
         mean_prompt = sum(len(i) for i in ids) / len(ids)
@@ -145,6 +148,7 @@ class Ppo(PolicyMethod):
             # rollouts (prompt + response) are what PPO processes per episode
             tokens=int(episodes * (mean_prompt + params.max_new_tokens)),
             notes={"episodes": episodes, "prompts": len(prompts), "updates": config.num_total_batches,
-                   "reference": "fixed start policy" if params.ref_ema is None
-                   else f"EMA, alpha {params.ref_ema} every {params.ref_sync_steps or 1} updates"},
+                   "reference": "fixed: the start policy" if ema is None else
+                   f"EMA: alpha {params.ref_ema} every {params.ref_sync_steps or 1} updates",
+                   "reference_syncs": ema.syncs if ema else 0},
         )  # fmt: skip
