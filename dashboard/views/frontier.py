@@ -58,7 +58,7 @@ lines = pd.concat(
 )
 x = alt.X(f"{fr.KL}:Q", title="KL(policy ‖ start)")
 y = alt.Y(f"{metric}:Q", title=f"{metric} (↑)", scale=alt.Scale(zero=False, padding=16))
-color = alt.Color("family:N", title="family")
+color = alt.Color("family:N", title="family", scale=alt.Scale(scheme="tableau10"))
 layers = [
     alt.Chart(lines).mark_line().encode(x=x, y=y, color=color, order=f"{fr.KL}:Q"),
     alt.Chart(ok)
