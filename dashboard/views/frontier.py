@@ -59,22 +59,12 @@ lines = pd.concat(
 x = alt.X(f"{fr.KL}:Q", title="KL(policy ‖ start)")
 y = alt.Y(f"{metric}:Q", title=f"{metric} (↑)", scale=alt.Scale(zero=False, padding=16))
 color = alt.Color("family:N", title="family", scale=alt.Scale(scheme="tableau10"))
+values = [alt.Tooltip(f"{metric}:Q", format=".4f"), alt.Tooltip(f"{fr.KL}:Q", format=".4f")]
 layers = [
     alt.Chart(lines).mark_line().encode(x=x, y=y, color=color, order=f"{fr.KL}:Q"),
     alt.Chart(ok)
     .mark_circle(size=40, opacity=0.35)
-    .encode(
-        x=x,
-        y=y,
-        color=color,
-        tooltip=[
-            "method_key:N",
-            "seed:Q",
-            "run_id:N",
-            alt.Tooltip(f"{metric}:Q", format=".4f"),
-            alt.Tooltip(f"{fr.KL}:Q", format=".4f"),
-        ],
-    ),  # fmt: skip
+    .encode(x=x, y=y, color=color, tooltip=["method_key:N", "seed:Q", "run_id:N", *values]),
     alt.Chart(table)
     .mark_point(size=130, filled=True)
     .encode(
@@ -82,13 +72,7 @@ layers = [
         y=y,
         color=color,
         shape=alt.Shape("on_frontier:N", title="on frontier"),
-        tooltip=[
-            "family:N",
-            "setting:N",
-            "n:Q",
-            alt.Tooltip(f"{metric}:Q", format=".4f"),
-            alt.Tooltip(f"{fr.KL}:Q", format=".4f"),
-        ],
+        tooltip=["family:N", "setting:N", "n:Q", *values],
     ),  # fmt: skip
     alt.Chart(table[table["family"] != fr.ANCHOR_METHOD])
     .mark_text(align="left", dx=8, dy=-8, fontSize=11)

@@ -278,7 +278,6 @@ def summarize(
 
 
 def _frontier(dataset: str, model: str, runs: pd.DataFrame, metric: str, n: int) -> Frontier:
-    import numpy as np
 
     from harness import stats
 
@@ -299,7 +298,7 @@ def _frontier(dataset: str, model: str, runs: pd.DataFrame, metric: str, n: int)
         )
     curves = {f: curves[f] for f in families}
     ranges = [(c[0][0], c[0][-1]) for by_seed in curves.values() for c in by_seed.values()]
-    levels = kl_levels(ranges, n) if len(families) >= 1 else np.array([])
+    levels = kl_levels(ranges, n)
     if families and not len(levels):
         notes.append("the families' frontiers share no KL range: nothing to compare at matched KL")
     at = matched(curves, seeds, levels)
