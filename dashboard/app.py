@@ -23,6 +23,7 @@ PAGES = [
     st.Page("views/compare.py", title="Compare", icon="⚖️", url_path="compare"),
     st.Page("views/tuning.py", title="Tuning", icon="🎛️", url_path="tuning"),
     st.Page("views/embeddings.py", title="Embeddings", icon="🧭", url_path="embeddings"),
+    st.Page("views/frontier.py", title="Alignment frontier", icon="🎯", url_path="frontier"),
     st.Page("views/reproducibility.py", title="Reproducibility", icon="🔁", url_path="repro"),
     st.Page("views/memory.py", title="Memory", icon="🧮", url_path="memory"),
 ]

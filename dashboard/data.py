@@ -321,6 +321,21 @@ def embedding_table(db: Path | str) -> pd.DataFrame:
     return _store(embedding_table, db)
 
 
+def alignment_suites(db: Path | str) -> list[str]:
+    """Suites with at least one alignment policy run (the Alignment frontier page's choices)."""
+    from harness.backends.alignment.frontier import suites_with_policies
+
+    return _store(suites_with_policies, db)
+
+
+def alignment_runs(db: Path | str, suite: str) -> pd.DataFrame:
+    """A suite's alignment policy runs with KL, judge score, win rate, family and setting (the
+    alignment backend's query, which `ftbench show` summarises too)."""
+    from harness.backends.alignment.frontier import policy_runs
+
+    return _store(policy_runs, db, suite)
+
+
 def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(
         con.execute(

@@ -62,6 +62,7 @@ PAGES = (
     Page("compare", "compare", ("Compare runs", "Config", "Curves")),
     Page("tuning", "tuning", ("No tuning trials yet|trials (",)),
     Page("embeddings", "embeddings", ("Embeddings", "No embedding metrics yet|rows from table")),
+    Page("frontier", "frontier", ("Alignment frontier", "No alignment policy runs yet|Points")),
     Page(
         "reproducibility",
         "repro",

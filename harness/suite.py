@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, ValidationError
 
 from harness.config import StrictModel
 from harness.memory.profile import Budget
@@ -28,15 +28,55 @@ class SuiteError(ValueError):
     """A suite cannot be used; the message names the file and every offending field."""
 
 
+# A swept entry's key: the entry's key, then `@name=value` per swept setting (sorted by name),
+# e.g. `dpo@beta=0.1`. The key is the run's method_key, so it is part of its run_id; the part
+# before the first `@` names the family the runs of one sweep belong to (sweep_family).
+SWEEP_SEP = "@"
+SweepValue = StrictBool | StrictInt | StrictFloat | str
+_SWEEP_FORBIDDEN = (SWEEP_SEP, "=", ",", "|")  # they would break the key or `--only` parsing
+
+
 class MethodEntry(StrictModel):
     method: str | None = None  # registry name; defaults to the entry's key
     params: dict[str, Any] = Field(default_factory=dict)
     training: dict[str, Any] = Field(default_factory=dict)
     search: dict[str, SearchDim] = Field(default_factory=dict)  # used by `ftbench tune`
+    # A method param or training field -> values: one entry (so one run per seed) per value, or
+    # per combination when several are swept. `params.X` / `training.X` say which when both exist.
+    sweep: dict[str, list[SweepValue]] = Field(default_factory=dict)
+
+
+def sweep_family(method_key: str) -> str:
+    """The entry a method key was swept from (`dpo@beta=0.1` -> `dpo`; unswept keys unchanged)."""
+    return method_key.split(SWEEP_SEP, 1)[0]
+
+
+def sweep_setting(method_key: str) -> str:
+    """The swept settings of a method key (`dpo@beta=0.1` -> `beta=0.1`; '' when unswept)."""
+    return method_key.partition(SWEEP_SEP)[2].replace(SWEEP_SEP, " ")
+
+
+def _sweep_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def swept_entries(key: str, entry: MethodEntry) -> list[tuple[str, dict[str, Any]]]:
+    """(method key, swept values) of each entry a method entry stands for: itself when it has
+    no sweep, else one per combination of the swept values, in the order the values are listed."""
+    if not entry.sweep:
+        return [(key, {})]
+    names = sorted(entry.sweep)
+    out = []
+    for combo in itertools.product(*(entry.sweep[n] for n in names)):
+        parts = [f"{n}={_sweep_text(v)}" for n, v in zip(names, combo, strict=True)]
+        out.append((SWEEP_SEP.join([key, *parts]), dict(zip(names, combo, strict=True))))
+    return out
 
 
 class Match(StrictModel):
-    method: str | None = None
+    method: str | None = None  # an entry's key; a swept entry also answers to its family's key
     model: str | None = None
     dataset: str | None = None
 
@@ -44,7 +84,7 @@ class Match(StrictModel):
         return all(
             want is None or want == got
             for want, got in ((self.method, method), (self.model, model), (self.dataset, dataset))
-        )
+        ) or (method != sweep_family(method) and self.matches(sweep_family(method), model, dataset))
 
 
 class Override(StrictModel):
@@ -208,6 +248,7 @@ def _cross_check(suite: Suite) -> list[str]:
                 f"methods.{key}.method: unknown method {name!r}"
                 f"{did_you_mean(name, known_methods, n=3)} (known: {', '.join(sorted(known_methods))})"
             )
+    problems += _check_sweeps(suite)
     problems += _check_search(suite)
     if problems:
         return problems
@@ -215,6 +256,68 @@ def _cross_check(suite: Suite) -> list[str]:
     if not specs and not problems:
         problems.append("grid: the grid is empty (every combination is excluded)")
     return problems
+
+
+def _check_sweeps(suite: Suite) -> list[str]:
+    """Entry keys leave `@` to swept entries; swept values are distinct and fit in a key; a swept
+    entry is not tuned (its runs are the search)."""
+    problems = []
+    for key, entry in suite.methods.items():
+        if SWEEP_SEP in key:
+            problems.append(
+                f"methods.{key}: {SWEEP_SEP!r} is reserved for swept entries (`dpo@beta=0.1`); "
+                "rename the entry"
+            )
+        if entry.sweep and entry.search:
+            problems.append(
+                f"methods.{key}: `sweep` and `search` cannot be combined (`ftbench tune` does not "
+                "tune swept entries); declare a second entry for tuning"
+            )
+        for name, values in entry.sweep.items():
+            where = f"methods.{key}.sweep.{name}"
+            if not values:
+                problems.append(f"{where}: give at least one value")
+            texts = [_sweep_text(v) for v in values]
+            if len(set(texts)) < len(texts):
+                problems.append(f"{where}: a value is listed twice ({', '.join(texts)})")
+            for text in texts:
+                if any(c in text for c in _SWEEP_FORBIDDEN) or any(c.isspace() for c in text):
+                    problems.append(
+                        f"{where}: {text!r} cannot be part of a method key (no spaces or "
+                        f"{' '.join(_SWEEP_FORBIDDEN)})"
+                    )
+    return problems
+
+
+def _split_sweep(
+    values: dict[str, Any], params_model: Any, where: str
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """(method params, training fields, problems) of a swept entry's values: `params.X` and
+    `training.X` say where; a bare name goes where it is defined, and must be defined once."""
+    params, training, problems = {}, {}, []
+    in_params, in_training = set(params_model.model_fields), set(TrainingConfig.model_fields)
+    for name, value in values.items():
+        section, dot, field = name.rpartition(".")
+        if dot and section in ("params", "training"):
+            known = in_params if section == "params" else in_training
+            if field in known:
+                (params if section == "params" else training)[field] = value
+                continue
+            hint = did_you_mean(field, known, cutoff=0.6)
+            problems.append(f"{where}.sweep.{name}: {field!r} is not a {section} field{hint}")
+        elif name in in_params and name in in_training:
+            problems.append(
+                f"{where}.sweep.{name}: both a method parameter and a training field; write "
+                f"params.{name} or training.{name}"
+            )
+        elif name in in_params or name in in_training:
+            (params if name in in_params else training)[name] = value
+        else:
+            hint = did_you_mean(name, in_params | in_training, cutoff=0.6)
+            problems.append(
+                f"{where}.sweep.{name}: neither a training field nor a method parameter{hint}"
+            )
+    return params, training, problems
 
 
 def _check_search(suite: Suite) -> list[str]:
@@ -312,64 +415,96 @@ def _expand(suite: Suite) -> tuple[list[RunSpec], list[str]]:
     for method_key, model_key, dataset_key in itertools.product(
         grid.methods, grid.models, grid.datasets
     ):
-        if any(m.matches(method_key, model_key, dataset_key) for m in grid.exclude):
-            continue
         entry = suite.methods[method_key]
         method_name = entry.method or method_key
         task = suite.datasets[dataset_key].task
         backend = backend_for_task(task)
         if method_name not in backend.methods:
-            problems.append(
-                f"grid: method {method_name!r} (methods.{method_key}) cannot train task {task!r} "
-                f"(dataset {dataset_key!r}); methods for it: {', '.join(backend.methods.names())}. "
-                f"Exclude the combination under grid.exclude or use one of those methods."
-            )
+            if not any(m.matches(method_key, model_key, dataset_key) for m in grid.exclude):
+                problems.append(
+                    f"grid: method {method_name!r} (methods.{method_key}) cannot train task "
+                    f"{task!r} (dataset {dataset_key!r}); methods for it: "
+                    f"{', '.join(backend.methods.names())}. Exclude the combination under "
+                    "grid.exclude or use one of those methods."
+                )
             continue
         method = backend.methods.get(method_name)
-        params = dict(entry.params)
-        training = {**suite.training.model_dump(), **entry.training}
-        where = f"methods.{method_key}"
-        for i, override in enumerate(grid.overrides):
-            if override.when.matches(method_key, model_key, dataset_key):
-                params.update(override.params)
-                training.update(override.training)
-                where = f"grid.overrides[{i}] / methods.{method_key}"
-        try:
-            resolved_params = method.Params.model_validate(params).model_dump(mode="json")
-        except ValidationError as exc:
-            problems += _errors(exc, (where, "params"))
-            continue
-        try:
-            resolved_training = TrainingConfig.model_validate(training)
-        except ValidationError as exc:
-            problems += _errors(exc, (where, "training"))
-            continue
-        if resolved_training.precision == "bf16" and not suite.budget.supports_bf16:
-            problems.append(
-                f"{where}.training.precision: bf16 is not supported by budget profile "
-                f"{suite.budget.profile!r} (a T4 has no bf16): use fp16 or fp32"
-            )
-            continue
-        for seed in suite.seeds:
-            spec = RunSpec(
-                suite=suite.name,
-                suite_version=suite.version,
-                method_key=method_key,
-                method=method_name,
-                params=resolved_params,
-                model_key=model_key,
-                model=suite.models[model_key],
-                dataset_key=dataset_key,
-                dataset=suite.datasets[dataset_key],
-                training=resolved_training,
-                seed=seed,
-                budget=suite.budget,
-                determinism=suite.determinism,
-            )
-            try:  # the stages a run starts from are derived from it: their errors are the suite's
-                backend.upstream(spec)
-            except (ValueError, ValidationError) as exc:
-                problems.append(f"{where}.params: {exc}")
+        for entry_key, swept in swept_entries(method_key, entry):
+            if any(m.matches(entry_key, model_key, dataset_key) for m in grid.exclude):
                 continue
-            specs.append(spec)
+            where = f"methods.{method_key}"
+            swept_params, swept_training, found = _split_sweep(swept, method.Params, where)
+            problems += found
+            if found:
+                continue
+            params = {**entry.params, **swept_params}
+            training = {**suite.training.model_dump(), **entry.training, **swept_training}
+            for i, override in enumerate(grid.overrides):
+                if override.when.matches(entry_key, model_key, dataset_key):
+                    for section, given, mine in (
+                        ("params", override.params, swept_params),
+                        ("training", override.training, swept_training),
+                    ):
+                        for name in sorted(set(given) & set(mine)):
+                            problems.append(
+                                f"grid.overrides[{i}].{section}.{name}: methods.{method_key} "
+                                "sweeps it; an override would make its swept runs identical"
+                            )
+                    params.update(override.params)
+                    training.update(override.training)
+                    params.update(swept_params)
+                    training.update(swept_training)
+                    where = f"grid.overrides[{i}] / methods.{method_key}"
+            specs += _entry_specs(
+                suite, backend, method, entry_key, method_name, model_key, dataset_key,
+                params, training, where, problems,
+            )  # fmt: skip
     return specs, list(dict.fromkeys(problems))
+
+
+def _entry_specs(
+    suite: Suite, backend: Any, method: Any, method_key: str, method_name: str, model_key: str,
+    dataset_key: str, params: dict[str, Any], training: dict[str, Any], where: str,
+    problems: list[str],
+) -> list[RunSpec]:  # fmt: skip
+    """One grid cell's specs, one per seed (problems are appended, not raised)."""
+    try:
+        resolved_params = method.Params.model_validate(params).model_dump(mode="json")
+    except ValidationError as exc:
+        problems += _errors(exc, (where, "params"))
+        return []
+    try:
+        resolved_training = TrainingConfig.model_validate(training)
+    except ValidationError as exc:
+        problems += _errors(exc, (where, "training"))
+        return []
+    if resolved_training.precision == "bf16" and not suite.budget.supports_bf16:
+        problems.append(
+            f"{where}.training.precision: bf16 is not supported by budget profile "
+            f"{suite.budget.profile!r} (a T4 has no bf16): use fp16 or fp32"
+        )
+        return []
+    specs = []
+    for seed in suite.seeds:
+        spec = RunSpec(
+            suite=suite.name,
+            suite_version=suite.version,
+            method_key=method_key,
+            method=method_name,
+            params=resolved_params,
+            model_key=model_key,
+            model=suite.models[model_key],
+            dataset_key=dataset_key,
+            dataset=suite.datasets[dataset_key],
+            training=resolved_training,
+            seed=seed,
+            budget=suite.budget,
+            determinism=suite.determinism,
+        )
+        try:  # the stages a run starts from are derived from it: their errors are the suite's
+            backend.upstream(spec)
+        except (ValueError, ValidationError) as exc:
+            problems.append(f"{where}.params: {exc}")
+            continue
+        specs.append(spec)
+    return specs

@@ -27,6 +27,7 @@ PAGES = {
     "compare": "views/compare.py",
     "tuning": "views/tuning.py",
     "embeddings": "views/embeddings.py",
+    "frontier": "views/frontier.py",
     "repro": "views/reproducibility.py",
     "memory": "views/memory.py",
 }
@@ -37,6 +38,7 @@ TITLES = {
     "compare": "Compare runs",
     "tuning": "Tuning",
     "embeddings": "Embeddings",
+    "frontier": "Alignment frontier",
     "repro": "Reproducibility",
     "memory": "Memory",
 }

@@ -12,6 +12,7 @@ import subprocess
 
 import pytest
 from dashboard_fixtures import build_fixture_db
+from frontier_fixtures import build_store
 
 from dashboard import screenshots
 
@@ -25,6 +26,7 @@ EXPECT = {
     "compare": ("Config", "differing key"),
     "tuning": ("No tuning trials yet",),
     "embeddings": ("No embedding metrics yet",),
+    "frontier": ("Points", "At matched KL", "x=2", "ahead"),
     "reproducibility": ("No reproducibility checks yet",),
     "memory": ("No finished run has both a prediction and a measurement",),
 }
@@ -58,6 +60,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 def served(tmp_path_factory):
     browser_bin = chromium()
     db = build_fixture_db(tmp_path_factory.mktemp("browser") / "fixture.duckdb")
+    build_store(db, suite="rlhf_demo")  # alignment runs, in a suite listed after the others
     with screenshots.streamlit_server(db) as url, screenshots.Browser(browser_bin) as browser:
         yield url, browser
 

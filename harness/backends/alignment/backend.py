@@ -3,6 +3,7 @@ the start policy against the proxy) and scores it (held-out pair accuracy, or th
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from harness import checks
@@ -49,3 +50,8 @@ class AlignmentBackend(Backend):
 
     def evaluate(self, run, prepared: AlignPrepared, model: Any, *, intermediate=False):
         return run.method.evaluate(AlignContext(run, prepared), run.params, model)
+
+    def report(self, db_path: Path, suite: str) -> str | None:
+        from harness.backends.alignment.frontier import report
+
+        return report(db_path, suite)
