@@ -289,11 +289,12 @@ def _check_sweeps(suite: Suite) -> list[str]:
     return problems
 
 
-def _split_sweep(
+def split_values(
     values: dict[str, Any], params_model: Any, where: str
 ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-    """(method params, training fields, problems) of a swept entry's values: `params.X` and
-    `training.X` say where; a bare name goes where it is defined, and must be defined once."""
+    """(method params, training fields, problems) of named values (a sweep's or a search
+    space's): `params.X` and `training.X` say where; a bare name goes where it is defined, and
+    must be defined once (`where` prefixes each problem, e.g. `methods.dpo.search`)."""
     params, training, problems = {}, {}, []
     in_params, in_training = set(params_model.model_fields), set(TrainingConfig.model_fields)
     for name, value in values.items():
@@ -304,10 +305,10 @@ def _split_sweep(
                 (params if section == "params" else training)[field] = value
                 continue
             hint = did_you_mean(field, known, cutoff=0.6)
-            problems.append(f"{where}.sweep.{name}: {field!r} is not a {section} field{hint}")
+            problems.append(f"{where}.{name}: {field!r} is not a {section} field{hint}")
         elif name in in_params and name in in_training:
             problems.append(
-                f"{where}.sweep.{name}: both a method parameter and a training field; write "
+                f"{where}.{name}: both a method parameter and a training field; write "
                 f"params.{name} or training.{name}"
             )
         elif name in in_params or name in in_training:
@@ -315,7 +316,7 @@ def _split_sweep(
         else:
             hint = did_you_mean(name, in_params | in_training, cutoff=0.6)
             problems.append(
-                f"{where}.sweep.{name}: neither a training field nor a method parameter{hint}"
+                f"{where}.{name}: neither a training field nor a method parameter{hint}"
             )
     return params, training, problems
 
@@ -326,18 +327,9 @@ def _check_search(suite: Suite) -> list[str]:
 
     problems = []
     for key, entry in suite.methods.items():
-        name = entry.method or key
         method = _grid_method(suite, key)
-        if method is None:
-            continue
-        known = set(TrainingConfig.model_fields) | set(method.Params.model_fields)
-        for dim in entry.search:
-            if dim not in known:
-                hint = did_you_mean(dim, known, cutoff=0.6)
-                problems.append(
-                    f"methods.{key}.search.{dim}: neither a training field nor a parameter of "
-                    f"method {name!r}{hint}"
-                )
+        if method is not None:
+            problems += split_values(entry.search, method.Params, f"methods.{key}.search")[2]
     tune = suite.tune
     if tune is not None:
         if not any(suite.methods[m].search for m in suite.grid.methods if m in suite.methods):
@@ -378,9 +370,10 @@ def with_values(spec: RunSpec, values: dict[str, Any], **update: Any) -> RunSpec
     upstream stages and budget verdict are the plan's to decide again (plan.plan_spec)."""
     from harness.backends import method_for
 
-    training = {k: v for k, v in values.items() if k in TrainingConfig.model_fields}
-    params = {k: v for k, v in values.items() if k not in training}
     method = method_for(spec)
+    params, training, problems = split_values(values, method.Params, f"methods.{spec.method_key}")
+    if problems:
+        raise ValueError("; ".join(problems))
     return spec.model_copy(
         update={
             "params": method.Params.model_validate({**spec.params, **params}).model_dump(
@@ -433,7 +426,9 @@ def _expand(suite: Suite) -> tuple[list[RunSpec], list[str]]:
             if any(m.matches(entry_key, model_key, dataset_key) for m in grid.exclude):
                 continue
             where = f"methods.{method_key}"
-            swept_params, swept_training, found = _split_sweep(swept, method.Params, where)
+            swept_params, swept_training, found = split_values(
+                swept, method.Params, f"{where}.sweep"
+            )
             problems += found
             if found:
                 continue

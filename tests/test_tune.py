@@ -264,3 +264,20 @@ def test_trials_over_the_memory_budget_are_not_run_and_count_as_pruned(tmp_path,
     assert all(t.user_attrs["status"] == "over_budget" for t in study.trials)
     rows = _rows(tmp_path / "r" / "ftbench.duckdb", "SELECT status, train_s FROM runs")
     assert rows and all(s == "over_budget" and t is None for s, t in rows)  # never trained
+
+
+def test_a_search_key_names_its_section_when_both_have_it(write_suite):
+    """DPO's `loss_type` is a method parameter and SFT's `loss_type` a training field: a bare
+    key is refused, `params.loss_type` reaches the method."""
+    from test_alignment import tiny_alignment_suite
+
+    data = tiny_alignment_suite(["dpo"], tune={"trials": 1})
+    data["methods"]["dpo"]["search"] = {"loss_type": {"type": "categorical", "choices": ["ipo"]}}
+    with pytest.raises(SuiteError, match="both a method parameter and a training field"):
+        load_specs(write_suite(data))
+    space = {"params.loss_type": {"type": "categorical", "choices": ["ipo"]}}
+    data["methods"]["dpo"]["search"] = space
+    _, specs = load_specs(write_suite(data))
+    dpo = next(s for s in specs if s.method == "dpo")
+    tuned = with_values(dpo, {"params.loss_type": "ipo"})
+    assert tuned.params["loss_type"] == "ipo" and tuned.training.loss_type is None

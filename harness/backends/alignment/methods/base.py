@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_serializer
+from pydantic import Field
 
 from harness.backends import Evaluation, Prepared, RunContext, Trained
 from harness.backends.alignment.stages import StageConfig, stage_spec
@@ -107,10 +107,6 @@ register = ALIGN_METHODS.register_instance
 
 
 class PolicyParams(StrictModel):
-    # Params added after run_ids were published: left out of the dump while None. A spec's
-    # run_id hashes its params dict as dumped, and RunSpec's exclude_none does not reach into it.
-    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ()
-
     reward: StageConfig = StageConfig()
     judge: StageConfig = StageConfig(seed_offset=1000)
     prompt_words: int = Field(8, ge=1)  # a prompt is a review's first words
@@ -120,14 +116,6 @@ class PolicyParams(StrictModel):
     peft: Literal["lora", "full"] = "lora"
     r: int = Field(8, ge=1)
     alpha: float = Field(16.0, gt=0)
-
-    @model_serializer(mode="wrap")
-    def _omit_new_when_none(self, handler: Any) -> dict[str, Any]:
-        data = handler(self)
-        for name in self.OMIT_WHEN_NONE:
-            if data.get(name, 0) is None:
-                del data[name]
-        return data
 
 
 def policy_lora(params: PolicyParams) -> Any:

@@ -33,14 +33,13 @@ from harness.backends.alignment.methods.base import (
     timed_train,
     train_prompts,
 )
+from harness.config import optional
 
 LOGGED = ("objective/rlhf_reward", "objective/scores", "objective/kl", "loss/policy_avg",
           "loss/value_avg", "policy/clipfrac_avg", "val/ratio")  # fmt: skip
 
 
 class PpoParams(PolicyParams):
-    OMIT_WHEN_NONE = ("ref_ema", "ref_sync_steps")
-
     kl_coef: float = Field(0.05, ge=0)
     cliprange: float = Field(0.2, gt=0)
     vf_coef: float = Field(0.1, ge=0)
@@ -50,8 +49,8 @@ class PpoParams(PolicyParams):
     whiten_rewards: bool = False
     # EMA reference: every `ref_sync_steps` updates (default 1), ref <- (1 - a) ref + a policy.
     # None (the default) keeps the reference fixed at the start policy.
-    ref_ema: float | None = Field(None, gt=0, le=1)
-    ref_sync_steps: int | None = Field(None, ge=1)
+    ref_ema: float | None = optional(gt=0, le=1)
+    ref_sync_steps: int | None = optional(ge=1)
 
     @model_validator(mode="after")
     def _ema_needs_its_own_reference(self) -> PpoParams:
