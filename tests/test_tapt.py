@@ -68,6 +68,7 @@ def test_one_stage_is_planned_first_and_shared_by_the_cells_that_ask(tapt_run):
     assert len(fingerprints) == 1  # the stage's splits are the cells' exactly
     for key in ("lora_tapt", "full_tapt"):
         assert results[key].train_info.notes["start_weights"] == f"tapt stage {stage.run_id}"
+        assert results[key].train_info.notes["upstream"] == {"tapt": stage.run_id}
 
 
 def test_a_second_run_reuses_the_finished_stage(tapt_run):
@@ -117,3 +118,14 @@ def test_tapt_on_a_method_without_stage_support_is_refused():
     data["methods"]["dpo"]["tapt"] = {"steps": 2}
     with pytest.raises(SuiteError, match=r"methods\.dpo\.tapt: .*does not start from a TAPT"):
         grid_specs(data)
+
+
+def test_the_stage_gets_a_memory_verdict(write_suite):
+    """`ftbench plan` answers for the stage as for the SFT run it resembles: a full-weight TAPT
+    stage (optimizer state for every weight) needs more than the LoRA cell it feeds."""
+    data = tapt_suite()
+    data["budget"] = {"profile": "t4"}
+    plan = make_plan(write_suite(data), availability=False, estimates=True)
+    rows = {r["method"]: r for r in (run.to_json() for run in plan.runs)}
+    assert rows["tapt"]["stage"] and rows["tapt"]["verdict"] == "fits"
+    assert rows["tapt"]["parts"]["optimizer"] > rows["lora_tapt"]["parts"]["optimizer"]

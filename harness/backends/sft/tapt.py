@@ -156,7 +156,7 @@ def stage_spec(spec: RunSpec, tapt: TaptConfig) -> RunSpec:
 
 def start_weights(run: RunContext, resolved: Any) -> tuple[Any, dict[str, Any]]:
     """What a cell's method loads: the finished TAPT stage's model when the cell has one (same
-    architecture and tokenizer; provenance names the stage), else the suite's model."""
+    architecture and tokenizer; the note names the stage), else the suite's model."""
     if not run.spec.upstream or ROLE not in run.spec.upstream:
         return resolved, {}
     from harness.backends.alignment.reward import upstream_dir
@@ -216,22 +216,29 @@ class TaptBackend(Backend):
 
         from harness.models import load_causal_lm, load_tokenizer, resolve_model
 
-        spec = run.spec
+        spec, params = run.spec, run.params
         task = TASKS.get(spec.dataset.task)
         resolved = resolve_model(spec.model)
         tokenizer = load_tokenizer(resolved)
         tokenizer.padding_side = "right"  # scoring counts positions from the left
         splits = load_splits(spec.dataset)  # the twin's: the cell task's splits exactly
-        # fp32 weights: full TAPT trains them (fp16 mixed precision keeps fp32 masters), and a
-        # merged adapter is saved at the precision the cells load from.
-        model = load_causal_lm(resolved, dtype=torch.float32)
+        # As the SFT methods load (load_dtype): fp32 on CPU and where the weights train (full:
+        # fp16 mixed precision keeps fp32 masters); a LoRA stage's base in the run's half
+        # precision on a GPU (what the memory estimate, an SFT `lora` run, assumes).
+        half = run.device == "cuda" and spec.training.precision != "fp32" and params.peft == "lora"
+        dtype = (
+            {"fp16": torch.float16, "bf16": torch.bfloat16}[spec.training.precision]
+            if half
+            else torch.float32
+        )
+        model = load_causal_lm(resolved, dtype=dtype)
         return TaptPrepared(
             model=model,
             resolved=resolved,
             splits=splits,
             data_checks=checks.tokenizer_checks(tokenizer),
             notes={"tapt_text_field": task.split_key, "tapt_source_task": task.source},
-            weights_dtype="float32",
+            weights_dtype=str(dtype).removeprefix("torch."),
             tokenizer=tokenizer,
             field=task.split_key,
         )
