@@ -63,6 +63,7 @@ def test_one_stage_is_planned_first_and_shared_by_the_cells_that_ask(tapt_run):
     assert info.notes["tapt_texts"] == info.split_sizes["train"] == 8
     assert info.notes["tapt_text_field"] == "text"  # the review, not its label
     assert info.metrics["test"]["eval_loss"] > 0 and info.metrics["test"]["perplexity"] > 1
+    assert info.notes["test_eval_loss_before"] != info.metrics["test"]["eval_loss"]
     assert info.curve and info.train_tokens > 0
     fingerprints = {r.meta_info["dataset_fingerprint"] for r in results.values()}
     assert len(fingerprints) == 1  # the stage's splits are the cells' exactly

@@ -231,13 +231,24 @@ class TaptBackend(Backend):
             if half
             else torch.float32
         )
-        model = load_causal_lm(resolved, dtype=dtype)
+        model = load_causal_lm(resolved, dtype=dtype).to(run.device)
+        # The same score before training: what TAPT changed on held-out in-domain text.
+        t0, t = time.perf_counter(), spec.training
+        before = mean_token_nll(
+            model, tokenizer, texts(splits.as_dict()[run.split], task.split_key), t.max_length,
+            t.eval_batch_size,
+        )  # fmt: skip
         return TaptPrepared(
             model=model,
             resolved=resolved,
             splits=splits,
             data_checks=checks.tokenizer_checks(tokenizer),
-            notes={"tapt_text_field": task.split_key, "tapt_source_task": task.source},
+            notes={
+                "tapt_text_field": task.split_key,
+                "tapt_source_task": task.source,
+                f"{run.split}_eval_loss_before": before,
+            },  # fmt: skip
+            eval_s=time.perf_counter() - t0,
             weights_dtype=str(dtype).removeprefix("torch."),
             tokenizer=tokenizer,
             field=task.split_key,
