@@ -1,0 +1,141 @@
+"""The Ray executor on a real local Ray cluster (2 CPUs): same rows as the local executor, a
+killed Ray worker ends as a retry and then a recorded failure, parallel tuning keeps its budget."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import duckdb
+import pytest
+from helpers import suite_dict
+
+from harness import runlock
+from harness.executors import ExecutorConfig, build
+from harness.executors.ray import PLACEMENT_FILE
+from harness.plan import make_plan
+from harness.runner import run_plan
+
+ray = pytest.importorskip("ray", reason="ray is not installed (`make setup` installs it)")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local Ray instance for the module, shut down (with its processes) afterwards."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _ray(**config):
+    return build(ExecutorConfig(kind="ray", **config))
+
+
+def _rows(db, sql):
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_the_tiny_suite_on_ray_gives_the_rows_of_the_local_executor(cluster, tmp_path, write_suite):
+    data = suite_dict(seeds=[0, 1], methods={"lora": {}, "explode": {}})
+    data["grid"]["methods"] = ["lora", "explode"]
+    data["determinism"] = {"strict": True}
+    plan = make_plan(write_suite(data))
+    run_plan(plan, results_dir=tmp_path / "local")
+    report = run_plan(plan, results_dir=tmp_path / "ray", executor=_ray(parallel=2))
+    assert len(report.executed) == 4
+    query = "SELECT run_id, status, reason FROM runs ORDER BY run_id"
+    local, on_ray = (_rows(tmp_path / d / "ftbench.duckdb", query) for d in ("local", "ray"))
+    assert [r[:2] for r in on_ray] == [r[:2] for r in local]
+    assert {r[1] for r in on_ray} == {"ok", "failed"}
+    metrics = "SELECT run_id, split, name, value FROM metrics ORDER BY ALL"
+    ray_metrics = _rows(tmp_path / "ray" / "ftbench.duckdb", metrics)
+    assert ray_metrics and ray_metrics == _rows(tmp_path / "local" / "ftbench.duckdb", metrics)
+    # where each run ran is recorded with it
+    notes = _rows(tmp_path / "ray" / "ftbench.duckdb", "SELECT notes FROM runs")
+    placements = [json.loads(n)["executor"] for (n,) in notes]
+    assert all(p["kind"] == "ray" and p["node_id"] and p["hostname"] for p in placements)
+
+
+def _placement(run_dir, not_pid=None, timeout=60.0):
+    """The Ray worker pid running run_dir (another one than not_pid), once its run holds the lock."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pid = json.loads((run_dir / PLACEMENT_FILE).read_text())["worker_pid"]
+        except (OSError, ValueError):
+            pid = None
+        if pid and pid != not_pid and runlock.holder(run_dir):
+            return pid
+        time.sleep(0.2)
+    raise AssertionError(f"no run started in {run_dir} within {timeout} s")
+
+
+def test_a_killed_ray_worker_is_retried_then_recorded_node_lost(cluster, tmp_path, write_suite):
+    data = suite_dict(methods={"hang": {"params": {"seconds": 60.0}}, "lora": {}})
+    data["grid"]["methods"] = ["hang", "lora"]
+    plan = make_plan(write_suite(data))
+    results = tmp_path / "r"
+    hang = next(r.spec for r in plan.runs if r.spec.method_key == "hang")
+    run_dir = results / "runs" / hang.run_id
+    out = {}
+    runner = threading.Thread(
+        target=lambda: out.update(
+            report=run_plan(plan, results_dir=results, executor=_ray(parallel=2, max_retries=1))
+        )
+    )
+    runner.start()
+    first = _placement(run_dir)
+    run_pid = int(runlock.holder(run_dir))
+    os.kill(first, signal.SIGKILL)  # the Ray worker: its run process must go with it
+    second = _placement(run_dir, not_pid=first)  # Ray's retry took the run's lock
+    assert subprocess.run(["kill", "-0", str(run_pid)], capture_output=True).returncode != 0
+    os.kill(second, signal.SIGKILL)
+    runner.join(timeout=120)
+    assert not runner.is_alive()
+    statuses = {r.spec["method_key"]: r for r in out["report"].executed}
+    assert statuses["lora"].status == "ok"
+    assert statuses["hang"].status == "failed"
+    assert statuses["hang"].train_info.reason.startswith("node lost")
+    deadline = time.monotonic() + 15  # the run process ends with its worker (a moment later)
+    while runlock.holder(run_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert runlock.holder(run_dir) is None  # no orphan run process holds the folder
+    rows = _rows(results / "ftbench.duckdb", "SELECT method_key, status FROM runs ORDER BY 1")
+    assert rows == [("hang", "failed"), ("lora", "ok")]
+
+
+def test_tune_parallel_2_ends_with_exactly_the_configured_trials(cluster, tmp_path, write_suite):
+    from harness.cli import main as cli
+
+    data = suite_dict(
+        methods={
+            "m": {
+                "method": "lora",
+                "search": {"learning_rate": {"type": "float", "low": 1.0e-4, "high": 1.0e-2}},
+            }
+        }
+    )
+    data["grid"]["methods"] = ["m"]
+    data["tune"] = {"trials": 3, "pruner": {"type": "median", "n_startup_trials": 1}}
+    data["training"]["max_steps"] = 4
+    path = write_suite(data)
+    results = tmp_path / "r"
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    args = ["--results", str(results), "tune", str(path), "--no-final", "--storage", storage]
+    assert cli([*args, "--executor", "ray", "--parallel", "2"]) == 0
+    import optuna
+
+    (summary,) = optuna.get_all_study_summaries(storage)
+    trials = optuna.load_study(study_name=summary.study_name, storage=storage).trials
+    counted = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(counted) == 3 and len(trials) == 3
+    rows = _rows(results / "ftbench.duckdb", "SELECT count(*) FROM trials")
+    assert rows == [(3,)]
+    # again: the budget is spent, nothing more runs
+    assert cli([*args, "--executor", "ray", "--parallel", "2"]) == 0
+    assert len(optuna.load_study(study_name=summary.study_name, storage=storage).trials) == 3
