@@ -139,3 +139,18 @@ def test_tune_parallel_2_ends_with_exactly_the_configured_trials(cluster, tmp_pa
     # again: the budget is spent, nothing more runs
     assert cli([*args, "--executor", "ray", "--parallel", "2"]) == 0
     assert len(optuna.load_study(study_name=summary.study_name, storage=storage).trials) == 3
+
+
+def test_runs_packed_on_a_shared_gpu_have_their_speed_marked_not_comparable(tmp_path):
+    from dashboard import synthetic
+    from harness import store
+    from harness.result import RunResult
+
+    db = tmp_path / "ftbench.duckdb"
+    for method, gpus in (("packed", 0.2), ("whole", 1.0), ("local", None)):
+        data = synthetic.result(method=method, metrics={"accuracy": 0.5})
+        if gpus is not None:
+            data["train_info"]["notes"] = {"executor": {"kind": "ray", "gpus_per_run": gpus}}
+        store.ingest(db, RunResult.model_validate(data))
+    board = store.leaderboard(db, "synthetic").set_index("method")
+    assert board["speed_shared"].to_dict() == {"packed": True, "whole": False, "local": False}
