@@ -46,7 +46,10 @@ def test_the_tiny_suite_on_ray_gives_the_rows_of_the_local_executor(cluster, tmp
     data["determinism"] = {"strict": True}
     plan = make_plan(write_suite(data))
     run_plan(plan, results_dir=tmp_path / "local")
-    report = run_plan(plan, results_dir=tmp_path / "ray", executor=_ray(parallel=2))
+    shared = tmp_path / "artifacts"  # a folder every node can write (an fsspec URL in general)
+    report = run_plan(
+        plan, results_dir=tmp_path / "ray", executor=_ray(parallel=2, artifacts=str(shared))
+    )
     assert len(report.executed) == 4
     query = "SELECT run_id, status, reason FROM runs ORDER BY run_id"
     local, on_ray = (_rows(tmp_path / d / "ftbench.duckdb", query) for d in ("local", "ray"))
@@ -59,6 +62,25 @@ def test_the_tiny_suite_on_ray_gives_the_rows_of_the_local_executor(cluster, tmp
     notes = _rows(tmp_path / "ray" / "ftbench.duckdb", "SELECT notes FROM runs")
     placements = [json.loads(n)["executor"] for (n,) in notes]
     assert all(p["kind"] == "ray" and p["node_id"] and p["hostname"] for p in placements)
+    # and each run folder was copied to the artifact store
+    assert sorted(p["artifacts"] for p in placements) == sorted(
+        f"{shared}/{run_id}" for run_id, *_ in on_ray
+    )
+    assert all((shared / run_id / "worker.log").is_file() for run_id, *_ in on_ray)
+
+
+def test_an_executor_block_is_optional_and_never_part_of_a_run_id(write_suite):
+    from harness.suite import load_suite
+
+    plain = suite_dict(seeds=[0, 1])
+    block = {**plain, "executor": {"kind": "ray", "parallel": 2, "gpus_per_run": 0.2}}
+    ids = [
+        [s.run_id for s in make_plan(write_suite(d, f"{i}.yaml")).specs]
+        for i, d in enumerate([plain, block])
+    ]
+    assert ids[0] == ids[1]
+    assert load_suite(write_suite(block, "b.yaml")).executor.gpus_per_run == 0.2
+    assert "executor" not in load_suite(write_suite(plain, "p.yaml")).model_dump()
 
 
 def _placement(run_dir, not_pid=None, timeout=60.0):
@@ -126,19 +148,25 @@ def test_tune_parallel_2_ends_with_exactly_the_configured_trials(cluster, tmp_pa
     path = write_suite(data)
     results = tmp_path / "r"
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
-    args = ["--results", str(results), "tune", str(path), "--no-final", "--storage", storage]
-    assert cli([*args, "--executor", "ray", "--parallel", "2"]) == 0
     import optuna
 
-    (summary,) = optuna.get_all_study_summaries(storage)
-    trials = optuna.load_study(study_name=summary.study_name, storage=storage).trials
+    # a parallel `ftbench tune` killed with two trials in flight left them RUNNING
+    (cell,) = {r.spec.cell for r in make_plan(path).runs}
+    name = f"tiny:{cell}"
+    killed = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    killed.ask(), killed.ask()
+    args = ["--results", str(results), "tune", str(path), "--no-final", "--storage", storage]
+    assert cli([*args, "--executor", "ray", "--parallel", "2"]) == 0
+    trials = optuna.load_study(study_name=name, storage=storage).trials
     counted = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
-    assert len(counted) == 3 and len(trials) == 3
-    rows = _rows(results / "ftbench.duckdb", "SELECT count(*) FROM trials")
-    assert rows == [(3,)]
+    interrupted = [t for t in trials if t.user_attrs.get("interrupted")]
+    assert len(counted) == 3  # the budget, exactly: in-flight trials were counted before asking
+    assert len(interrupted) == 2 and len(trials) == 5  # closed, not counted, not lost
+    assert {t.state.name for t in interrupted} == {"FAIL"}
+    assert _rows(results / "ftbench.duckdb", "SELECT count(*) FROM trials") == [(5,)]
     # again: the budget is spent, nothing more runs
     assert cli([*args, "--executor", "ray", "--parallel", "2"]) == 0
-    assert len(optuna.load_study(study_name=summary.study_name, storage=storage).trials) == 3
+    assert len(optuna.load_study(study_name=name, storage=storage).trials) == 5
 
 
 def test_runs_packed_on_a_shared_gpu_have_their_speed_marked_not_comparable(tmp_path):
