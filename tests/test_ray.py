@@ -182,3 +182,21 @@ def test_runs_packed_on_a_shared_gpu_have_their_speed_marked_not_comparable(tmp_
         store.ingest(db, RunResult.model_validate(data))
     board = store.leaderboard(db, "synthetic").set_index("method")
     assert board["speed_shared"].to_dict() == {"packed": True, "whole": False, "local": False}
+
+
+def test_an_upstream_stage_folder_comes_from_the_artifact_store_or_the_fix_is_named(
+    tmp_path, write_suite
+):
+    from harness.executors.ray import _missing_upstream
+
+    (spec,) = make_plan(write_suite(suite_dict())).specs
+    spec = spec.model_copy(update={"upstream": {"reward": "stage1"}})
+    store = tmp_path / "store" / "stage1"
+    store.mkdir(parents=True)
+    (store / "result.json").write_text("{}")
+    node = tmp_path / "node" / "runs" / spec.run_id
+    problem = _missing_upstream(spec, node, None)
+    assert "--artifacts" in problem and "shares" in problem and "stage1" in problem
+    assert _missing_upstream(spec, node, str(tmp_path / "store")) is None
+    assert (node.parent / "stage1" / "result.json").is_file()
+    assert not (node.parent / "stage1" / "stage1").exists()  # the contents, not a nested copy

@@ -90,7 +90,8 @@ def _missing_upstream(spec: RunSpec, run_dir: Path, artifacts: str | None) -> st
             import fsspec
 
             fs, root = fsspec.core.url_to_fs(artifacts)
-            fs.get(f"{root}/{run_id}", str(folder), recursive=True)
+            # trailing slashes: the folder's contents, never a nested copy of the folder
+            fs.get(f"{root}/{run_id}/", f"{folder}/", recursive=True)
             continue
         return (
             f"the upstream {role} run folder {folder} is not on node {socket.gethostname()}: give "
@@ -104,7 +105,7 @@ def _upload(run_dir: Path, artifacts: str) -> str:
 
     fs, root = fsspec.core.url_to_fs(artifacts)
     target = f"{root}/{run_dir.name}"
-    fs.put(str(run_dir), target, recursive=True)
+    fs.put(f"{run_dir}/", f"{target}/", recursive=True)  # contents, not a nested copy
     return f"{artifacts.rstrip('/')}/{run_dir.name}"
 
 
