@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from harness import runlock, store
 from harness.executors import Executor
-from harness.executors.local import LocalSubprocessExecutor, run_progress
+from harness.executors.local import LocalSubprocessExecutor, run_progress, schedulable
 from harness.plan import Plan, PlannedRun
 from harness.result import FINAL_STATUSES, RESULT_FILE, RunResult, now, read_result, write_atomic
 from harness.spec import RunSpec
@@ -104,6 +104,7 @@ def run_planned(
     done = prepare(run, results_dir, db_path, force=force)
     if done is not None:
         return done
+    executor = schedulable(executor)
     handle = executor.submit(run.spec, results_dir / "runs" / run.spec.run_id)
     _, outcome = executor.wait_any([handle])
     return record(run, outcome, results_dir, db_path), True
@@ -121,7 +122,7 @@ def run_plan(
 
     A run is submitted once the runs it starts from (its upstream stages in this plan) are done;
     up to `executor.parallel` runs are in flight. With one at a time this is the plan's order."""
-    executor = executor or LocalSubprocessExecutor()
+    executor = schedulable(executor or LocalSubprocessExecutor())
     db_path = db_path or results_dir / "ftbench.duckdb"
     store.record_suite(db_path, plan.suite, plan.source)
     report = SuiteReport()

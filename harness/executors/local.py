@@ -44,9 +44,6 @@ class LocalSubprocessExecutor:
     python: str = sys.executable
     poll_s: float = 0.5
     die_with_parent: bool = False
-    parallel: int = 1  # one run at a time: its memory and speed figures are its own
-    _handles: Iterator[int] = field(default_factory=itertools.count, repr=False)
-    _submitted: dict[int, tuple[RunSpec, Path]] = field(default_factory=dict, repr=False)
 
     def run(self, spec: RunSpec, run_dir: Path, on_progress: Any = None) -> RunResult:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -98,8 +95,21 @@ class LocalSubprocessExecutor:
             spec, status, reason=reason, traceback=_tail(log_path), started_at=started
         )
 
-    # The scheduler's interface: a submitted run starts when it is waited for, so runs go one
-    # at a time, in submission order (the plan's order).
+
+@dataclass
+class OneAtATime:
+    """The scheduler's interface (submit / wait_any) over an executor that only has `run`: a
+    submitted run starts when it is waited for, so runs go one at a time in submission order
+    (the plan's order), each with a progress bar."""
+
+    inner: Any
+    parallel: int = 1
+    _handles: Iterator[int] = field(default_factory=itertools.count, repr=False)
+    _submitted: dict[int, tuple[RunSpec, Path]] = field(default_factory=dict, repr=False)
+
+    def run(self, spec: RunSpec, run_dir: Path, on_progress: Any = None) -> RunResult:
+        return self.inner.run(spec, run_dir, on_progress=on_progress)
+
     def submit(self, spec: RunSpec, run_dir: Path) -> Any:
         handle = next(self._handles)
         self._submitted[handle] = (spec, run_dir)
@@ -110,14 +120,19 @@ class LocalSubprocessExecutor:
         spec, run_dir = self._submitted.pop(handle)
         try:
             with run_progress(spec.label) as progress:
-                return handle, self.run(spec, run_dir, on_progress=progress)
+                return handle, self.inner.run(spec, run_dir, on_progress=progress)
         except runlock.RunBusyError as exc:
             return handle, exc
 
 
+def schedulable(executor: Any) -> Any:
+    """The executor itself when it schedules (submit / wait_any), else one run at a time."""
+    return executor if hasattr(executor, "submit") else OneAtATime(executor)
+
+
 @EXECUTORS.register("local")
-def _local(config: ExecutorConfig) -> LocalSubprocessExecutor:
-    return LocalSubprocessExecutor()
+def _local(config: ExecutorConfig) -> OneAtATime:
+    return OneAtATime(LocalSubprocessExecutor())  # its memory and speed figures are its own
 
 
 def _kill(proc: Launched) -> None:

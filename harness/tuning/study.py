@@ -17,6 +17,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from harness import store
+from harness.executors.local import schedulable
 from harness.plan import Plan, PlannedRun, Planner, plan_specs
 from harness.result import FINAL_STATUSES, RunResult, read_result
 from harness.runner import (
@@ -205,7 +206,7 @@ def tune_plan(
         raise ValueError(f"{plan.source}: the suite has no `tune:` block")
     tune = suite.tune
     pruner = pruner or tune.pruner
-    executor = executor or LocalSubprocessExecutor()
+    executor = schedulable(executor or LocalSubprocessExecutor())
     store.record_suite(db_path, suite, plan.source)
     report = TuneReport()
     planner = Planner()
