@@ -110,6 +110,15 @@ def run_planned(
     return record(run, outcome, results_dir, db_path), True
 
 
+def default_executor(plan: Plan) -> Executor:
+    """The suite's `executor:` block when it has one, else the local executor."""
+    if plan.suite.executor is None:
+        return LocalSubprocessExecutor()
+    from harness.executors import build
+
+    return build(plan.suite.executor)
+
+
 def run_plan(
     plan: Plan,
     *,
@@ -122,7 +131,7 @@ def run_plan(
 
     A run is submitted once the runs it starts from (its upstream stages in this plan) are done;
     up to `executor.parallel` runs are in flight. With one at a time this is the plan's order."""
-    executor = schedulable(executor or LocalSubprocessExecutor())
+    executor = schedulable(executor or default_executor(plan))
     db_path = db_path or results_dir / "ftbench.duckdb"
     store.record_suite(db_path, plan.suite, plan.source)
     report = SuiteReport()

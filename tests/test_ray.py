@@ -69,7 +69,10 @@ def test_the_tiny_suite_on_ray_gives_the_rows_of_the_local_executor(cluster, tmp
     assert all((shared / run_id / "worker.log").is_file() for run_id, *_ in on_ray)
 
 
-def test_an_executor_block_is_optional_and_never_part_of_a_run_id(write_suite):
+def test_an_executor_block_is_optional_and_never_part_of_a_run_id(cluster, write_suite):
+    from harness.executors.local import LocalSubprocessExecutor
+    from harness.executors.ray import RayExecutor
+    from harness.runner import default_executor
     from harness.suite import load_suite
 
     plain = suite_dict(seeds=[0, 1])
@@ -81,6 +84,12 @@ def test_an_executor_block_is_optional_and_never_part_of_a_run_id(write_suite):
     assert ids[0] == ids[1]
     assert load_suite(write_suite(block, "b.yaml")).executor.gpus_per_run == 0.2
     assert "executor" not in load_suite(write_suite(plain, "p.yaml")).model_dump()
+    # the block is what `ftbench run` and harness.run use when no executor is given
+    chosen = default_executor(make_plan(write_suite(block, "b.yaml")))
+    assert isinstance(chosen, RayExecutor) and chosen.parallel == 2
+    assert isinstance(
+        default_executor(make_plan(write_suite(plain, "p.yaml"))), LocalSubprocessExecutor
+    )
 
 
 def _placement(run_dir, not_pid=None, timeout=60.0):

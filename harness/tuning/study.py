@@ -22,8 +22,8 @@ from harness.plan import Plan, PlannedRun, Planner, plan_specs
 from harness.result import FINAL_STATUSES, RunResult, read_result
 from harness.runner import (
     Executor,
-    LocalSubprocessExecutor,
     SuiteReport,
+    default_executor,
     prepare,
     record,
     run_plan,
@@ -206,7 +206,7 @@ def tune_plan(
         raise ValueError(f"{plan.source}: the suite has no `tune:` block")
     tune = suite.tune
     pruner = pruner or tune.pruner
-    executor = schedulable(executor or LocalSubprocessExecutor())
+    executor = schedulable(executor or default_executor(plan))
     store.record_suite(db_path, suite, plan.source)
     report = TuneReport()
     planner = Planner()
