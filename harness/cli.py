@@ -143,6 +143,23 @@ def _print_plan_notes(plan) -> bool:
     return True
 
 
+def _executor(args: argparse.Namespace, plan):
+    """The executor of the suite's `executor:` block, with the command line's flags over it."""
+    from harness.executors import ExecutorConfig, build
+
+    config = plan.suite.executor or ExecutorConfig()
+    flags = {
+        "kind": args.executor, "address": args.address, "parallel": args.parallel,
+        "artifacts": args.artifacts,
+    }  # fmt: skip
+    config = ExecutorConfig.model_validate(
+        {**config.model_dump(), **{k: v for k, v in flags.items() if v is not None}}
+    )
+    if config.address == "none":
+        config = config.model_copy(update={"address": None})
+    return build(config)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import run_plan
 
@@ -151,7 +168,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     if not _print_plan_notes(plan):
         return 3
-    report = run_plan(plan, results_dir=Path(args.results), db_path=_db(args), force=args.force)
+    report = run_plan(
+        plan, results_dir=Path(args.results), db_path=_db(args), force=args.force,
+        executor=_executor(args, plan),
+    )  # fmt: skip
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(report.statuses.items()))
     print(
         f"suite {plan.suite.name}: {len(report.executed)} run now, "
@@ -178,7 +198,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         pruner = pruner.model_copy(update={"type": args.pruner})
     report = tune_plan(
         plan, results_dir=Path(args.results), db_path=_db(args), pruner=pruner,
-        final_runs=not args.no_final,
+        final_runs=not args.no_final, executor=_executor(args, plan), storage=args.storage,
     )  # fmt: skip
     for note in report.notes:
         print(f"note: {note}")
@@ -309,6 +329,25 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return subprocess.call(command)
 
 
+def _executor_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--executor", choices=["local", "ray"],
+        help="where runs execute: local (one at a time, the default) or ray (overrides the "
+        "suite's executor: block)",
+    )  # fmt: skip
+    p.add_argument(
+        "--address",
+        help="ray: auto (a cluster started on this machine), ray://HOST:10001, or none (start a "
+        "local Ray for this command; the default)",
+    )
+    p.add_argument("--parallel", type=int, help="ray: runs in flight at most")
+    p.add_argument(
+        "--artifacts",
+        help="ray: a folder every node can write (or an fsspec URL) each run folder is copied "
+        "to; without it weights stay on the node that ran them (recorded with the run)",
+    )
+
+
 ONLY_HELP = (
     "only these grid cells (their stages come along): KEY=VALUE[|VALUE...][,...] with KEY one "
     "of method, model, dataset, seed; e.g. --only method=lora|qlora,seed=0"
@@ -336,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("suite", help="suites/NAME.yaml, a suite name, or a lock file")
     p.add_argument("--only", help=ONLY_HELP)
     p.add_argument("--force", action="store_true", help="re-run finished runs too")
+    _executor_flags(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("plan", help="predict each run's peak GPU memory against the budget")
@@ -355,6 +395,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--pruner", choices=["median", "hyperband", "threshold", "none"], help="override"
     )
     p.add_argument("--no-final", action="store_true", help="trials only, no tuned re-runs")
+    p.add_argument(
+        "--storage",
+        help="Optuna storage URL for the studies (e.g. sqlite:///studies.db, an RDB every node "
+        "reaches); default: a journal file per cell under RESULTS/optuna/",
+    )
+    _executor_flags(p)
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("show", help="print a suite's leaderboard from DuckDB")

@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, ValidationError
 
-from harness.config import StrictModel
+from harness.config import StrictModel, optional
+from harness.executors import ExecutorConfig
 from harness.memory.profile import Budget
 from harness.registry import UnknownNameError, did_you_mean
 from harness.spec import DatasetSpec, Determinism, ModelSpec, RunSpec, TrainingConfig
@@ -117,6 +118,9 @@ class Suite(StrictModel):
     grid: Grid
     tune: TuneConfig | None = None
     determinism: Determinism | None = None
+    # Where runs execute (`ftbench run --executor` overrides it); never part of a run_id, and
+    # left out of the suite's stored config while unset.
+    executor: ExecutorConfig | None = optional()
 
 
 # --------------------------------------------------------------------------- finding a suite

@@ -41,8 +41,25 @@ def _memory_numbers() -> str:
     )
 
 
+def die_with_parent() -> None:
+    """Under Ray (FTBENCH_DIE_WITH_PARENT=1): end this run process when the process that started
+    it dies, so a retry of the task can take the run's lock. A local runner's run outlives it
+    instead (the lock then keeps a new runner from starting it twice)."""
+    import ctypes
+    import os
+    import signal
+
+    if os.environ.get("FTBENCH_DIE_WITH_PARENT") != "1" or not sys.platform.startswith("linux"):
+        return
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the signal was armed
+        os._exit(1)
+
+
 def main(argv: list[str]) -> int:
     spec_path, run_dir = Path(argv[0]), Path(argv[1])
+    die_with_parent()
     lock = runlock.claim(run_dir)  # held until this process ends, however it ends
     if lock is None:
         print(f"{run_dir} is held by another live run process: not started", file=sys.stderr)

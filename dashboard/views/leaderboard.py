@@ -52,6 +52,7 @@ st.dataframe(
         "budget_fit",
         "train_s",
         "tokens_per_s",
+        "speed_shared",
         "runs",
         "not_ok",
         "mem_kind",
@@ -91,6 +92,11 @@ st.dataframe(
         "samples_per_s": st.column_config.NumberColumn(
             "samples/s", format="%.1f", help="steady state: after the warm-up steps"
         ),
+        "speed_shared": st.column_config.CheckboxColumn(
+            "shared GPU",
+            help="runs packed with others on one GPU (Ray, gpus_per_run < 1): memory verdicts "
+            "hold under the cap, speed is not comparable",
+        ),
         "runs": st.column_config.NumberColumn("runs", help="all runs, whatever their status"),
         "not_ok": st.column_config.TextColumn("not ok", help="runs by status, other than ok"),
     },
@@ -106,6 +112,11 @@ if board["mem_kind"].str.contains("cpu_peak_rss").any():
     notes.append(
         "Peak memory of CPU runs is the run process's peak RSS, not GPU memory: it says nothing "
         "about fitting a GPU budget."
+    )
+if board["speed_shared"].any():
+    notes.append(
+        "Speed of rows marked *shared GPU* is not comparable: their runs shared a GPU with "
+        "other runs (Ray executor, gpus_per_run < 1)."
     )
 missing = int(board["ok_without_metric"].sum())
 if missing:

@@ -31,6 +31,9 @@ SELECT r.run_id, r.suite, r.dataset_key, r.model_key, r.method_key, r.method, r.
        coalesce($metric, r.headline_metric) AS metric, m.value AS score, m.higher_is_better,
        r.trainable_pct, r.trainable_params, r.peak_mem_bytes, r.peak_mem_kind, r.train_s,
        r.total_s, r.steady_tokens_per_s, r.steady_samples_per_s,
+       -- packed on a shared GPU by the Ray executor (gpus_per_run < 1): speed not comparable
+       coalesce(TRY_CAST(json_extract(r.notes, '$.executor.gpus_per_run') AS DOUBLE) < 1, false)
+           AS speed_shared,
        list_concat(i.provenance_issues, i.data_issues) AS issues,
        json_extract_string(r.config, '$.budget.profile') AS budget_profile,
        TRY_CAST(json_extract(r.config, '$.budget.gpu_mem_gb') AS DOUBLE) AS budget_gb,
@@ -97,7 +100,8 @@ def summarize(runs):
     (5+ seeds), diverged seeds and validity (harness.stats), runs (every status), not_ok (status
     counts), ok_without_metric, flagged runs and their issues, trainable %, the largest peak
     memory and whether it fits the run's budget, mean train time, and steady-state tokens/s and
-    samples/s (after the warm-up steps, harness/speed.py). Within each
+    samples/s (after the warm-up steps, harness/speed.py), and speed_shared (a run was packed
+    with others on one GPU, so its speed is not comparable). Within each
     dataset / model / metric: valid cells first, then by mean in the metric's direction (missing
     last); `rank` counts the ranked rows and `vs_leader` says which are tied with the leader.
     """
@@ -112,7 +116,7 @@ def summarize(runs):
         "mean", "std", "n", "runs", "ci_low", "ci_high", "trimmed_mean", "diverged", "valid",
         "vs_leader", "not_ok", "ok_without_metric", "flagged", "issues", "trainable_pct",
         "peak_mem_bytes", "peak_mem_gib", "mem_kind", "budget_fit", "train_s", "tokens_per_s",
-        "samples_per_s",
+        "samples_per_s", "speed_shared",
     ]  # fmt: skip
     if runs.empty:
         return pd.DataFrame(columns=columns)
@@ -147,6 +151,8 @@ def summarize(runs):
             # steady state (harness/speed.py): what a user's run sustains after its warm-up
             "tokens_per_s": ok["steady_tokens_per_s"].mean(),
             "samples_per_s": ok["steady_samples_per_s"].mean(),
+            # a run packed with others on one GPU shared its speed: not comparable
+            "speed_shared": bool(ok["speed_shared"].any()),
         })  # fmt: skip
     board = pd.DataFrame(rows)
     ordered = []

@@ -1,7 +1,7 @@
 """Worker side of tuning: report the validation metric to the trial at intervals, stop if pruned.
 
-The run process opens the study's journal file itself (Optuna's journal backend is safe across
-processes), so a trial stays an ordinary isolated run.
+The run process opens the study's storage itself (a journal file, safe across processes, or an
+Optuna RDB URL every node reaches), so a trial stays an ordinary isolated run.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from harness.tuning.space import TrialRef, journal_storage
+from harness.tuning.space import TrialRef, open_storage
 
 
 def open_trial(ref: TrialRef) -> Any:
     import optuna
 
-    storage = journal_storage(ref.storage)
+    storage = open_storage(ref.storage)
     study = optuna.load_study(
         study_name=ref.study_name, storage=storage, pruner=ref.pruner.build(ref.max_reports)
     )

@@ -59,6 +59,16 @@ def journal_storage(path: str) -> Any:
     return JournalStorage(JournalFileBackend(path))
 
 
+def open_storage(where: str) -> Any:
+    """A study's storage: an Optuna storage URL (sqlite:///x.db, postgresql://..., redis via
+    optuna's own URL forms) or a journal file path."""
+    if "://" in where:
+        import optuna
+
+        return optuna.storages.get_storage(where)
+    return journal_storage(where)
+
+
 def suggest_all(trial: Any, space: dict[str, SearchDim]) -> dict[str, Any]:
     return {name: dim.suggest(trial, name) for name, dim in sorted(space.items())}
 
@@ -67,12 +77,12 @@ class SamplerConfig(StrictModel):
     type: Literal["tpe", "random"] = "tpe"
     seed: int = 0
 
-    def build(self) -> Any:
+    def build(self, constant_liar: bool = False) -> Any:
         import optuna
 
         if self.type == "random":
             return optuna.samplers.RandomSampler(seed=self.seed)
-        return optuna.samplers.TPESampler(seed=self.seed)
+        return optuna.samplers.TPESampler(seed=self.seed, constant_liar=constant_liar)
 
 
 class PrunerConfig(StrictModel):
@@ -120,7 +130,7 @@ class TrialRef(StrictModel):
     """Carried by a trial's RunSpec: where its study lives and how to report to it."""
 
     study_name: str
-    storage: str  # journal file path
+    storage: str  # journal file path, or an Optuna storage URL
     number: int
     metric: str
     direction: Literal["maximize", "minimize"]

@@ -17,9 +17,17 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from harness import store
-from harness.plan import Plan, Planner, plan_specs
+from harness.executors.local import schedulable
+from harness.plan import Plan, PlannedRun, Planner, plan_specs
 from harness.result import FINAL_STATUSES, RunResult, read_result
-from harness.runner import Executor, LocalSubprocessExecutor, SuiteReport, run_plan, run_planned
+from harness.runner import (
+    Executor,
+    SuiteReport,
+    default_executor,
+    prepare,
+    record,
+    run_plan,
+)
 from harness.spec import RunSpec
 from harness.suite import Suite, with_values
 from harness.tasks import higher_is_better
@@ -29,7 +37,7 @@ from harness.tuning.space import (
     TrialRef,
     TuneConfig,
     TunedRef,
-    journal_storage,
+    open_storage,
     suggest_all,
 )
 
@@ -78,13 +86,17 @@ def study_file(results_dir: Path, suite: str, cell: str) -> Path:
     return results_dir / "optuna" / suite / f"{safe}.journal"
 
 
-def _open_study(suite: Suite, cell: Cell, storage: Any, pruner: PrunerConfig, max_reports: int):
+def _open_study(
+    suite: Suite, cell: Cell, storage: Any, pruner: PrunerConfig, max_reports: int, parallel: bool
+):
     import optuna
 
     return optuna.create_study(
         study_name=f"{suite.name}:{cell.base.cell}",
         storage=storage,
-        sampler=suite.tune.sampler.build(),
+        # trials in flight at once: TPE treats the running ones as bad so it does not sample
+        # the same point N times (constant liar)
+        sampler=suite.tune.sampler.build(constant_liar=parallel),
         pruner=pruner.build(max_reports),
         direction=cell.direction,
         load_if_exists=True,
@@ -108,6 +120,14 @@ def _tell(study: Any, storage: Any, number: int, result: RunResult, metric: str)
         study.tell(number, state=TrialState.PRUNED)
     else:
         study.tell(number, state=TrialState.FAIL)
+
+
+def _close(
+    study: Any, storage: Any, number: int, run: PlannedRun, result: RunResult, metric: str
+) -> None:
+    _tell(study, storage, number, result, metric)
+    if result.status not in ("ok", "pruned"):
+        tqdm.write(f"[{result.status}] {run.spec.label}: {result.train_info.reason}")
 
 
 def _trial_handle(study: Any, storage: Any, number: int) -> Any:
@@ -175,15 +195,18 @@ def tune_plan(
     executor: Executor | None = None,
     pruner: PrunerConfig | None = None,
     final_runs: bool = True,
+    storage: str | None = None,
 ) -> TuneReport:
     """Tune every cell of the plan with a search space, then re-run each cell's best values on
-    every suite seed (unless final_runs is False)."""
+    every suite seed (unless final_runs is False). Up to `executor.parallel` trials of a study
+    run at once; `storage` is an Optuna storage URL (default: a journal file per cell)."""
+    storage_url = storage
     suite = plan.suite
     if suite.tune is None:
         raise ValueError(f"{plan.source}: the suite has no `tune:` block")
     tune = suite.tune
     pruner = pruner or tune.pruner
-    executor = executor or LocalSubprocessExecutor()
+    executor = schedulable(executor or default_executor(plan))
     store.record_suite(db_path, suite, plan.source)
     report = TuneReport()
     planner = Planner()
@@ -196,40 +219,60 @@ def tune_plan(
         max_steps = cell.base.training.max_steps
         eval_every = tune.eval_every or max(1, max_steps // 4)
         max_reports = max(1, max_steps // eval_every)
-        path = study_file(results_dir, suite.name, cell.base.cell)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        storage = journal_storage(str(path))
-        study = _open_study(suite, cell, storage, pruner, max_reports)
+        if storage_url:  # an Optuna RDB every node reaches
+            where = storage_url
+        else:  # a journal file per cell (on a shared path when trials run on other nodes)
+            path = study_file(results_dir, suite.name, cell.base.cell)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # an absolute path for runs on other nodes (whose working folder differs); the
+            # path as given otherwise (it is part of the trials' run_ids)
+            where = str(path.resolve() if getattr(executor, "remote", False) else path)
+        storage = open_storage(where)
+        study = _open_study(suite, cell, storage, pruner, max_reports, executor.parallel > 1)
         report.notes += [
             f"{cell.base.cell}: {n}" for n in _recover(study, storage, results_dir, cell.metric)
         ]
         bar = tqdm(total=tune.trials, desc=f"tune {cell.base.cell}", unit="trial", position=0)
+        in_flight: dict[Any, tuple[int, PlannedRun]] = {}
         while True:
-            counted, failed = _counted(study, tune)
-            bar.n = counted
-            bar.refresh()
-            if counted >= tune.trials:
+            # Ask while the budget allows: finished counted trials plus the ones still running
+            # never exceed `trials` (a running trial may still fail, and then one more is asked).
+            while len(in_flight) < executor.parallel:
+                counted, failed = _counted(study, tune)
+                bar.n = counted
+                bar.refresh()
+                if counted + len(in_flight) >= tune.trials:
+                    break
+                if failed >= tune.max_failed:
+                    break  # the ones in flight finish
+                trial = study.ask()
+                values = suggest_all(trial, cell.space)
+                ref = TrialRef(
+                    study_name=study.study_name, storage=where, number=trial.number,
+                    metric=cell.metric, direction=cell.direction, eval_every=eval_every,
+                    max_reports=max_reports, pruner=pruner,
+                )  # fmt: skip
+                # Sampled values that do not fit the budget are not run (see _tell).
+                run = planner.plan(with_values(cell.base, values, trial=ref))[-1]
+                trial.set_user_attr("run_id", run.spec.run_id)
+                done = prepare(run, results_dir, db_path, force=True)
+                if done is not None:
+                    _close(study, storage, trial.number, run, done[0], cell.metric)
+                    continue
+                run_dir = results_dir / "runs" / run.spec.run_id
+                in_flight[executor.submit(run.spec, run_dir)] = (trial.number, run)
+            if not in_flight:
                 break
-            if failed >= tune.max_failed:
-                report.notes.append(
-                    f"{cell.base.cell}: stopped after {failed} failed trials (tune.max_failed)"
-                )
-                break
-            trial = study.ask()
-            values = suggest_all(trial, cell.space)
-            ref = TrialRef(
-                study_name=study.study_name, storage=str(path), number=trial.number,
-                metric=cell.metric, direction=cell.direction, eval_every=eval_every,
-                max_reports=max_reports, pruner=pruner,
-            )  # fmt: skip
-            # Sampled values that do not fit the budget are not run (see _tell).
-            run = planner.plan(with_values(cell.base, values, trial=ref))[-1]
-            trial.set_user_attr("run_id", run.spec.run_id)
-            result, _ = run_planned(run, results_dir, db_path, executor, force=True)
-            _tell(study, storage, trial.number, result, cell.metric)
-            if result.status not in ("ok", "pruned"):
-                tqdm.write(f"[{result.status}] {run.spec.label}: {result.train_info.reason}")
+            handle, outcome = executor.wait_any(list(in_flight))
+            number, run = in_flight.pop(handle)
+            result = record(run, outcome, results_dir, db_path)
+            _close(study, storage, number, run, result, cell.metric)
             store.ingest_trials(db_path, suite.name, cell.base, study)
+        counted, failed = _counted(study, tune)
+        if counted < tune.trials and failed >= tune.max_failed:
+            report.notes.append(
+                f"{cell.base.cell}: stopped after {failed} failed trials (tune.max_failed)"
+            )
         bar.close()
         completed = [
             t.value for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"
