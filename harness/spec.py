@@ -160,6 +160,9 @@ class RunSpec(StrictModel):
     determinism: Determinism | None = None
     budget_adjustments: list[str] | None = None  # set when the budget policy changed training
     upstream: dict[str, str] | None = None  # role -> run_id of a run this one starts from
+    # A method entry's `tapt:` (task-adaptive pre-training, harness/backends/sft/tapt.py): the
+    # backend validates it and derives the stage the run starts from. None: not in the hash.
+    tapt: dict[str, Any] | None = None
 
     @property
     def resolved(self) -> dict[str, Any]:

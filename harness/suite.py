@@ -45,6 +45,9 @@ class MethodEntry(StrictModel):
     # A method param or training field -> values: one entry (so one run per seed) per value, or
     # per combination when several are swept. `params.X` / `training.X` say which when both exist.
     sweep: dict[str, list[SweepValue]] = Field(default_factory=dict)
+    # Task-adaptive pre-training before the method (SFT methods): {steps: N, ...}, validated by
+    # the backend (harness/backends/sft/tapt.py), which runs it as a shared upstream stage.
+    tapt: dict[str, Any] | None = None
 
 
 def sweep_family(method_key: str) -> str:
@@ -456,7 +459,7 @@ def _expand(suite: Suite) -> tuple[list[RunSpec], list[str]]:
                     where = f"grid.overrides[{i}] / methods.{method_key}"
             specs += _entry_specs(
                 suite, backend, method, entry_key, method_name, model_key, dataset_key,
-                params, training, where, problems,
+                params, training, where, problems, tapt=entry.tapt,
             )  # fmt: skip
     return specs, list(dict.fromkeys(problems))
 
@@ -464,7 +467,7 @@ def _expand(suite: Suite) -> tuple[list[RunSpec], list[str]]:
 def _entry_specs(
     suite: Suite, backend: Any, method: Any, method_key: str, method_name: str, model_key: str,
     dataset_key: str, params: dict[str, Any], training: dict[str, Any], where: str,
-    problems: list[str],
+    problems: list[str], tapt: dict[str, Any] | None = None,
 ) -> list[RunSpec]:  # fmt: skip
     """One grid cell's specs, one per seed (problems are appended, not raised)."""
     try:
@@ -499,11 +502,21 @@ def _entry_specs(
             seed=seed,
             budget=suite.budget,
             determinism=suite.determinism,
+            tapt=tapt,
         )
         try:  # the stages a run starts from are derived from it: their errors are the suite's
-            backend.upstream(spec)
+            stages = backend.upstream(spec)
         except (ValueError, ValidationError) as exc:
-            problems.append(f"{where}.params: {exc}")
+            tapt_error = str(exc).startswith("tapt")  # the entry's tapt, not its params
+            entry = f"methods.{sweep_family(method_key)}"
+            problems.append(f"{entry}.{exc}" if tapt_error else f"{where}.params: {exc}")
+            continue
+        if tapt is not None and "tapt" not in stages:
+            problems.append(
+                f"methods.{sweep_family(method_key)}.tapt: method {method_name!r} on task "
+                f"{suite.datasets[dataset_key].task!r} does not start from a TAPT stage (SFT "
+                "methods do): remove tapt from this entry"
+            )
             continue
         specs.append(spec)
     return specs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from helpers import suite_dict
@@ -47,12 +48,13 @@ def _by_key(report) -> dict[str, RunResult]:
 
 @pytest.fixture(scope="module")
 def aligned(tmp_path_factory):
-    """One real run of reward model, judge, start, ppo, a failing ppo, dpo and kto (tiny model)."""
+    """One real run of reward model, judge, start, ppo, a failing ppo, dpo, kto, orpo and simpo
+    (tiny model)."""
     import yaml
 
     tmp = tmp_path_factory.mktemp("align")
     path = tmp / "suite.yaml"
-    methods = ["start", "ppo", "ppo_explode", "dpo", "kto"]
+    methods = ["start", "ppo", "ppo_explode", "dpo", "kto", "orpo", "simpo"]
     path.write_text(yaml.safe_dump(tiny_alignment_suite(methods)))
     plan = make_plan(path)
     report = run_plan(plan, results_dir=tmp / "results", db_path=tmp / "db.duckdb")
@@ -66,7 +68,7 @@ def test_stages_run_first_once_and_policies_reference_them(aligned):
     assert keys.count("reward_model") == 1 and keys.count("judge") == 1
     runs = _by_key(report)
     links = {s.method_key: s.upstream for s in specs}
-    for key in ("start", "ppo", "dpo", "kto"):
+    for key in ("start", "ppo", "dpo", "kto", "orpo", "simpo"):
         info = runs[key].train_info
         assert info.status == "ok", info.reason
         assert links[key] == {"reward": runs["reward_model"].run_id,
@@ -182,3 +184,18 @@ def test_tune_runs_trials_from_the_finished_stages(aligned):
     assert [r.status for r in report.final.executed] == ["ok"]
     for run_id, text in finished.items():  # not retrained
         assert (tmp / "results/runs" / run_id / "result.json").read_text() == text
+
+
+def test_orpo_and_simpo_train_on_dpos_pairs_without_a_reference(aligned):
+    """The reference-free methods see the same proxy-ranked pairs as DPO, really train (a logged
+    loss, a policy that moved away from the start), and are scored by the same judge."""
+    runs = _by_key(aligned[4])
+    dpo = runs["dpo"].train_info
+    for key in ("orpo", "simpo"):
+        info = runs[key].train_info
+        assert {k: info.notes[k] for k in ("pairs", "prompts", "mean_reward_margin")} == {
+            k: dpo.notes[k] for k in ("pairs", "prompts", "mean_reward_margin")
+        }
+        assert info.curve and all(math.isfinite(p["loss"]) for p in info.curve)
+        assert info.metrics["test"]["kl"] != 0.0  # unlike `start`, the policy changed
+        assert info.train_tokens is None  # not counted (no `input_ids` in their batches)

@@ -120,15 +120,22 @@ class SftBackend(Backend):
             ),
         )
 
+    def upstream(self, spec):
+        from harness.backends.sft import tapt
+
+        return tapt.upstream(spec)  # a TAPT stage when the method entry asks for one
+
     def prepare(self, run: RunContext) -> SftPrepared:
+        from harness.backends.sft import tapt
         from harness.models.architectures import architecture_config
 
         spec = run.spec
         resolved = resolve_model(spec.model)
         tokenizer = load_tokenizer(resolved)
         splits = load_splits(spec.dataset)
+        weights, start_notes = tapt.start_weights(run, resolved)  # the stage's model, if any
         context = MethodContext(
-            resolved,
+            weights,
             tokenizer,
             run.device,
             weights_dtype=load_dtype(run.method, run.device, spec.training.precision),
@@ -140,7 +147,7 @@ class SftBackend(Backend):
             resolved=resolved,
             splits=splits,
             data_checks=checks.tokenizer_checks(tokenizer),
-            notes=setup.notes,
+            notes={**setup.notes, **start_notes},
             weights_dtype=context.weights_dtype,
             task=TASKS.get(spec.dataset.task),
             tokenizer=tokenizer,

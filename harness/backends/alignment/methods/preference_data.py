@@ -1,4 +1,5 @@
-"""On-policy preference data, and the training shared by the offline methods (DPO, KTO).
+"""On-policy preference data, and the training shared by the offline methods (DPO, KTO, ORPO,
+SimPO).
 
 For each policy prompt the starting policy samples two continuations (seeds s and s+1); the proxy
 reward model (the same one PPO optimises) ranks them: chosen = higher reward. So DPO/KTO see the
@@ -8,7 +9,7 @@ differs (offline pairs vs online RL). Ties are dropped.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.backends import Trained
 from harness.backends.alignment.generation import encode_prompts, sample, texts
@@ -55,6 +56,11 @@ class OfflinePreferenceMethod(PolicyMethod):
     """A TRL preference trainer run once over the proxy-ranked samples; a subclass says which
     trainer, with which settings, on which examples."""
 
+    # Whether the trainer's batches carry `input_ids` (transformers counts tokens from them).
+    # ORPO's and CPO's batches hold chosen_/rejected_ ids only: their runs record no token count
+    # rather than a wrong 0.
+    counts_tokens: ClassVar[bool] = True
+
     def trainer(self, params: Any) -> tuple[Any, Any, dict[str, Any]]:
         """(config class, trainer class, method-specific config fields)."""
         raise NotImplementedError
@@ -70,11 +76,12 @@ class OfflinePreferenceMethod(PolicyMethod):
         if not examples:
             raise ValueError("no preference data: every sampled pair tied under the proxy")
         config_cls, trainer_cls, fields = self.trainer(params)
+        counting = "non_padding" if self.counts_tokens else "no"
         trainer = trainer_cls(
             model=ctx.load_start(),
             args=config_cls(
                 **ctx.trainer_args(), max_length=ctx.spec.training.max_length,
-                dataset_num_proc=None, include_num_input_tokens_seen="non_padding", **fields,
+                dataset_num_proc=None, include_num_input_tokens_seen=counting, **fields,
             ),
             train_dataset=Dataset.from_list(examples), processing_class=ctx.tokenizer,
             peft_config=policy_lora(params), callbacks=ctx.callbacks,
@@ -82,5 +89,6 @@ class OfflinePreferenceMethod(PolicyMethod):
         train_s = timed_train(trainer)
         return Trained(
             trainer.model, steps=trainer.state.global_step, train_s=train_s,
-            tokens=int(trainer.state.num_input_tokens_seen), notes=notes,
+            tokens=int(trainer.state.num_input_tokens_seen) if self.counts_tokens else None,
+            notes=notes,
         )  # fmt: skip
