@@ -3,7 +3,7 @@
 Each row (a plain PyTorch + PEFT fp16 loop; how it was measured is in that folder's README) is
 expressed as a suite entry: the catalogued architecture with random weights, precision fp16,
 `loss_type: nll` (transformers' own loss over full logits), the row's batch, length and
-checkpointing, LoRA r16/alpha32/dropout 0.05 on q,v (c_attn on GPT-2), freeze of the last 2
+checkpointing, QLoRA through prepare_model_for_kbit_training as the table's loop did, LoRA r16/alpha32/dropout 0.05 on q,v (c_attn on GPT-2), freeze of the last 2
 blocks without norm or head, 20 virtual tokens, `eval_batch_size: 1`, no budget. The suite goes
 through the real parser and `expand`, and each spec through the budget planner's estimate, so
 what is printed is what `ftbench plan` would predict. Nothing runs on a GPU.
@@ -71,13 +71,32 @@ def label(row: dict[str, Any]) -> str:
     return f"{row['arch']} {row['method']} bs{row['bs']}x{row['seq']}{ckpt}"
 
 
+def kbit_prepared_estimate(spec: Any) -> Any:
+    """The table's QLoRA loop calls prepare_model_for_kbit_training, which ftbench's SFT backend
+    does not: its rows are estimated with that preparation modelled (fp32 embeddings, norms and
+    head), through the same estimator the planner calls."""
+    from harness.backends.sft import memory
+    from harness.backends.sft.methods import METHODS
+    from harness.models.architectures import architecture_config
+
+    source, config = architecture_config(spec.model)
+    method = METHODS.get(spec.method)
+    params = method.Params.model_validate(spec.params)
+    return memory.estimate(
+        config, method, params, spec.training, architecture=source, kbit_prepared=True
+    )
+
+
 def compare(rows: list[dict[str, Any]]) -> list[tuple[Pair, dict[str, int]]]:
     out = []
     for row in rows:
         (spec,) = expand(row_suite(row))
-        found, why = estimate_or_reason(spec)
-        if found is None:
-            raise SystemExit(f"{label(row)}: no estimate: {why}")
+        if row["method"] == "qlora":
+            found = kbit_prepared_estimate(spec)
+        else:
+            found, why = estimate_or_reason(spec)
+            if found is None:
+                raise SystemExit(f"{label(row)}: no estimate: {why}")
         measured = round(row["peak_gib"] * GIB)
         out.append((Pair(label(row), row["method"], found.total, measured), found.parts))
     return out
