@@ -1,0 +1,108 @@
+"""Uncertainty bands for memory estimates, per method family, from measured residuals.
+
+A band says how far, relative to the estimate, measured peaks have been found from it: measured
+peaks of a family ranged from estimate x (1 + lower) to estimate x (1 + upper). Budget verdicts
+use the upper bound (harness/memory/estimate.py `verdict`), so a run is predicted to fit only
+when its upper bound does.
+
+Bands come from a calibration file (JSON; `calibration.json` beside this module is shipped):
+one band per method family with the rows it came from, and a `default` band for families it has
+no rows for. A family's band is never narrower than the pooled band of every row (nearest-rank
+p95 of the errors on each side), so a family with two rows does not get a band from two numbers.
+`make bench-memory-gpu --write` rewrites the file from the harness's own GPU runs;
+benchmarks/memory_h100.py --write-calibration from the H100 reference table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.memory.accuracy import Pair, percentile
+
+SHIPPED = Path(__file__).with_name("calibration.json")
+ENV = "FTBENCH_MEMORY_CALIBRATION"  # another calibration file (e.g. one a GPU run wrote)
+
+
+@dataclass(frozen=True)
+class Band:
+    """Measured peaks were within estimate x (1 + lower) .. estimate x (1 + upper)."""
+
+    lower: float  # <= 0
+    upper: float  # >= 0
+    rows: int  # measured rows of this family behind it (0: the default band)
+    source: str
+
+    def bounds(self, predicted: int) -> tuple[int, int]:
+        return round(predicted * (1 + self.lower)), round(predicted * (1 + self.upper))
+
+
+def ratio(pair: Pair) -> float:
+    """measured / predicted - 1: how much more (+) or less (-) than predicted was measured."""
+    return pair.measured / pair.predicted - 1
+
+
+def bands_from_pairs(pairs: Iterable[Pair], source: str) -> dict[str, Band]:
+    """Per family: the range of its rows' measured/predicted - 1, widened to at least the pooled
+    p95 on each side; `default` is the pooled band over all rows."""
+    pairs = list(pairs)
+    if not pairs:
+        raise ValueError("no measured rows to calibrate on")
+    ratios = [ratio(p) for p in pairs]
+    pooled_up = percentile([max(r, 0.0) for r in ratios], 95)
+    pooled_down = percentile([max(-r, 0.0) for r in ratios], 95)
+    bands = {"default": Band(-max(-min(ratios), pooled_down), max(max(ratios), pooled_up), 0,
+                             source)}  # fmt: skip
+    for family in sorted({p.family for p in pairs}):
+        mine = [ratio(p) for p in pairs if p.family == family]
+        bands[family] = Band(
+            min(min(mine), -pooled_down), max(max(mine), pooled_up), len(mine), source
+        )
+    return bands
+
+
+def write_bands(path: Path, bands: dict[str, Band]) -> None:
+    doc = {name: asdict(b) for name, b in bands.items()}
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+
+def read_bands(path: Path) -> dict[str, Band]:
+    try:
+        doc = json.loads(path.read_text())
+        bands = {name: Band(**fields) for name, fields in doc.items()}
+    except (OSError, ValueError, TypeError) as exc:
+        raise ValueError(
+            f"{path}: not a memory calibration file ({exc}); rewrite it with "
+            f"`make bench-memory-gpu write=1` or unset {ENV}"
+        ) from None
+    if "default" not in bands:
+        raise ValueError(f"{path}: no `default` band; rewrite it (make bench-memory-gpu write=1)")
+    return bands
+
+
+def calibration_path() -> Path:
+    return Path(os.environ.get(ENV) or SHIPPED)
+
+
+def band_for(family: str, path: Path | None = None) -> Band:
+    """The band of a method family (a method's registered name), or the default band."""
+    bands = _cached(str(path or calibration_path()))
+    return bands.get(family, bands["default"])
+
+
+_BANDS: dict[str, dict[str, Band]] = {}
+
+
+def _cached(path: str) -> dict[str, Band]:
+    if path not in _BANDS:
+        _BANDS[path] = read_bands(Path(path))
+    return _BANDS[path]
+
+
+def describe(band: Band) -> dict[str, Any]:
+    return {"lower_pct": 100 * band.lower, "upper_pct": 100 * band.upper, "rows": band.rows,
+            "source": band.source}  # fmt: skip
