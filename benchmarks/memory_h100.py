@@ -3,10 +3,11 @@
 Each row (a plain PyTorch + PEFT fp16 loop; how it was measured is in that folder's README) is
 expressed as a suite entry: the catalogued architecture with random weights, precision fp16,
 `loss_type: nll` (transformers' own loss over full logits), the row's batch, length and
-checkpointing, QLoRA through prepare_model_for_kbit_training as the table's loop did, LoRA r16/alpha32/dropout 0.05 on q,v (c_attn on GPT-2), freeze of the last 2
+checkpointing, no attention mask and QLoRA through prepare_model_for_kbit_training as the
+table's loop did (`loop_estimate`), LoRA r16/alpha32/dropout 0.05 on q,v (c_attn on GPT-2), freeze of the last 2
 blocks without norm or head, 20 virtual tokens, `eval_batch_size: 1`, no budget. The suite goes
-through the real parser and `expand`, and each spec through the budget planner's estimate, so
-what is printed is what `ftbench plan` would predict. Nothing runs on a GPU.
+through the real parser and `expand`, and each spec through the estimator `ftbench plan` uses.
+Nothing runs on a GPU.
 
     python benchmarks/memory_h100.py [FILE.jsonl] [--json OUT.json]
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.memory.accuracy import Pair, format_summary, summarize
-from harness.memory.budget import estimate_or_reason
+from harness.memory.calibration import bands_from_pairs, write_bands
 from harness.suite import Suite, expand
 
 DEFAULT = Path(__file__).resolve().parents[1] / "../shared/memory/h100_fp16_calibration.jsonl"
@@ -71,10 +72,11 @@ def label(row: dict[str, Any]) -> str:
     return f"{row['arch']} {row['method']} bs{row['bs']}x{row['seq']}{ckpt}"
 
 
-def kbit_prepared_estimate(spec: Any) -> Any:
-    """The table's QLoRA loop calls prepare_model_for_kbit_training, which ftbench's SFT backend
-    does not: its rows are estimated with that preparation modelled (fp32 embeddings, norms and
-    head), through the same estimator the planner calls."""
+def loop_estimate(spec: Any) -> Any:
+    """The spec's estimate (the estimator the planner calls) with the two things the table's loop
+    did differently from ftbench's SFT backend: no attention mask (unpadded random ids: SDPA's
+    GQA fast path, no repeated KV heads), and QLoRA through prepare_model_for_kbit_training
+    (fp32 embeddings, norms and head), which TRL's SFTTrainer does not call."""
     from harness.backends.sft import memory
     from harness.backends.sft.methods import METHODS
     from harness.models.architectures import architecture_config
@@ -83,7 +85,13 @@ def kbit_prepared_estimate(spec: Any) -> Any:
     method = METHODS.get(spec.method)
     params = method.Params.model_validate(spec.params)
     return memory.estimate(
-        config, method, params, spec.training, architecture=source, kbit_prepared=True
+        config,
+        method,
+        params,
+        spec.training,
+        architecture=source,
+        kbit_prepared=spec.method == "qlora",
+        padded_batches=False,
     )
 
 
@@ -91,21 +99,29 @@ def compare(rows: list[dict[str, Any]]) -> list[tuple[Pair, dict[str, int]]]:
     out = []
     for row in rows:
         (spec,) = expand(row_suite(row))
-        if row["method"] == "qlora":
-            found = kbit_prepared_estimate(spec)
-        else:
-            found, why = estimate_or_reason(spec)
-            if found is None:
-                raise SystemExit(f"{label(row)}: no estimate: {why}")
+        found = loop_estimate(spec)
         measured = round(row["peak_gib"] * GIB)
         out.append((Pair(label(row), row["method"], found.total, measured), found.parts))
     return out
+
+
+def git_commit() -> str:
+    import subprocess
+
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return f"estimator at commit {done.stdout.strip() or 'unknown'}"
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file", nargs="?", type=Path, default=DEFAULT)
     parser.add_argument("--json", type=Path, help="also write the rows and summary here")
+    parser.add_argument(
+        "--write-calibration",
+        type=Path,
+        metavar="PATH",
+        help="write the per-family bands from these rows (harness/memory/calibration.json)",
+    )
     args = parser.parse_args(argv)
     rows = [json.loads(line) for line in args.file.read_text().splitlines() if line.strip()]
     results = compare(rows)
@@ -118,6 +134,10 @@ def main(argv: list[str]) -> int:
     pairs = [pair for pair, _ in results]
     summary = summarize(pairs, int(LIMIT_GB * 1e9))
     print("\n" + format_summary(summary, LIMIT_GB))
+    if args.write_calibration:
+        source = f"{args.file.name}: {len(pairs)} H100 rows, {git_commit()}"
+        write_bands(args.write_calibration, bands_from_pairs(pairs, source))
+        print(f"bands written to {args.write_calibration}")
     if args.json:
         args.json.write_text(
             json.dumps(

@@ -66,7 +66,8 @@ def bands_from_pairs(pairs: Iterable[Pair], source: str) -> dict[str, Band]:
 
 
 def write_bands(path: Path, bands: dict[str, Band]) -> None:
-    doc = {name: asdict(b) for name, b in bands.items()}
+    doc = {name: {**asdict(b), "lower": round(b.lower, 4), "upper": round(b.upper, 4)}
+           for name, b in bands.items()}  # fmt: skip
     path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 

@@ -13,7 +13,8 @@ CPU behaviours differ from CUDA's, each enough to move a peak by tens of percent
 - Attention with dropout. CPU SDPA with `dropout_p > 0` falls back to the math path, which
   saves batch x heads x length x length probabilities (GPT-2: attn_pdrop 0.1); CUDA's flash and
   memory-efficient kernels apply dropout inside the kernel and save q, k, v, the output and the
-  log-sum-exp, as the CPU fused kernel does without dropout.
+  log-sum-exp, as the CPU fused kernel does without dropout. A padding mask (which sends the CPU
+  to the math path too) enters the memory-efficient kernel as a bias and changes nothing saved.
 
 `CudaKernels` is a TorchFunctionMode active during the trace of a GPU estimate that does each of
 these the CUDA way on the CPU: the saved tensors then have CUDA's dtypes and sizes.
@@ -62,10 +63,27 @@ class CudaKernels(TorchFunctionMode):
         if name == "dropout" and func is torch.nn.functional.dropout:
             return _fused_dropout(*args, **kwargs)
         if name == "scaled_dot_product_attention":
-            kwargs["dropout_p"] = 0.0  # the CUDA kernels keep only an RNG seed for dropout
-            if len(args) > 4:
-                args = (*args[:4], 0.0, *args[5:])
+            return _fused_attention(func, *args, **kwargs)
         return func(*args, **kwargs)
+
+
+def _fused_attention(
+    func: Any,
+    query: Any,
+    key: Any,
+    value: Any,
+    attn_mask: Any = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    **rest: Any,
+) -> Any:
+    """CUDA's flash / memory-efficient kernels: dropout inside the kernel (an RNG seed is all
+    they keep for it); a mask enters the memory-efficient kernel as a bias it reads, allocated
+    once outside the blocks. Either way q, k, v, the output and the log-sum-exp are saved, as the
+    CPU's fused causal kernel saves them."""
+    if attn_mask is not None and query.shape[-2] == key.shape[-2]:
+        attn_mask, is_causal = None, True
+    return func(query, key, value, attn_mask, 0.0, is_causal, **rest)
 
 
 def _fused_dropout(input: Any, p: float = 0.5, training: bool = True, inplace: bool = False) -> Any:

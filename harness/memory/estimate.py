@@ -140,6 +140,9 @@ class MetaModel:
     quantization: Any = None  # the BitsAndBytesConfig the model was loaded with, if any
     virtual_tokens: int = 0  # prompt tuning's extra positions
     setup_key: str = ""  # what determines the traced activations besides config and length
+    # Batches padded to their longest sequence come with an attention mask: transformers then
+    # materializes a mask and repeats grouped KV heads for SDPA (no GQA fast path).
+    padded_batches: bool = True
 
 
 def estimate_model(
@@ -173,10 +176,12 @@ def estimate_model(
         gpu = device == "cuda"
         trace_key = json.dumps(
             [config.to_dict(), built.setup_key, built.weights_dtype, precision,
-             training.max_length, gpu],
+             training.max_length, gpu, built.padded_batches],
             sort_keys=True, default=str,
         )  # fmt: skip
-        activations = _activation_bytes(model, training, precision, virtual_tokens, trace_key, gpu)
+        activations = _activation_bytes(
+            model, training, precision, virtual_tokens, trace_key, (gpu, built.padded_batches)
+        )
         head = _head_bytes(training.loss_type, tokens, hidden, vocab, act_bytes)
     static = weights["frozen"] + weights["trainable"] + weights["quant_constants"]
     # Scoring (after training; the optimizer state is still held) runs without autograd: its
@@ -292,7 +297,12 @@ def _weight_bytes(model: Any, quantization: Any) -> dict[str, int]:
 
 
 def _activation_bytes(
-    model: Any, training: Any, precision: str, virtual_tokens: int, trace_key: str, gpu: bool
+    model: Any,
+    training: Any,
+    precision: str,
+    virtual_tokens: int,
+    trace_key: str,
+    how: tuple[bool, bool],
 ) -> int:
     """What autograd saves inside the decoder blocks for one micro-batch: traced, not modelled.
 
@@ -302,7 +312,7 @@ def _activation_bytes(
     recomputes one block at a time.
     """
     if trace_key not in _TRACES:
-        _TRACES[trace_key] = _trace_batches_1_and_2(model, training.max_length, precision, gpu)
+        _TRACES[trace_key] = _trace_batches_1_and_2(model, training.max_length, precision, *how)
     one, two = _TRACES[trace_key]
     # Saved tensors are affine in the batch size (activations grow with it; autocast's weight
     # copies and DoRA's weight-sized terms do not): batch 1 and 2 give every batch size, so the
@@ -323,12 +333,13 @@ _TRACES: dict[str, tuple[list[int], list[int]]] = {}  # trace key -> saved bytes
 
 
 def _trace_batches_1_and_2(
-    model: Any, length: int, precision: str, gpu: bool
+    model: Any, length: int, precision: str, gpu: bool, padded: bool
 ) -> tuple[list[int], list[int]]:
     """Saved bytes per block at batch 1 and at batch 2. The model moves to fake CPU tensors once;
     blocks that would save the same (same parameters trainable, same gradient flowing in) are
     traced once and counted for each of them. `gpu`: CUDA's autocast lists, dropout and attention
-    kernels (harness/memory/cuda_kernels.py) instead of the CPU's."""
+    kernels (harness/memory/cuda_kernels.py) instead of the CPU's. `padded`: with an attention
+    mask that masks one position, as a batch padded to its longest sequence has."""
     import contextlib
 
     import torch
@@ -351,6 +362,10 @@ def _trace_batches_1_and_2(
     def trace(batch: int) -> list[int]:
         with mode:
             ids = torch.zeros((batch, length), dtype=torch.long)
+            mask = None
+            if padded:
+                mask = torch.ones((batch, length), dtype=torch.long)
+                mask[0, -1] = 0
 
             def forward() -> None:
                 kernels = CudaKernels() if gpu else contextlib.nullcontext()
@@ -358,7 +373,7 @@ def _trace_batches_1_and_2(
                     torch.autocast("cpu", dtype=half or torch.float32, enabled=half is not None),
                     kernels,
                 ):
-                    model(input_ids=ids)
+                    model(input_ids=ids, attention_mask=mask)
 
             traced = saved_block_bytes(model, representatives, forward)
         return [size for size, (_, count) in zip(traced, groups, strict=True) for _ in range(count)]
@@ -421,27 +436,53 @@ class Verdict:
     predicted_bytes: int | None
     limit_bytes: int | None
     reason: str
+    # The estimate's uncertainty band (harness/memory/calibration.py): fits means upper <= limit.
+    lower_bytes: int | None = None
+    upper_bytes: int | None = None
+    band: dict[str, Any] | None = None
+
+    @property
+    def margin_bytes(self) -> int | None:
+        """Room left under the limit at the band's upper bound (negative: over)."""
+        if self.upper_bytes is None or self.limit_bytes is None:
+            return None
+        return self.limit_bytes - self.upper_bytes
 
     def to_json(self) -> dict[str, Any]:
         return {
             "fits": self.fits,
             "predicted_bytes": self.predicted_bytes,
+            "lower_bytes": self.lower_bytes,
+            "upper_bytes": self.upper_bytes,
+            "margin_bytes": self.margin_bytes,
+            "band": self.band,
             "limit_bytes": self.limit_bytes,
             "reason": self.reason,
         }
 
 
-def verdict(estimate_: Estimate | None, limit_bytes: int | None, why_none: str = "") -> Verdict:
+def verdict(
+    estimate_: Estimate | None, limit_bytes: int | None, why_none: str = "", band: Any = None
+) -> Verdict:
+    """Fit or not against `limit_bytes`, decided by the upper bound of `band` (a
+    calibration.Band; None: the estimate itself, no band)."""
+    from harness.memory.calibration import describe
+
     if estimate_ is None:
         return Verdict(None, None, limit_bytes, why_none or "no estimate")
     total = estimate_.total
+    lower, upper = band.bounds(total) if band is not None else (total, total)
+    extra = dict(lower_bytes=lower, upper_bytes=upper, band=describe(band) if band else None)
+    spread = f" (band {lower / GB:.2f}-{upper / GB:.2f})" if band is not None else ""
     if limit_bytes is None:
-        return Verdict(None, total, None, f"predicted {total / GB:.2f} GB; no budget")
-    fits = total <= limit_bytes
-    relation = "<=" if fits else ">"
+        return Verdict(None, total, None, f"predicted {total / GB:.2f} GB{spread}; no budget", **extra)
+    fits = upper <= limit_bytes
+    margin = (limit_bytes - upper) / GB
+    relation = f"fits (margin {margin:.1f} GB)" if fits else f"over by {-margin:.1f} GB"
     return Verdict(
         fits,
         total,
         limit_bytes,
-        f"predicted {total / GB:.2f} GB {relation} {limit_bytes / GB:.1f} GB",
+        f"predicted {total / GB:.2f} GB{spread} against {limit_bytes / GB:.1f} GB: {relation}",
+        **extra,
     )

@@ -84,7 +84,10 @@ def meta_model(
     training: Any,
     device: str,
     kbit_prepared: bool = False,
+    padded_batches: bool = True,
 ) -> MetaModel:
+    """`padded_batches`: TRL's collator pads each batch to its longest sequence and passes the
+    attention mask (the H100 table's loop passed none). `kbit_prepared`: prepare_kbit."""
     precision = training.precision if device == "cuda" else "fp32"
     ctx = _MetaContext(config, load_dtype(method, device, precision))
     setup = method.setup(ctx, params)
@@ -96,7 +99,10 @@ def meta_model(
     if setup.peft_config is not None:
         model, virtual_tokens = apply_peft(model, setup.peft_config)
     key = f"{type(method).__name__}:{params.model_dump_json()}:{kbit_prepared}"
-    return MetaModel(model, method.trains, ctx.weights_dtype, ctx.quantization, virtual_tokens, key)
+    return MetaModel(
+        model, method.trains, ctx.weights_dtype, ctx.quantization, virtual_tokens, key,
+        padded_batches,
+    )  # fmt: skip
 
 
 def estimate(
@@ -108,10 +114,11 @@ def estimate(
     device: str = "cuda",
     architecture: str = "",
     kbit_prepared: bool = False,
+    padded_batches: bool = True,
 ) -> Estimate:
     """The estimate for `method` with `params` on a model of `config`, trained with `training`
     (`kbit_prepared`: a quantized model went through prepare_model_for_kbit_training)."""
-    built = meta_model(config, method, params, training, device, kbit_prepared)
+    built = meta_model(config, method, params, training, device, kbit_prepared, padded_batches)
     return estimate_model(built, training, device=device, architecture=architecture)
 
 
