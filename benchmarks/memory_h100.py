@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.memory.accuracy import Pair, format_summary, summarize
-from harness.memory.calibration import bands_from_pairs, write_bands
+from harness.memory.calibration import bands_from_pairs, exact_bytes, write_bands
 from harness.suite import Suite, expand
 
 DEFAULT = Path(__file__).resolve().parents[1] / "../shared/memory/h100_fp16_calibration.jsonl"
@@ -101,7 +101,8 @@ def compare(rows: list[dict[str, Any]]) -> list[tuple[Pair, dict[str, int]]]:
         (spec,) = expand(row_suite(row))
         found = loop_estimate(spec)
         measured = round(row["peak_gib"] * GIB)
-        out.append((Pair(label(row), row["method"], found.total, measured), found.parts))
+        exact = exact_bytes(found.parts)
+        out.append((Pair(label(row), row["method"], found.total, measured, exact), found.parts))
     return out
 
 

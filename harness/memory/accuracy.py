@@ -20,6 +20,7 @@ class Pair:
     family: str  # the method family the band is kept for (lora, qlora, full, ...)
     predicted: int  # bytes
     measured: int  # bytes
+    exact: int = 0  # bytes of the prediction known exactly (weights, optimizer state)
 
     @property
     def error(self) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.memory.calibration import band_for
+from harness.memory.calibration import band_for, exact_bytes
 from harness.memory.estimate import GB, Estimate, Verdict, verdict
 from harness.spec import RunSpec, TrainingConfig, config_hash
 
@@ -135,6 +135,8 @@ def _adjust(spec: RunSpec, limit: int) -> tuple[RunSpec, Estimate, list[str]] | 
             }
         )
         found, _ = estimate_or_reason(candidate)
-        if found is not None and band_for(spec.method).bounds(found.total)[1] <= limit:
+        if found is None:
+            continue
+        if band_for(spec.method).bounds(found.total, exact_bytes(found.parts))[1] <= limit:
             return candidate, found, notes
     return None

@@ -1,9 +1,12 @@
 """Uncertainty bands for memory estimates, per method family, from measured residuals.
 
-A band says how far, relative to the estimate, measured peaks have been found from it: measured
-peaks of a family ranged from estimate x (1 + lower) to estimate x (1 + upper). Budget verdicts
-use the upper bound (harness/memory/estimate.py `verdict`), so a run is predicted to fit only
-when its upper bound does.
+Weights and optimizer state are exact (counted byte for byte; checked on CPU). The rest of an
+estimate (activations, logits and loss, gradients at their peak, temporaries) is what GPU
+kernels and the allocator make uncertain, so a band is relative to that part: measured peaks of
+a family were found within exact + rest x (1 + lower) .. exact + rest x (1 + upper). Budget
+verdicts use the upper bound (harness/memory/estimate.py `verdict`), so a run is predicted to
+fit only when its upper bound does. A 7B model whose 13.6 GB of fp16 weights are exact is
+then not charged a margin on them.
 
 Bands come from a calibration file (JSON; `calibration.json` beside this module is shipped):
 one band per method family with the rows it came from, and a `default` band for families it has
@@ -30,20 +33,22 @@ ENV = "FTBENCH_MEMORY_CALIBRATION"  # another calibration file (e.g. one a GPU r
 
 @dataclass(frozen=True)
 class Band:
-    """Measured peaks were within estimate x (1 + lower) .. estimate x (1 + upper)."""
+    """Measured peaks were within exact + rest x (1 + lower) .. exact + rest x (1 + upper)."""
 
     lower: float  # <= 0
     upper: float  # >= 0
     rows: int  # measured rows of this family behind it (0: the default band)
     source: str
 
-    def bounds(self, predicted: int) -> tuple[int, int]:
-        return round(predicted * (1 + self.lower)), round(predicted * (1 + self.upper))
+    def bounds(self, predicted: int, exact: int = 0) -> tuple[int, int]:
+        rest = predicted - exact
+        return exact + round(rest * (1 + self.lower)), exact + round(rest * (1 + self.upper))
 
 
 def ratio(pair: Pair) -> float:
-    """measured / predicted - 1: how much more (+) or less (-) than predicted was measured."""
-    return pair.measured / pair.predicted - 1
+    """How much more (+) or less (-) than predicted was measured, relative to the part of the
+    prediction that is not exact."""
+    return (pair.measured - pair.exact) / (pair.predicted - pair.exact) - 1
 
 
 def bands_from_pairs(pairs: Iterable[Pair], source: str) -> dict[str, Band]:
@@ -102,6 +107,12 @@ def _cached(path: str) -> dict[str, Band]:
     if path not in _BANDS:
         _BANDS[path] = read_bands(Path(path))
     return _BANDS[path]
+
+
+def exact_bytes(parts: dict[str, int]) -> int:
+    """The terms of an estimate that are exact: weights (4-bit constants included), optimizer."""
+    keys = ("weights_frozen", "weights_trainable", "quant_constants", "optimizer")
+    return sum(parts.get(k, 0) for k in keys)
 
 
 def describe(band: Band) -> dict[str, Any]:

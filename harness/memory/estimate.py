@@ -466,12 +466,13 @@ def verdict(
 ) -> Verdict:
     """Fit or not against `limit_bytes`, decided by the upper bound of `band` (a
     calibration.Band; None: the estimate itself, no band)."""
-    from harness.memory.calibration import describe
+    from harness.memory.calibration import describe, exact_bytes
 
     if estimate_ is None:
         return Verdict(None, None, limit_bytes, why_none or "no estimate")
     total = estimate_.total
-    lower, upper = band.bounds(total) if band is not None else (total, total)
+    exact = exact_bytes(estimate_.parts)
+    lower, upper = band.bounds(total, exact) if band is not None else (total, total)
     extra = dict(lower_bytes=lower, upper_bytes=upper, band=describe(band) if band else None)
     spread = f" (band {lower / GB:.2f}-{upper / GB:.2f})" if band is not None else ""
     if limit_bytes is None:
