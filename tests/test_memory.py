@@ -197,7 +197,7 @@ def test_skip_records_over_budget_with_the_numbers(tmp_path, write_suite):
     run_plan(plan, results_dir=tmp_path, db_path=db)
     with store.connect(db, read_only=True) as con:
         status, reason, train_s = con.execute("SELECT status, reason, train_s FROM runs").fetchone()
-    assert status == "over_budget" and "GB >" in reason and "0.0 GB" in reason
+    assert status == "over_budget" and "over by" in reason and "0.0 GB" in reason
     assert train_s is None  # recorded, never started
 
 
@@ -241,8 +241,11 @@ def test_memcheck_and_systems_only_runs_in_duckdb(tmp_path, monkeypatch, write_s
 
     from test_dashboard import open_page, texts
 
-    page = texts(open_page(db, "memory", monkeypatch))
+    at = open_page(db, "memory", monkeypatch)
+    page = texts(at)
     assert "mean |error| 0.00%" in page and "Systems-only runs" in page
+    assert len(at.get("vega_lite_chart")) == 1  # predicted vs measured, above the table
+    assert at.dataframe[0].value["method"].tolist() == ["lora"] * 3
 
 
 @pytest.mark.gpu

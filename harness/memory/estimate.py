@@ -343,10 +343,9 @@ def _trace_batches_1_and_2(
     import contextlib
 
     import torch
-
-    from harness.memory.cuda_kernels import CudaKernels
     from torch._subclasses.fake_tensor import FakeTensorMode
 
+    from harness.memory.cuda_kernels import CudaKernels
     from harness.memory.measure import saved_block_bytes
     from harness.models.blocks import transformer_blocks
 
@@ -476,7 +475,9 @@ def verdict(
     extra = dict(lower_bytes=lower, upper_bytes=upper, band=describe(band) if band else None)
     spread = f" (band {lower / GB:.2f}-{upper / GB:.2f})" if band is not None else ""
     if limit_bytes is None:
-        return Verdict(None, total, None, f"predicted {total / GB:.2f} GB{spread}; no budget", **extra)
+        return Verdict(
+            None, total, None, f"predicted {total / GB:.2f} GB{spread}; no budget", **extra
+        )
     fits = upper <= limit_bytes
     margin = (limit_bytes - upper) / GB
     relation = f"fits (margin {margin:.1f} GB)" if fits else f"over by {-margin:.1f} GB"
