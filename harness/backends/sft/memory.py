@@ -133,11 +133,14 @@ def code_files(method: Method) -> list[Path]:
 
 
 def measured_activation_bytes(
-    config: Any, method: Method, params: Any, batch: int, length: int
+    config: Any, method: Method, params: Any, batch: int, length: int, cuda_kernels: bool = False
 ) -> int:
     """A real model with random weights, set up by `method` as a run would set it up (PEFT
     wrapping included), and what one training forward pass of it saves inside its blocks: the
-    measurement the estimator's activation trace is checked against."""
+    measurement the estimator's activation trace is checked against. `cuda_kernels`: the forward
+    runs with CUDA's dropout and attention (harness/memory/cuda_kernels.py), as a GPU trace does."""
+    import contextlib
+
     import torch
     from peft import get_peft_model
 
@@ -153,4 +156,8 @@ def measured_activation_bytes(
     model.train()
     ids = torch.randint(0, config.vocab_size, (batch, length))
     blocks = list(transformer_blocks(model))
-    return sum(saved_block_bytes(model, blocks, lambda: model(input_ids=ids)))
+    from harness.memory.cuda_kernels import CudaKernels
+
+    kernels = CudaKernels() if cuda_kernels else contextlib.nullcontext()
+    with kernels:
+        return sum(saved_block_bytes(model, blocks, lambda: model(input_ids=ids)))
