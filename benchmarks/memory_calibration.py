@@ -35,14 +35,14 @@ CASES = [  # (label, method, params)
 def measure(
     config, method_name: str, params: dict, batch: int, length: int, gpu: bool = False
 ) -> tuple[int, int]:
-    """Measured and traced activation bytes; `gpu`: both with CUDA's dropout and attention
-    kernels (fp32, unpadded), the terms a GPU estimate adds to the CPU trace."""
+    """Measured and traced activation bytes (a padded batch); `gpu`: both with CUDA's dropout
+    and attention kernels (fp32), the terms a GPU estimate adds to the CPU trace."""
     method = METHODS.get(method_name)
     parsed = method.Params.model_validate(params)
     measured = measured_activation_bytes(config, method, parsed, batch, length, cuda_kernels=gpu)
     training = TrainingConfig(batch_size=batch, max_length=length, precision="fp32")
     device = "cuda" if gpu else "cpu"
-    found = estimate(config, method, parsed, training, device=device, padded_batches=False)
+    found = estimate(config, method, parsed, training, device=device)
     return measured, found.parts["activations"]
 
 

@@ -155,9 +155,13 @@ def measured_activation_bytes(
         model = get_peft_model(model, setup.peft_config)
     model.train()
     ids = torch.randint(0, config.vocab_size, (batch, length))
+    mask = torch.ones_like(ids)
+    mask[0, -1] = 0  # a padded batch, as the SFT backend's collator makes and the trace assumes
     blocks = list(transformer_blocks(model))
     from harness.memory.cuda_kernels import CudaKernels
 
     kernels = CudaKernels() if cuda_kernels else contextlib.nullcontext()
     with kernels:
-        return sum(saved_block_bytes(model, blocks, lambda: model(input_ids=ids)))
+        return sum(
+            saved_block_bytes(model, blocks, lambda: model(input_ids=ids, attention_mask=mask))
+        )
