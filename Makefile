@@ -9,7 +9,7 @@ FTBENCH := $(PY) -m harness  # probes the hub once (2 s) and goes offline when u
 # Tuning targets default to the tuning smoke suite unless suite= is given.
 tune_suite = $(if $(filter command line,$(origin suite)),$(suite),tune_smoke)
 
-.PHONY: setup bench tune bench-pruning bench-overhead plan memcheck bench-memory dashboard repro lock test test-fast lint format validate show clean
+.PHONY: setup bench tune bench-pruning bench-overhead plan memcheck bench-memory bench-memory-h100 bench-memory-gpu dashboard repro lock test test-fast lint format validate show clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,16 @@ memcheck: $(STAMP)
 # Traced activation bytes against a real forward pass's saved tensors, per method (CPU).
 bench-memory: $(STAMP)
 	$(PY) benchmarks/memory_calibration.py
+
+# The estimator against the 20 H100 rows in ../shared/memory/ (no GPU needed): predicted vs
+# measured, median / p95 |error|, fit verdicts at 15 GB.
+bench-memory-h100: $(STAMP)
+	$(PY) benchmarks/memory_h100.py
+
+# CUDA only (~6 min on an H100/H200): a grid of systems-only runs through the harness, predicted
+# vs measured; write=PATH also writes calibration bands (harness/memory/calibration.json).
+bench-memory-gpu: $(STAMP)
+	$(PY) benchmarks/memory_gpu.py $(if $(write),--write $(write))
 
 dashboard: $(STAMP)
 	$(VENV)/bin/streamlit run dashboard/app.py -- --db results/ftbench.duckdb

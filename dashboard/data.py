@@ -381,6 +381,7 @@ def memory_checks(db: Path | str) -> pd.DataFrame:
             {
                 "run_id": r.run_id,
                 "run": r.label,
+                "method": r.label.split("·")[1] if r.label.count("·") >= 2 else r.label,
                 "what": r.kind,
                 "predicted_mb": r.predicted / 1e6,
                 "measured_mb": None if r.measured is None else r.measured / 1e6,
@@ -389,6 +390,6 @@ def memory_checks(db: Path | str) -> pd.DataFrame:
             }
             for r in rows
         ],
-        columns=["run_id", "run", "what", "predicted_mb", "measured_mb", "error_pct",
+        columns=["run_id", "run", "method", "what", "predicted_mb", "measured_mb", "error_pct",
                  "t4_verdict_right"],
     )  # fmt: skip

@@ -113,6 +113,11 @@ class PlannedRun:
             "upstream": spec.upstream or {},
             "requested_run_id": self.requested.run_id,
             "predicted_bytes": fitted.verdict.predicted_bytes,
+            # The calibration band (harness/memory/calibration.py); the verdict uses upper_bytes.
+            "lower_bytes": fitted.verdict.lower_bytes,
+            "upper_bytes": fitted.verdict.upper_bytes,
+            "margin_bytes": fitted.verdict.margin_bytes,
+            "band": fitted.verdict.band,
             "parts": estimate.parts if estimate else None,
             "limit_bytes": fitted.verdict.limit_bytes,
             "verdict": {True: "fits", False: "over_budget", None: "unknown"}[fitted.verdict.fits],
@@ -288,7 +293,7 @@ def format_plan(plan: Plan) -> str:
     """One line per cell (seeds share a verdict): the table `ftbench plan` prints."""
     header = (
         f"{'cell':44s} {'micro-batch':>11s} {'ckpt':>4s} {'weights':>8s} {'grad+opt':>8s} "
-        f"{'activ.':>7s} {'logits':>7s} {'peak GB':>8s} {'limit':>6s}  verdict"
+        f"{'activ.':>7s} {'logits':>7s} {'peak GB':>8s} {'band GB':>11s} {'limit':>6s}  verdict"
     )
     lines = [header, "-" * len(header)]
     seen: set[str] = set()
@@ -304,7 +309,12 @@ def format_plan(plan: Plan) -> str:
             return f"{sum(parts.get(k, 0) for k in keys) / GB:.2f}" if parts else "-"
 
         limit = f"{fitted.verdict.limit_bytes / GB:.1f}" if fitted.verdict.limit_bytes else "-"
-        fits = {True: "fits", False: "OVER", None: "?"}[fitted.verdict.fits]
+        v = fitted.verdict
+        fits = {True: "fits", False: "OVER", None: "?"}[v.fits]
+        if v.margin_bytes is not None:  # the verdict is the band's upper bound against the limit
+            room = v.margin_bytes / GB
+            fits += f" (margin {room:.1f} GB)" if room >= 0 else f" (by {-room:.1f} GB)"
+        band = f"{v.lower_bytes / GB:.2f}-{v.upper_bytes / GB:.2f}" if v.upper_bytes else "-"
         verdict_text = fits + (f" after {'; '.join(run.adjustments)}" if run.adjustments else "")
         if fitted.verdict.fits is None and not parts:
             verdict_text += f" ({fitted.verdict.reason})"
@@ -315,6 +325,6 @@ def format_plan(plan: Plan) -> str:
             f"{'on' if t.gradient_checkpointing else 'off':>4s} "
             f"{gb('weights_frozen', 'weights_trainable', 'quant_constants'):>8s} "
             f"{gb('gradients', 'optimizer'):>8s} {gb('activations'):>7s} {gb('logits_loss'):>7s} "
-            f"{gb('total'):>8s} {limit:>6s}  {verdict_text}"
+            f"{gb('total'):>8s} {band:>11s} {limit:>6s}  {verdict_text}"
         )
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.memory.calibration import band_for, exact_bytes
 from harness.memory.estimate import GB, Estimate, Verdict, verdict
 from harness.spec import RunSpec, TrainingConfig, config_hash
 
@@ -75,15 +76,18 @@ class BudgetPlanner:
     def _fit(self, spec: RunSpec) -> Fitted:
         limit = spec.budget.limit_bytes
         found, why = estimate_or_reason(spec)
-        first = verdict(found, limit, why)
+        band = band_for(spec.method)
+        first = verdict(found, limit, why, band)
         if first.fits is not False or spec.budget.over_budget != "adjust" or not self.adjust:
             return Fitted(spec, first, found)
         adjusted = _adjust(spec, limit)
         if adjusted is None:
             reason = f"{first.reason}; no adjustment fits (checkpointing and micro-batch 1 tried)"
-            return Fitted(spec, Verdict(False, first.predicted_bytes, limit, reason), found)
+            refused = Verdict(False, first.predicted_bytes, limit, reason, first.lower_bytes,
+                              first.upper_bytes, first.band)  # fmt: skip
+            return Fitted(spec, refused, found)
         new_spec, new_estimate, notes = adjusted
-        return Fitted(new_spec, verdict(new_estimate, limit), new_estimate, notes)
+        return Fitted(new_spec, verdict(new_estimate, limit, band=band), new_estimate, notes)
 
 
 def _memory_key(spec: RunSpec) -> str:
@@ -102,8 +106,9 @@ def _smaller_batches(training: TrainingConfig) -> list[tuple[int, int]]:
 
 
 def _adjust(spec: RunSpec, limit: int) -> tuple[RunSpec, Estimate, list[str]] | None:
-    """The least change that fits the budget, or None when even micro-batch 1 with checkpointing
-    and scoring batch 1 does not (the weights and optimizer alone are over)."""
+    """The least change whose estimate's upper bound fits the budget, or None when even
+    micro-batch 1 with checkpointing and scoring batch 1 does not (the weights and optimizer
+    alone are over)."""
     t = spec.training
     tried: list[tuple[dict[str, Any], list[str]]] = []
     checkpointing = {} if t.gradient_checkpointing else {"gradient_checkpointing": True}
@@ -130,6 +135,8 @@ def _adjust(spec: RunSpec, limit: int) -> tuple[RunSpec, Estimate, list[str]] | 
             }
         )
         found, _ = estimate_or_reason(candidate)
-        if found is not None and found.total <= limit:
+        if found is None:
+            continue
+        if band_for(spec.method).bounds(found.total, exact_bytes(found.parts))[1] <= limit:
             return candidate, found, notes
     return None

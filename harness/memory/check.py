@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.memory.accuracy import Pair, format_summary
+from harness.memory.accuracy import summarize as summarize_pairs
 from harness.memory.profile import T4_USABLE_GB
 from harness.store import connect
 
@@ -120,6 +122,13 @@ def format_rows(rows: list[Row]) -> str:
         lines.append(
             f"T4 (15 GB) fit/no-fit verdicts right: {s['gpu_verdicts_right']} of {s['gpu_verdicts']}"
         )
+        peaks = [
+            Pair(r.label, r.label, r.predicted, r.measured)
+            for r in rows
+            if r.kind == "gpu peak" and r.measured
+        ]
+        if peaks:  # the accuracy bounds of the memory issue: median / p95 |error|, worst under
+            lines.append("GPU peaks: " + format_summary(summarize_pairs(peaks)))
     else:
         lines.append(
             "no GPU runs in this database: peaks incl. activations need a CUDA machine "

@@ -140,6 +140,9 @@ class MetaModel:
     quantization: Any = None  # the BitsAndBytesConfig the model was loaded with, if any
     virtual_tokens: int = 0  # prompt tuning's extra positions
     setup_key: str = ""  # what determines the traced activations besides config and length
+    # Batches padded to their longest sequence come with an attention mask: transformers then
+    # materializes a mask and repeats grouped KV heads for SDPA (no GQA fast path).
+    padded_batches: bool = True
 
 
 def estimate_model(
@@ -170,12 +173,15 @@ def estimate_model(
     activations = head = 0
     tokens = training.batch_size * (training.max_length + virtual_tokens)
     if built.trains:
+        gpu = device == "cuda"
         trace_key = json.dumps(
             [config.to_dict(), built.setup_key, built.weights_dtype, precision,
-             training.max_length],
+             training.max_length, gpu, built.padded_batches],
             sort_keys=True, default=str,
         )  # fmt: skip
-        activations = _activation_bytes(model, training, precision, virtual_tokens, trace_key)
+        activations = _activation_bytes(
+            model, training, precision, virtual_tokens, trace_key, (gpu, built.padded_batches)
+        )
         head = _head_bytes(training.loss_type, tokens, hidden, vocab, act_bytes)
     static = weights["frozen"] + weights["trainable"] + weights["quant_constants"]
     # Scoring (after training; the optimizer state is still held) runs without autograd: its
@@ -193,11 +199,8 @@ def estimate_model(
         "step_temporaries": step_temporaries,
         "eval_logits": eval_logits,
     }
-    parts["train_peak"] = (
-        static + grads + optimizer + max(activations + head, step_temporaries)
-        if built.trains
-        else 0
-    )
+    parts["head_gradients"] = 4 * _head_trainable(model) if built.trains else 0
+    parts["train_peak"] = _train_peak(parts, static, training.grad_accum) if built.trains else 0
     parts["eval_peak"] = static + optimizer + eval_logits
     parts["total"] = max(parts["train_peak"], parts["eval_peak"])
     counts = {
@@ -211,6 +214,34 @@ def estimate_model(
         f"loss {training.loss_type or 'chunked_nll'}; sequences padded to max_length"
     )
     return Estimate(parts, counts, architecture, notes)
+
+
+def _train_peak(parts: dict[str, int], static: int, grad_accum: int) -> int:
+    """The larger of the two moments a training step peaks at.
+
+    Backward starts with every saved activation alive, the loss's logits at their largest and
+    the gradients of the head (and a tied embedding) just allocated; the other gradients appear
+    block by block as each block's activations are freed. At the optimizer step every gradient
+    is alive, plus the step's temporaries. Gradients are set to None after each step, so with
+    one micro-batch per step they do not coexist with the next forward's activations; with
+    accumulation they do, all of them.
+    """
+    held = static + parts["optimizer"]
+    flowing = parts["activations"] + parts["logits_loss"]
+    at_step = parts["gradients"] + parts["step_temporaries"]
+    if grad_accum > 1:
+        return held + parts["gradients"] + max(flowing, parts["step_temporaries"])
+    return held + max(flowing + parts["head_gradients"], at_step)
+
+
+def _head_trainable(model: Any) -> int:
+    """Trainable parameters whose gradients backward computes first: the output head (a tied
+    input embedding included) and the final norm."""
+    head = {id(p): p for p in model.get_output_embeddings().parameters()}
+    for name, param in model.named_parameters():
+        if name.rsplit(".", 2)[-2:-1] in (["norm"], ["ln_f"]):
+            head[id(param)] = param
+    return sum(p.numel() for p in head.values() if p.requires_grad)
 
 
 def _unique_params(model: Any) -> list[Any]:
@@ -266,7 +297,12 @@ def _weight_bytes(model: Any, quantization: Any) -> dict[str, int]:
 
 
 def _activation_bytes(
-    model: Any, training: Any, precision: str, virtual_tokens: int, trace_key: str
+    model: Any,
+    training: Any,
+    precision: str,
+    virtual_tokens: int,
+    trace_key: str,
+    how: tuple[bool, bool],
 ) -> int:
     """What autograd saves inside the decoder blocks for one micro-batch: traced, not modelled.
 
@@ -276,7 +312,7 @@ def _activation_bytes(
     recomputes one block at a time.
     """
     if trace_key not in _TRACES:
-        _TRACES[trace_key] = _trace_batches_1_and_2(model, training.max_length, precision)
+        _TRACES[trace_key] = _trace_batches_1_and_2(model, training.max_length, precision, *how)
     one, two = _TRACES[trace_key]
     # Saved tensors are affine in the batch size (activations grow with it; autocast's weight
     # copies and DoRA's weight-sized terms do not): batch 1 and 2 give every batch size, so the
@@ -296,13 +332,20 @@ def _activation_bytes(
 _TRACES: dict[str, tuple[list[int], list[int]]] = {}  # trace key -> saved bytes at batch 1 and 2
 
 
-def _trace_batches_1_and_2(model: Any, length: int, precision: str) -> tuple[list[int], list[int]]:
+def _trace_batches_1_and_2(
+    model: Any, length: int, precision: str, gpu: bool, padded: bool
+) -> tuple[list[int], list[int]]:
     """Saved bytes per block at batch 1 and at batch 2. The model moves to fake CPU tensors once;
     blocks that would save the same (same parameters trainable, same gradient flowing in) are
-    traced once and counted for each of them."""
+    traced once and counted for each of them. `gpu`: CUDA's autocast lists, dropout and attention
+    kernels (harness/memory/cuda_kernels.py) instead of the CPU's. `padded`: with an attention
+    mask that masks one position, as a batch padded to its longest sequence has."""
+    import contextlib
+
     import torch
     from torch._subclasses.fake_tensor import FakeTensorMode
 
+    from harness.memory.cuda_kernels import CudaKernels
     from harness.memory.measure import saved_block_bytes
     from harness.models.blocks import transformer_blocks
 
@@ -318,10 +361,18 @@ def _trace_batches_1_and_2(model: Any, length: int, precision: str) -> tuple[lis
     def trace(batch: int) -> list[int]:
         with mode:
             ids = torch.zeros((batch, length), dtype=torch.long)
+            mask = None
+            if padded:
+                mask = torch.ones((batch, length), dtype=torch.long)
+                mask[0, -1] = 0
 
             def forward() -> None:
-                with torch.autocast("cpu", dtype=half or torch.float32, enabled=half is not None):
-                    model(input_ids=ids)
+                kernels = CudaKernels() if gpu else contextlib.nullcontext()
+                with (
+                    torch.autocast("cpu", dtype=half or torch.float32, enabled=half is not None),
+                    kernels,
+                ):
+                    model(input_ids=ids, attention_mask=mask)
 
             traced = saved_block_bytes(model, representatives, forward)
         return [size for size, (_, count) in zip(traced, groups, strict=True) for _ in range(count)]
@@ -369,7 +420,10 @@ def _block_groups(model: Any, blocks: list[Any]) -> list[tuple[int, int]]:
 
 def _head_bytes(loss_type: str | None, tokens: int, hidden: int, vocab: int, act: int) -> int:
     """The final hidden states kept for the head, plus the logits the loss needs at its peak."""
-    per_logit = act + 3 * 4  # half logits; fp32 upcast, saved log-softmax, its gradient
+    # Half logits; fp32 upcast, saved log-softmax, its gradient. Checked on the H100 table
+    # (benchmarks/memory_h100.py): between its bs4x512 and bs8x1024 freeze rows, whose blocks
+    # save little, the peak grows by 14.0 bytes per logit.
+    per_logit = act + 3 * 4
     if (loss_type or "chunked_nll") == "chunked_nll":
         return tokens * hidden * act + min(tokens, CHUNKED_HEAD_TOKENS) * vocab * per_logit
     return tokens * hidden * act + tokens * vocab * per_logit
@@ -381,27 +435,56 @@ class Verdict:
     predicted_bytes: int | None
     limit_bytes: int | None
     reason: str
+    # The estimate's uncertainty band (harness/memory/calibration.py): fits means upper <= limit.
+    lower_bytes: int | None = None
+    upper_bytes: int | None = None
+    band: dict[str, Any] | None = None
+
+    @property
+    def margin_bytes(self) -> int | None:
+        """Room left under the limit at the band's upper bound (negative: over)."""
+        if self.upper_bytes is None or self.limit_bytes is None:
+            return None
+        return self.limit_bytes - self.upper_bytes
 
     def to_json(self) -> dict[str, Any]:
         return {
             "fits": self.fits,
             "predicted_bytes": self.predicted_bytes,
+            "lower_bytes": self.lower_bytes,
+            "upper_bytes": self.upper_bytes,
+            "margin_bytes": self.margin_bytes,
+            "band": self.band,
             "limit_bytes": self.limit_bytes,
             "reason": self.reason,
         }
 
 
-def verdict(estimate_: Estimate | None, limit_bytes: int | None, why_none: str = "") -> Verdict:
+def verdict(
+    estimate_: Estimate | None, limit_bytes: int | None, why_none: str = "", band: Any = None
+) -> Verdict:
+    """Fit or not against `limit_bytes`, decided by the upper bound of `band` (a
+    calibration.Band; None: the estimate itself, no band)."""
+    from harness.memory.calibration import describe, exact_bytes
+
     if estimate_ is None:
         return Verdict(None, None, limit_bytes, why_none or "no estimate")
     total = estimate_.total
+    exact = exact_bytes(estimate_.parts)
+    lower, upper = band.bounds(total, exact) if band is not None else (total, total)
+    extra = dict(lower_bytes=lower, upper_bytes=upper, band=describe(band) if band else None)
+    spread = f" (band {lower / GB:.2f}-{upper / GB:.2f})" if band is not None else ""
     if limit_bytes is None:
-        return Verdict(None, total, None, f"predicted {total / GB:.2f} GB; no budget")
-    fits = total <= limit_bytes
-    relation = "<=" if fits else ">"
+        return Verdict(
+            None, total, None, f"predicted {total / GB:.2f} GB{spread}; no budget", **extra
+        )
+    fits = upper <= limit_bytes
+    margin = (limit_bytes - upper) / GB
+    relation = f"fits (margin {margin:.1f} GB)" if fits else f"over by {-margin:.1f} GB"
     return Verdict(
         fits,
         total,
         limit_bytes,
-        f"predicted {total / GB:.2f} GB {relation} {limit_bytes / GB:.1f} GB",
+        f"predicted {total / GB:.2f} GB{spread} against {limit_bytes / GB:.1f} GB: {relation}",
+        **extra,
     )

@@ -32,15 +32,77 @@ class _MetaContext(MethodContext):
             )
 
 
-def meta_model(config: Any, method: Method, params: Any, training: Any, device: str) -> MetaModel:
+class Linear4bitFlow:
+    """The dtype flow of bitsandbytes' Linear4bit on CUDA, for a frozen quantized layer on the
+    meta device: the input is cast to the compute dtype, the 4-bit matmul (a custom op autocast
+    does not touch) returns the compute dtype, and the output is cast back to the input's
+    dtype. Nothing is saved for backward but the (4-bit) weight. Mixed into nn.Linear."""
+
+    compute_dtype: Any
+
+    def forward(self, x: Any) -> Any:
+        import torch
+
+        with torch.autocast("cpu", enabled=False):
+            weight = self.weight.to(self.compute_dtype)
+            bias = None if self.bias is None else self.bias.to(self.compute_dtype)
+            out = torch.nn.functional.linear(x.to(self.compute_dtype), weight, bias)
+        return out.to(x.dtype)
+
+
+def _as_4bit_layers(model: Any, quantization: Any) -> None:
+    """Give the layers bitsandbytes would quantize Linear4bit's dtype flow (Linear4bitFlow)."""
+    import torch
+
+    from harness.memory.estimate import _is_quantizable_linear
+
+    compute = quantization.bnb_4bit_compute_dtype or torch.float32
+    for module in list(model.modules()):
+        if _is_quantizable_linear(module, model) and type(module) is torch.nn.Linear:
+            module.__class__ = type("Linear4bit", (Linear4bitFlow, torch.nn.Linear), {})
+            module.compute_dtype = compute
+
+
+def prepare_kbit(model: Any) -> None:
+    """What peft's prepare_model_for_kbit_training does to the shapes and dtypes the trace sees:
+    every parameter frozen, and every non-4-bit half-precision parameter (embeddings, norms, the
+    head) cast to fp32, which turns the residual stream fp32. ftbench's SFT backend does not call
+    it (TRL's SFTTrainer does not); the plain PEFT loop of the H100 reference table does."""
+    import torch
+
+    quantized = {id(m.weight) for m in model.modules() if isinstance(m, Linear4bitFlow)}
+    for param in model.parameters():
+        param.requires_grad_(False)
+        if param.dtype in (torch.float16, torch.bfloat16) and id(param) not in quantized:
+            param.data = param.data.to(torch.float32)
+
+
+def meta_model(
+    config: Any,
+    method: Method,
+    params: Any,
+    training: Any,
+    device: str,
+    kbit_prepared: bool = False,
+    padded_batches: bool = True,
+) -> MetaModel:
+    """`padded_batches`: TRL's collator pads each batch to its longest sequence and passes the
+    attention mask (the H100 table's loop passed none). `kbit_prepared`: prepare_kbit."""
     precision = training.precision if device == "cuda" else "fp32"
     ctx = _MetaContext(config, load_dtype(method, device, precision))
     setup = method.setup(ctx, params)
     model, virtual_tokens = setup.model, 0
+    if getattr(ctx.quantization, "load_in_4bit", False) and device == "cuda":
+        _as_4bit_layers(model, ctx.quantization)
+        if kbit_prepared:
+            prepare_kbit(model)
     if setup.peft_config is not None:
         model, virtual_tokens = apply_peft(model, setup.peft_config)
-    key = f"{type(method).__name__}:{params.model_dump_json()}"
-    return MetaModel(model, method.trains, ctx.weights_dtype, ctx.quantization, virtual_tokens, key)
+    key = f"{type(method).__name__}:{params.model_dump_json()}:{kbit_prepared}"
+    return MetaModel(
+        model, method.trains, ctx.weights_dtype, ctx.quantization, virtual_tokens, key,
+        padded_batches,
+    )  # fmt: skip
 
 
 def estimate(
@@ -51,9 +113,12 @@ def estimate(
     *,
     device: str = "cuda",
     architecture: str = "",
+    kbit_prepared: bool = False,
+    padded_batches: bool = True,
 ) -> Estimate:
-    """The estimate for `method` with `params` on a model of `config`, trained with `training`."""
-    built = meta_model(config, method, params, training, device)
+    """The estimate for `method` with `params` on a model of `config`, trained with `training`
+    (`kbit_prepared`: a quantized model went through prepare_model_for_kbit_training)."""
+    built = meta_model(config, method, params, training, device, kbit_prepared, padded_batches)
     return estimate_model(built, training, device=device, architecture=architecture)
 
 
@@ -68,11 +133,14 @@ def code_files(method: Method) -> list[Path]:
 
 
 def measured_activation_bytes(
-    config: Any, method: Method, params: Any, batch: int, length: int
+    config: Any, method: Method, params: Any, batch: int, length: int, cuda_kernels: bool = False
 ) -> int:
     """A real model with random weights, set up by `method` as a run would set it up (PEFT
     wrapping included), and what one training forward pass of it saves inside its blocks: the
-    measurement the estimator's activation trace is checked against."""
+    measurement the estimator's activation trace is checked against. `cuda_kernels`: the forward
+    runs with CUDA's dropout and attention (harness/memory/cuda_kernels.py), as a GPU trace does."""
+    import contextlib
+
     import torch
     from peft import get_peft_model
 
@@ -87,5 +155,13 @@ def measured_activation_bytes(
         model = get_peft_model(model, setup.peft_config)
     model.train()
     ids = torch.randint(0, config.vocab_size, (batch, length))
+    mask = torch.ones_like(ids)
+    mask[0, -1] = 0  # a padded batch, as the SFT backend's collator makes and the trace assumes
     blocks = list(transformer_blocks(model))
-    return sum(saved_block_bytes(model, blocks, lambda: model(input_ids=ids)))
+    from harness.memory.cuda_kernels import CudaKernels
+
+    kernels = CudaKernels() if cuda_kernels else contextlib.nullcontext()
+    with kernels:
+        return sum(
+            saved_block_bytes(model, blocks, lambda: model(input_ids=ids, attention_mask=mask))
+        )
