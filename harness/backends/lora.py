@@ -23,16 +23,19 @@ class LoraParams(StrictModel):
     dropout: float = Field(DROPOUT_DEFAULT["sft"], ge=0, lt=1)
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
 
+    def lora_fields(self) -> dict[str, Any]:
+        """These values as PEFT LoraConfig fields (the SFT backend builds its config from them
+        through its generic PEFT method)."""
+        return {
+            "r": self.r,
+            "lora_alpha": self.alpha,
+            "lora_dropout": self.dropout,
+            "target_modules": self.target_modules,
+        }
+
     def peft_config(self, task_type: str, **extra: Any) -> Any:
         """PEFT's LoraConfig for these values; `extra` carries the fields a backend sets itself
         (DoRA, bias, a classifier head to train beside the adapter)."""
         from peft import LoraConfig
 
-        return LoraConfig(
-            r=self.r,
-            lora_alpha=self.alpha,
-            lora_dropout=self.dropout,
-            target_modules=self.target_modules,
-            task_type=task_type,
-            **extra,
-        )
+        return LoraConfig(**self.lora_fields(), task_type=task_type, **extra)

@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.models.architectures import ArchitectureUnknownError
+
 CHUNKED_HEAD_TOKENS = 256  # trl.trainer.sft_trainer._CHUNKED_LM_HEAD_CHUNK_SIZE in TRL 1.12
 NF4_BLOCK = 64  # bitsandbytes 4-bit block size: one absmax per 64 weights
 NF4_NESTED_BLOCK = 256  # double quantization: the absmaxes quantized to 8 bits in blocks of 256
@@ -52,6 +54,12 @@ OPTIMIZER_STATE_BYTES = {
 }  # fmt: skip
 
 GB = 1e9
+
+
+class NotEstimated(ArchitectureUnknownError):
+    """A run the estimator cannot model (its message says what and why): the budget verdict is
+    "unknown" with that reason, which `ftbench plan` prints. A subclass of the error the budget
+    planner already turns into a reason (harness/memory/budget.py), so no planner change."""
 
 
 def _to_fake_cpu(model: Any, mode: Any) -> None:

@@ -105,20 +105,33 @@ class SftBackend(Backend):
 
     def estimate_memory(self, spec, device="cuda"):
         from harness.backends.sft import memory
-        from harness.memory.estimate import cached_estimate
+        from harness.memory.estimate import NotEstimated, cached_estimate
         from harness.models.architectures import architecture_config
 
         source, config = architecture_config(spec.model)
         method = METHODS.get(spec.method)
         params = method.Params.model_validate(spec.params)
         key = [config.to_dict(), spec.method, spec.params, spec.training.model_dump(), device]
-        return cached_estimate(
-            key,
-            memory.code_files(method),
-            lambda: memory.estimate(
-                config, method, params, spec.training, device=device, architecture=source
-            ),
-        )
+        try:
+            return cached_estimate(
+                key,
+                memory.code_files(method),
+                lambda: memory.estimate(
+                    config, method, params, spec.training, device=device, architecture=source
+                ),
+            )
+        except NotEstimated:
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. a PEFT type whose layers the trace cannot run
+            raise NotEstimated(
+                f"not estimated: the estimator cannot trace method {spec.method!r} with these "
+                f"params ({type(exc).__name__}: {str(exc)[:200]})"
+            ) from exc
+
+    def upstream(self, spec):
+        method = METHODS.get(spec.method)
+        method.check(spec, method.Params.model_validate(spec.params))
+        return {}
 
     def prepare(self, run: RunContext) -> SftPrepared:
         from harness.models.architectures import architecture_config
@@ -156,6 +169,9 @@ class SftBackend(Backend):
         model, max_length = prepared.model, spec.training.max_length
         if not run.method.trains:
             return Trained(model)
+        taken_over = run.method.train(run, prepared, callbacks)
+        if taken_over is not None:
+            return taken_over
         if spec.training.max_steps == 0:
             model.requires_grad_(False)
             return Trained(model)
@@ -197,6 +213,9 @@ class SftBackend(Backend):
         )
 
     def evaluate(self, run, prepared: SftPrepared, model, *, intermediate=False) -> Evaluation:
+        taken_over = run.method.evaluate(run, prepared, model)
+        if taken_over is not None:
+            return taken_over
         t = run.spec.training
         metrics = prepared.task.evaluate(
             model, prepared.tokenizer, prepared.eval_records, t.max_length, t.eval_batch_size

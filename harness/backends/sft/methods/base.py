@@ -63,6 +63,19 @@ class Method:
     def setup(self, ctx: MethodContext, params: Any) -> MethodSetup:
         raise NotImplementedError
 
+    # Optional hooks; the backend calls them for every method, so none is named anywhere.
+    def check(self, spec: Any, params: Any) -> None:
+        """Refuse a spec this method cannot run (ValueError naming the field): called when the
+        suite is read, so it is a suite error, not a failed run."""
+
+    def train(self, run: Any, prepared: Any, callbacks: list) -> Any:
+        """Take over the train phase (a backends.Trained), or None: TRL's SFTTrainer trains."""
+        return None
+
+    def evaluate(self, run: Any, prepared: Any, model: Any) -> Any:
+        """Take over scoring (a backends.Evaluation), or None: the task scores the LM."""
+        return None
+
 
 METHODS: Registry[Method] = Registry("method")
 

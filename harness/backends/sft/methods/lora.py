@@ -1,4 +1,5 @@
-"""LoRA (and DoRA with use_dora: true) via PEFT's LoraConfig."""
+"""LoRA (and DoRA with use_dora: true) via PEFT's LoraConfig: a preset of the generic PEFT
+method."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Literal
 
 from harness.backends import lora
 from harness.backends.sft.methods.base import Method, MethodContext, MethodSetup, register
+from harness.backends.sft.methods.generic_peft import build_config
 
 
 class LoraParams(lora.LoraParams):
@@ -13,7 +15,10 @@ class LoraParams(lora.LoraParams):
     bias: Literal["none", "all", "lora_only"] = "none"
 
     def causal_lm_config(self):
-        return self.peft_config("CAUSAL_LM", use_dora=self.use_dora, bias=self.bias)
+        return build_config("LORA", self.peft_fields())
+
+    def peft_fields(self) -> dict:
+        return {**self.lora_fields(), "use_dora": self.use_dora, "bias": self.bias}
 
 
 @register("lora")
