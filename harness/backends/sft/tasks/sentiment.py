@@ -29,6 +29,7 @@ class Sentiment(SftTask):
     split_key = "text"
     metrics = (ACCURACY, MACRO_F1, EVAL_LOSS)
     primary_metric = "accuracy"
+    labels = LABELS
 
     def prompt(self, record: Record, tokenizer: Any, max_length: int) -> str:
         # The review gets what the template, the question and the answer leave of max_length, so
