@@ -32,7 +32,11 @@ def test_only_the_head_trains(params, tmp_path):
     assert not any(p.requires_grad for p in model.lm.parameters())
     assert info.params.trainable_params == sum(p.numel() for p in model.head.parameters())
     assert [p["step"] for p in info.curve] == [1, 2] and all(p["loss"] > 0 for p in info.curve)
-    assert set(info.metrics["test"]) == {"accuracy", "macro_f1"}  # no LM eval_loss: not one
+    # no eval_loss (the head's cross-entropy is not the LM's completion loss); the LM is frozen
+    assert set(info.metrics["test"]) == {
+        "accuracy", "macro_f1", "general_loss_before", "general_loss", "forgetting"
+    }  # fmt: skip
+    assert info.metrics["test"]["forgetting"] == 0.0
     assert (tmp_path / "weights" / HEAD_FILE).is_file() and info.artifact_bytes > 0
 
 

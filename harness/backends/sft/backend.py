@@ -11,6 +11,7 @@ from typing import Any
 
 from harness import checks
 from harness.backends import BACKENDS, Backend, Evaluation, Prepared, RunContext, Trained
+from harness.backends.sft import forgetting
 from harness.backends.sft.methods import METHODS, MethodContext, MethodSetup
 from harness.backends.sft.methods.base import load_dtype
 from harness.backends.trainer_args import trainer_kwargs
@@ -26,6 +27,7 @@ class SftPrepared(Prepared):
     tokenizer: Any = None
     setup: MethodSetup | None = None
     eval_records: list[Record] | None = None
+    general_loss_before: float | None = None  # forgetting: the set-up model on general text
 
 
 def keep_trained_params_fp32(model: Any, precision: str) -> int:
@@ -128,6 +130,21 @@ class SftBackend(Backend):
                 f"params ({type(exc).__name__}: {str(exc)[:200]})"
             ) from exc
 
+    @staticmethod
+    def _forgetting(run: RunContext, prepared: SftPrepared, model: Any) -> dict[str, float]:
+        """The general-text loss before and after training (see forgetting.py)."""
+        lm = run.method.language_model(model)
+        if prepared.general_loss_before is None:
+            with lm.disable_adapter():
+                prepared.general_loss_before = forgetting.general_loss(lm, prepared.tokenizer)
+        before = after = prepared.general_loss_before
+        if run.method.trains:
+            after = forgetting.general_loss(lm, prepared.tokenizer)
+        return forgetting.metrics(before, after)
+
+    def report(self, db_path, suite):
+        return forgetting.report_section(db_path, suite)
+
     def upstream(self, spec):
         method = METHODS.get(spec.method)
         method.check(spec, method.Params.model_validate(spec.params))
@@ -148,13 +165,20 @@ class SftBackend(Backend):
             random_config=architecture_config(spec.model)[1] if spec.model.systems_only else None,
         )
         setup = run.method.setup(context, run.params)
+        t0 = time.perf_counter()
+        # A PEFT method's base stays frozen: its "before" is taken after training with the
+        # adapter off, so nothing runs on the model before training (a 4-bit model's first
+        # inference pass repacks its weights for bitsandbytes' CPU kernels).
+        before = None if setup.peft_config else forgetting.general_loss(setup.model, tokenizer)
         return SftPrepared(
             model=setup.model,
             resolved=resolved,
             splits=splits,
             data_checks=checks.tokenizer_checks(tokenizer),
-            notes=setup.notes,
+            notes={**setup.notes, "general_text_sha256": forgetting.sample_sha256()},
             weights_dtype=context.weights_dtype,
+            eval_s=time.perf_counter() - t0,
+            general_loss_before=before,
             task=TASKS.get(spec.dataset.task),
             tokenizer=tokenizer,
             setup=setup,
@@ -213,11 +237,13 @@ class SftBackend(Backend):
         )
 
     def evaluate(self, run, prepared: SftPrepared, model, *, intermediate=False) -> Evaluation:
-        taken_over = run.method.evaluate(run, prepared, model)
-        if taken_over is not None:
-            return taken_over
-        t = run.spec.training
-        metrics = prepared.task.evaluate(
-            model, prepared.tokenizer, prepared.eval_records, t.max_length, t.eval_batch_size
-        )
-        return Evaluation(metrics)
+        evaluation = run.method.evaluate(run, prepared, model)
+        if evaluation is None:
+            t = run.spec.training
+            metrics = prepared.task.evaluate(
+                model, prepared.tokenizer, prepared.eval_records, t.max_length, t.eval_batch_size
+            )
+            evaluation = Evaluation(metrics)
+        if not intermediate:  # a tuning trial's report needs only the headline metric
+            evaluation.metrics.update(self._forgetting(run, prepared, model))
+        return evaluation

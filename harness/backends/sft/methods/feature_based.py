@@ -178,6 +178,9 @@ class FeatureBased(Method):
             saved_to=saved,
         )
 
+    def language_model(self, model: Any) -> Any:
+        return model.lm
+
     def evaluate(self, run: Any, prepared: Any, model: Any) -> Any:
         import torch
 
