@@ -113,7 +113,9 @@ class FeatureBased(Method):
             )
 
     def setup(self, ctx: MethodContext, params: FeatureParams) -> MethodSetup:
-        return MethodSetup(ctx.load_model(), notes={"feature_pooling": params.pooling})
+        # Frozen from the start: the memory estimator then counts no LM gradients or state.
+        lm = ctx.load_model().requires_grad_(False)
+        return MethodSetup(lm, notes={"feature_pooling": params.pooling})
 
     def _texts(self, prepared: Any, records: list[dict], max_length: int) -> list[str]:
         task, tokenizer = prepared.task, prepared.tokenizer
