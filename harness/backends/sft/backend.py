@@ -80,12 +80,31 @@ def trained_tokens_per_batch(examples: list[dict[str, str]], tokenizer: Any, bat
     return sum(lengths[:batch])
 
 
+def check_optimizer(name: str) -> None:
+    """GaLore's optimizers need a package the pinned environment does not hold."""
+    import importlib.util
+
+    if name.startswith("galore") and importlib.util.find_spec("galore_torch") is None:
+        raise ValueError(
+            f"training.optimizer {name!r} needs the galore-torch package (PyPI galore-torch 1.0), "
+            "which is not installed here; ftbench also does not pass GaLore's "
+            "optim_target_modules yet. Use adamw_torch, adamw_bnb_8bit or paged_adamw_8bit."
+        )
+
+
 def _sft_config(run: RunContext):
     from trl import SFTConfig
 
     spec = run.spec
     # TRL's loss: None keeps TRL's default (chunked_nll); the memory estimator models both.
-    optional = {"loss_type": spec.training.loss_type} if spec.training.loss_type else {}
+    t = spec.training
+    optional = {"loss_type": t.loss_type} if t.loss_type else {}
+    # LLaMA-Factory's knobs, passed on only when set: NEFTune's embedding noise (transformers)
+    # and TRL's sequence packing (best-fit decreasing, padding-free).
+    if t.neftune_noise_alpha is not None:
+        optional["neftune_noise_alpha"] = t.neftune_noise_alpha
+    if t.packing:
+        optional["packing"] = True
     return SFTConfig(
         **trainer_kwargs(spec, run.out_dir, run.device),
         **optional,
@@ -146,6 +165,7 @@ class SftBackend(Backend):
         return forgetting.report_section(db_path, suite)
 
     def upstream(self, spec):
+        check_optimizer(spec.training.optimizer)
         method = METHODS.get(spec.method)
         method.check(spec, method.Params.model_validate(spec.params))
         return {}
@@ -166,10 +186,11 @@ class SftBackend(Backend):
         )
         setup = run.method.setup(context, run.params)
         t0 = time.perf_counter()
-        # A PEFT method's base stays frozen: its "before" is taken after training with the
-        # adapter off, so nothing runs on the model before training (a 4-bit model's first
-        # inference pass repacks its weights for bitsandbytes' CPU kernels).
-        before = None if setup.peft_config else forgetting.general_loss(setup.model, tokenizer)
+        # A quantized base stays frozen under its adapter: its "before" is taken after training
+        # with the adapter off, so nothing runs on it before training (bitsandbytes repacks 4-bit
+        # weights for its CPU kernels on the first inference pass).
+        quantized = getattr(setup.model, "hf_quantizer", None) is not None
+        before = None if quantized else forgetting.general_loss(setup.model, tokenizer)
         return SftPrepared(
             model=setup.model,
             resolved=resolved,
@@ -216,6 +237,9 @@ class SftBackend(Backend):
         recast = keep_trained_params_fp32(trainer.model, spec.training.precision)
         if recast:
             notes["trained_params_recast_to_fp32"] = recast
+        optimizer = run.method.optimizer(trainer.model, run)
+        if optimizer is not None:  # the Trainer uses a given optimizer instead of its own
+            trainer.optimizer = optimizer
         shortened = [
             e != task.to_example(r, tokenizer, checks.UNLIMITED)
             for e, r in zip(examples, prepared.splits.train, strict=True)

@@ -10,10 +10,11 @@ code or tables), every k-th of them in topic order, SAMPLE_SIZE of them, each cu
 SAMPLE_TOKENS tokens; its sha256 is recorded with each run. Scoring it costs one forward pass
 over SAMPLE_SIZE x SAMPLE_TOKENS tokens (about 2 s for SmolLM2-135M on 2 CPU cores).
 
-"Before" is the base model the method trains from, as loaded (4-bit for QLoRA): for methods
-that train base weights (full, freeze) it is scored before training; a PEFT method's base stays
-frozen, so it is scored after training with the adapter disabled (PEFT's `disable_adapter`), and
-nothing runs on the model before training. "After" is the trained model as it is scored on the
+"Before" is the model the method trains from, as it set it up, scored before training (PEFT
+adapters are added when training starts; PiSSA/OLoRA then move part of the base into the adapter,
+so "before" is the original model). A quantized base (QLoRA) stays frozen, so it is scored after
+training with the adapter disabled (PEFT's `disable_adapter`): nothing runs on it before
+training, since bitsandbytes repacks 4-bit weights for its CPU kernels on the first inference. "After" is the trained model as it is scored on the
 task (adapters and virtual tokens active). `forgetting` = after - before, lower is better; a method that leaves the LM as
 it was (zero_shot, feature_based) scores 0 by construction.
 """

@@ -76,6 +76,11 @@ class Method:
         """Take over scoring (a backends.Evaluation), or None: the task scores the LM."""
         return None
 
+    def optimizer(self, model: Any, run: Any) -> Any:
+        """An optimizer for the trainer to use (LoRA+'s two learning rates), or None: the
+        Trainer builds `training.optimizer` itself."""
+        return None
+
     def language_model(self, model: Any) -> Any:
         """The causal LM inside what `train` returned (its general-text loss is the forgetting
         metric); a method that wraps the LM in something else says where it is."""
