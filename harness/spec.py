@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from harness.config import StrictModel
+from harness.config import StrictModel, optional
 from harness.memory.profile import Budget
 from harness.tuning.space import TrialRef, TunedRef
 
@@ -40,6 +40,10 @@ class TrainingConfig(StrictModel):
     # TRL's SFT loss: None = TRL's default `chunked_nll` (the head runs in chunks of 256 tokens);
     # `nll` materialises batch x length x vocab logits, upcast to fp32.
     loss_type: Literal["chunked_nll", "nll"] | None = None
+    # LLaMA-Factory's knobs for causal-LM SFT (optional: unset, a run_id is what it was).
+    # NEFTune: uniform noise of this scale on the input embeddings while training.
+    neftune_noise_alpha: float | None = optional(gt=0)
+    packing: bool | None = optional()  # TRL's packing: several examples per row, no padding
     logging_steps: int = Field(1, ge=1)
     eval_batch_size: int = Field(16, ge=1)
     precision: Precision = "fp32"

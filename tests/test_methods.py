@@ -30,6 +30,8 @@ def _spec(method: str, params: dict | None = None):
     return spec
 
 
+FORGETTING = {"general_loss_before", "general_loss", "forgetting"}
+
 # method, params, pattern every trainable (and every changed) parameter name must match
 CASES = [
     ("lora", {"r": 4}, r"lora_[AB]"),
@@ -62,7 +64,7 @@ def test_method_trains_only_its_parameters(method, params, pattern, tmp_path):
     assert changed <= trainable, f"frozen parameters changed: {sorted(changed - trainable)[:5]}"
     assert 0 < info.params.trainable_params < info.params.total_params
     assert len(info.curve) == 2 and all(p["loss"] > 0 for p in info.curve)
-    assert set(info.metrics["test"]) == {"accuracy", "macro_f1", "eval_loss"}
+    assert set(info.metrics["test"]) == {"accuracy", "macro_f1", "eval_loss", *FORGETTING}
     assert info.artifact_bytes > 0
 
 
@@ -91,3 +93,22 @@ def test_zero_shot_trains_nothing(tmp_path):
     assert info.params.trainable_params == 0
     assert info.timings.train_s == 0 and info.curve == []
     assert 0.0 <= info.metrics["test"]["accuracy"] <= 1.0
+
+
+def test_forgetting_is_measured_before_and_after(tmp_path):
+    """Full fine-tuning at a high rate moves the general-text loss; zero_shot leaves it as it was."""
+    from harness.backends.sft import forgetting
+
+    assert len(forgetting.sample_texts()) == forgetting.SAMPLE_SIZE
+    full = execute(
+        _spec("full").model_copy(
+            update={"training": _spec("full").training.model_copy(update={"learning_rate": 1e-2})}
+        ),
+        tmp_path / "full",
+    ).result.train_info
+    base = execute(_spec("zero_shot"), tmp_path / "zero").result.train_info
+    m, z = full.metrics["test"], base.metrics["test"]
+    assert m["general_loss_before"] == pytest.approx(z["general_loss_before"])
+    assert m["forgetting"] == pytest.approx(m["general_loss"] - m["general_loss_before"])
+    assert m["forgetting"] != 0.0 and z["forgetting"] == 0.0
+    assert full.notes["general_text_sha256"] == forgetting.sample_sha256()

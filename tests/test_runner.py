@@ -167,7 +167,9 @@ def test_cli_run_show_export(tmp_path, write_suite, capsys):
     import pandas as pd
 
     frame = pd.read_csv(tmp_path / "export.csv")
-    assert set(frame["metric"]) == {"accuracy", "macro_f1", "eval_loss"}
+    assert set(frame["metric"]) == {
+        "accuracy", "macro_f1", "eval_loss", "general_loss_before", "general_loss", "forgetting"
+    }  # fmt: skip
 
 
 def test_unavailable_hub_model_is_skipped_with_a_reason(tmp_path, write_suite, capsys):

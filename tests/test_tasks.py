@@ -95,7 +95,9 @@ def test_qa_task_reports_loss_and_perplexity(tmp_path):
     data["grid"]["datasets"] = ["qa"]
     (spec,) = expand(Suite.model_validate(data))
     metrics = execute(spec, tmp_path).result.train_info.metrics["test"]
-    assert set(metrics) == {"eval_loss", "perplexity"}
+    assert set(metrics) == {
+        "eval_loss", "perplexity", "general_loss_before", "general_loss", "forgetting"
+    }  # fmt: skip
     assert metrics["perplexity"] == pytest.approx(math.exp(metrics["eval_loss"]))
     # A random 512-token model is about as unsure as uniform: perplexity near the vocab size.
     assert 50 < metrics["perplexity"] < 2000

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from harness.config import StrictModel
+from harness.config import StrictModel, optional
 
 DROPOUT_DEFAULT = {"sft": 0.05, "embedding": 0.1, "alignment": 0.0}
 
@@ -22,17 +22,27 @@ class LoraParams(StrictModel):
     alpha: float = Field(16.0, gt=0)
     dropout: float = Field(DROPOUT_DEFAULT["sft"], ge=0, lt=1)
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    # LLaMA-Factory's LoRA knobs (optional: unset, a run_id is what it was). rsLoRA scales by
+    # alpha/sqrt(r) instead of alpha/r; PiSSA/OLoRA start the adapter from the weight's principal
+    # components / QR factors (and take them out of the base); gaussian: A ~ N(0, 1/r).
+    use_rslora: bool | None = optional()
+    init: Literal["pissa", "olora", "gaussian"] | None = optional()
+
+    def lora_fields(self) -> dict[str, Any]:
+        """These values as PEFT LoraConfig fields (the SFT backend builds its config from them
+        through its generic PEFT method)."""
+        return {
+            "r": self.r,
+            "lora_alpha": self.alpha,
+            "lora_dropout": self.dropout,
+            "target_modules": self.target_modules,
+            **({"use_rslora": self.use_rslora} if self.use_rslora is not None else {}),
+            **({"init_lora_weights": self.init} if self.init is not None else {}),
+        }
 
     def peft_config(self, task_type: str, **extra: Any) -> Any:
         """PEFT's LoraConfig for these values; `extra` carries the fields a backend sets itself
         (DoRA, bias, a classifier head to train beside the adapter)."""
         from peft import LoraConfig
 
-        return LoraConfig(
-            r=self.r,
-            lora_alpha=self.alpha,
-            lora_dropout=self.dropout,
-            target_modules=self.target_modules,
-            task_type=task_type,
-            **extra,
-        )
+        return LoraConfig(**self.lora_fields(), task_type=task_type, **extra)

@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.models.architectures import ArchitectureUnknownError
+
 CHUNKED_HEAD_TOKENS = 256  # trl.trainer.sft_trainer._CHUNKED_LM_HEAD_CHUNK_SIZE in TRL 1.12
 NF4_BLOCK = 64  # bitsandbytes 4-bit block size: one absmax per 64 weights
 NF4_NESTED_BLOCK = 256  # double quantization: the absmaxes quantized to 8 bits in blocks of 256
@@ -52,6 +54,18 @@ OPTIMIZER_STATE_BYTES = {
 }  # fmt: skip
 
 GB = 1e9
+
+# Training knobs that change no memory term, and why (said in every estimate that uses them).
+NO_MEMORY_TERM = {
+    "neftune_noise_alpha": "NEFTune: no memory term (noise of the embeddings' shape, added in place)",
+    "packing": "packing: no memory term (rows stay at most max_length tokens, the bound used here)",
+}
+
+
+class NotEstimated(ArchitectureUnknownError):
+    """A run the estimator cannot model (its message says what and why): the budget verdict is
+    "unknown" with that reason, which `ftbench plan` prints. A subclass of the error the budget
+    planner already turns into a reason (harness/memory/budget.py), so no planner change."""
 
 
 def _to_fake_cpu(model: Any, mode: Any) -> None:
@@ -209,6 +223,7 @@ def estimate_model(
         "quantized_params": weights["quantized_params"],
         "tokens_per_micro_batch": tokens,
     }
+    notes += [why for knob, why in NO_MEMORY_TERM.items() if getattr(training, knob, None)]
     notes.append(
         f"{precision} ({'autocast, ' if amp else ''}weights loaded as {built.weights_dtype}); "
         f"loss {training.loss_type or 'chunked_nll'}; sequences padded to max_length"
@@ -257,6 +272,8 @@ def apply_peft(model: Any, peft_config: Any) -> tuple[Any, int]:
     if getattr(peft_config, "prompt_tuning_init", None) is not None:
         peft_config.prompt_tuning_init = "RANDOM"
         peft_config.prompt_tuning_init_text = None
+    if getattr(peft_config, "init_lora_weights", True) not in (True, False):
+        peft_config.init_lora_weights = True  # PiSSA/OLoRA factorise real weights: same shapes
     wrapped = get_peft_model(model, peft_config)
     extends_sequence = peft_config.is_prompt_learning and peft_config.peft_type != "PREFIX_TUNING"
     return wrapped, peft_config.num_virtual_tokens if extends_sequence else 0
@@ -272,7 +289,8 @@ def _is_quantizable_linear(module: Any, base: Any) -> bool:
 def _weight_bytes(model: Any, quantization: Any) -> dict[str, int]:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     quantized: set[int] = set()
-    if quantization is not None and getattr(quantization, "load_in_4bit", False):
+    int8 = quantization is not None and getattr(quantization, "load_in_8bit", False)
+    if quantization is not None and (int8 or getattr(quantization, "load_in_4bit", False)):
         quantized = {
             id(m.weight)
             for m in base.modules()
@@ -281,7 +299,11 @@ def _weight_bytes(model: Any, quantization: Any) -> dict[str, int]:
     out = {"frozen": 0, "trainable": 0, "quant_constants": 0, "quantized_params": 0}
     for p in _unique_params(model):
         n = p.numel()
-        if id(p) in quantized:
+        if id(p) in quantized and int8:  # LLM.int8: a byte a weight, an fp32 scale per row
+            out["frozen"] += n
+            out["quantized_params"] += n
+            out["quant_constants"] += 4 * p.shape[0]
+        elif id(p) in quantized:
             out["frozen"] += n // 2  # two 4-bit weights per byte
             out["quantized_params"] += n
             blocks = -(-n // NF4_BLOCK)

@@ -11,6 +11,7 @@ from typing import Any
 
 from harness import checks
 from harness.backends import BACKENDS, Backend, Evaluation, Prepared, RunContext, Trained
+from harness.backends.sft import forgetting
 from harness.backends.sft.methods import METHODS, MethodContext, MethodSetup
 from harness.backends.sft.methods.base import load_dtype
 from harness.backends.trainer_args import trainer_kwargs
@@ -26,6 +27,7 @@ class SftPrepared(Prepared):
     tokenizer: Any = None
     setup: MethodSetup | None = None
     eval_records: list[Record] | None = None
+    general_loss_before: float | None = None  # forgetting: the set-up model on general text
 
 
 def keep_trained_params_fp32(model: Any, precision: str) -> int:
@@ -78,12 +80,31 @@ def trained_tokens_per_batch(examples: list[dict[str, str]], tokenizer: Any, bat
     return sum(lengths[:batch])
 
 
+def check_optimizer(name: str) -> None:
+    """GaLore's optimizers need a package the pinned environment does not hold."""
+    import importlib.util
+
+    if name.startswith("galore") and importlib.util.find_spec("galore_torch") is None:
+        raise ValueError(
+            f"training.optimizer {name!r} needs the galore-torch package (PyPI galore-torch 1.0), "
+            "which is not installed here; ftbench also does not pass GaLore's "
+            "optim_target_modules yet. Use adamw_torch, adamw_bnb_8bit or paged_adamw_8bit."
+        )
+
+
 def _sft_config(run: RunContext):
     from trl import SFTConfig
 
     spec = run.spec
     # TRL's loss: None keeps TRL's default (chunked_nll); the memory estimator models both.
-    optional = {"loss_type": spec.training.loss_type} if spec.training.loss_type else {}
+    t = spec.training
+    optional = {"loss_type": t.loss_type} if t.loss_type else {}
+    # LLaMA-Factory's knobs, passed on only when set: NEFTune's embedding noise (transformers)
+    # and TRL's sequence packing (best-fit decreasing, padding-free).
+    if t.neftune_noise_alpha is not None:
+        optional["neftune_noise_alpha"] = t.neftune_noise_alpha
+    if t.packing:
+        optional["packing"] = True
     return SFTConfig(
         **trainer_kwargs(spec, run.out_dir, run.device),
         **optional,
@@ -105,24 +126,50 @@ class SftBackend(Backend):
 
     def estimate_memory(self, spec, device="cuda"):
         from harness.backends.sft import memory
-        from harness.memory.estimate import cached_estimate
+        from harness.memory.estimate import NotEstimated, cached_estimate
         from harness.models.architectures import architecture_config
 
         source, config = architecture_config(spec.model)
         method = METHODS.get(spec.method)
         params = method.Params.model_validate(spec.params)
         key = [config.to_dict(), spec.method, spec.params, spec.training.model_dump(), device]
-        return cached_estimate(
-            key,
-            memory.code_files(method),
-            lambda: memory.estimate(
-                config, method, params, spec.training, device=device, architecture=source
-            ),
-        )
+        try:
+            return cached_estimate(
+                key,
+                memory.code_files(method),
+                lambda: memory.estimate(
+                    config, method, params, spec.training, device=device, architecture=source
+                ),
+            )
+        except NotEstimated:
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. a PEFT type whose layers the trace cannot run
+            raise NotEstimated(
+                f"not estimated: the estimator cannot trace method {spec.method!r} with these "
+                f"params ({type(exc).__name__}: {str(exc)[:200]})"
+            ) from exc
+
+    @staticmethod
+    def _forgetting(run: RunContext, prepared: SftPrepared, model: Any) -> dict[str, float]:
+        """The general-text loss before and after training (see forgetting.py)."""
+        lm = run.method.language_model(model)
+        if prepared.general_loss_before is None:
+            with lm.disable_adapter():
+                prepared.general_loss_before = forgetting.general_loss(lm, prepared.tokenizer)
+        before = after = prepared.general_loss_before
+        if run.method.trains:
+            after = forgetting.general_loss(lm, prepared.tokenizer)
+        return forgetting.metrics(before, after)
+
+    def report(self, db_path, suite):
+        return forgetting.report_section(db_path, suite)
 
     def upstream(self, spec):
         from harness.backends.sft import tapt
 
+        check_optimizer(spec.training.optimizer)
+        method = METHODS.get(spec.method)
+        method.check(spec, method.Params.model_validate(spec.params))
         return tapt.upstream(spec)  # a TAPT stage when the method entry asks for one
 
     def prepare(self, run: RunContext) -> SftPrepared:
@@ -142,13 +189,25 @@ class SftBackend(Backend):
             random_config=architecture_config(spec.model)[1] if spec.model.systems_only else None,
         )
         setup = run.method.setup(context, run.params)
+        t0 = time.perf_counter()
+        # A quantized base stays frozen under its adapter: its "before" is taken after training
+        # with the adapter off, so nothing runs on it before training (bitsandbytes repacks 4-bit
+        # weights for its CPU kernels on the first inference pass).
+        quantized = getattr(setup.model, "hf_quantizer", None) is not None
+        before = None if quantized else forgetting.general_loss(setup.model, tokenizer)
         return SftPrepared(
             model=setup.model,
             resolved=resolved,
             splits=splits,
             data_checks=checks.tokenizer_checks(tokenizer),
-            notes={**setup.notes, **start_notes},
+            notes={
+                **setup.notes,
+                **start_notes,
+                "general_text_sha256": forgetting.sample_sha256(),
+            },
             weights_dtype=context.weights_dtype,
+            eval_s=time.perf_counter() - t0,
+            general_loss_before=before,
             task=TASKS.get(spec.dataset.task),
             tokenizer=tokenizer,
             setup=setup,
@@ -163,6 +222,9 @@ class SftBackend(Backend):
         model, max_length = prepared.model, spec.training.max_length
         if not run.method.trains:
             return Trained(model)
+        taken_over = run.method.train(run, prepared, callbacks)
+        if taken_over is not None:
+            return taken_over
         if spec.training.max_steps == 0:
             model.requires_grad_(False)
             return Trained(model)
@@ -183,6 +245,9 @@ class SftBackend(Backend):
         recast = keep_trained_params_fp32(trainer.model, spec.training.precision)
         if recast:
             notes["trained_params_recast_to_fp32"] = recast
+        optimizer = run.method.optimizer(trainer.model, run)
+        if optimizer is not None:  # the Trainer uses a given optimizer instead of its own
+            trainer.optimizer = optimizer
         shortened = [
             e != task.to_example(r, tokenizer, checks.UNLIMITED)
             for e, r in zip(examples, prepared.splits.train, strict=True)
@@ -204,8 +269,13 @@ class SftBackend(Backend):
         )
 
     def evaluate(self, run, prepared: SftPrepared, model, *, intermediate=False) -> Evaluation:
-        t = run.spec.training
-        metrics = prepared.task.evaluate(
-            model, prepared.tokenizer, prepared.eval_records, t.max_length, t.eval_batch_size
-        )
-        return Evaluation(metrics)
+        evaluation = run.method.evaluate(run, prepared, model)
+        if evaluation is None:
+            t = run.spec.training
+            metrics = prepared.task.evaluate(
+                model, prepared.tokenizer, prepared.eval_records, t.max_length, t.eval_batch_size
+            )
+            evaluation = Evaluation(metrics)
+        if not intermediate:  # a tuning trial's report needs only the headline metric
+            evaluation.metrics.update(self._forgetting(run, prepared, model))
+        return evaluation

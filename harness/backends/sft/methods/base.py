@@ -63,6 +63,29 @@ class Method:
     def setup(self, ctx: MethodContext, params: Any) -> MethodSetup:
         raise NotImplementedError
 
+    # Optional hooks; the backend calls them for every method, so none is named anywhere.
+    def check(self, spec: Any, params: Any) -> None:
+        """Refuse a spec this method cannot run (ValueError naming the field): called when the
+        suite is read, so it is a suite error, not a failed run."""
+
+    def train(self, run: Any, prepared: Any, callbacks: list) -> Any:
+        """Take over the train phase (a backends.Trained), or None: TRL's SFTTrainer trains."""
+        return None
+
+    def evaluate(self, run: Any, prepared: Any, model: Any) -> Any:
+        """Take over scoring (a backends.Evaluation), or None: the task scores the LM."""
+        return None
+
+    def optimizer(self, model: Any, run: Any) -> Any:
+        """An optimizer for the trainer to use (LoRA+'s two learning rates), or None: the
+        Trainer builds `training.optimizer` itself."""
+        return None
+
+    def language_model(self, model: Any) -> Any:
+        """The causal LM inside what `train` returned (its general-text loss is the forgetting
+        metric); a method that wraps the LM in something else says where it is."""
+        return model
+
 
 METHODS: Registry[Method] = Registry("method")
 

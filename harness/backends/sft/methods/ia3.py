@@ -1,8 +1,10 @@
-"""IA3: learned rescaling vectors on attention keys/values and the feed-forward (PEFT's IA3Config)."""
+"""IA3: learned rescaling vectors on attention keys/values and the feed-forward (PEFT's IA3Config;
+a preset of the generic PEFT method)."""
 
 from __future__ import annotations
 
 from harness.backends.sft.methods.base import Method, MethodContext, MethodSetup, register
+from harness.backends.sft.methods.generic_peft import build_config
 from harness.config import StrictModel
 
 
@@ -16,11 +18,9 @@ class IA3(Method):
     Params = IA3Params
 
     def setup(self, ctx: MethodContext, params: IA3Params) -> MethodSetup:
-        from peft import IA3Config
-
-        config = IA3Config(
-            task_type="CAUSAL_LM",
-            target_modules=params.target_modules,
-            feedforward_modules=params.feedforward_modules,
-        )
+        fields = {
+            "target_modules": params.target_modules,
+            "feedforward_modules": params.feedforward_modules,
+        }
+        config = build_config("IA3", fields)
         return MethodSetup(ctx.load_model(), peft_config=config)

@@ -1,10 +1,12 @@
-"""Prefix tuning: trainable key/value prefixes in every attention layer (PEFT)."""
+"""Prefix tuning: trainable key/value prefixes in every attention layer (PEFT's
+PrefixTuningConfig; a preset of the generic PEFT method)."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
 from harness.backends.sft.methods.base import Method, MethodContext, MethodSetup, register
+from harness.backends.sft.methods.generic_peft import build_config
 from harness.config import StrictModel
 
 
@@ -19,12 +21,10 @@ class PrefixTuning(Method):
     Params = PrefixParams
 
     def setup(self, ctx: MethodContext, params: PrefixParams) -> MethodSetup:
-        from peft import PrefixTuningConfig
-
-        config = PrefixTuningConfig(
-            task_type="CAUSAL_LM",
-            num_virtual_tokens=params.num_virtual_tokens,
-            prefix_projection=params.projection,
-            encoder_hidden_size=params.encoder_hidden_size,
-        )
+        fields = {
+            "num_virtual_tokens": params.num_virtual_tokens,
+            "prefix_projection": params.projection,
+            "encoder_hidden_size": params.encoder_hidden_size,
+        }
+        config = build_config("PREFIX_TUNING", fields)
         return MethodSetup(ctx.load_model(), peft_config=config)

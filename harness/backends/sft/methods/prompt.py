@@ -1,4 +1,5 @@
-"""Prompt tuning: trainable virtual-token embeddings prepended to the input (PEFT)."""
+"""Prompt tuning: trainable virtual-token embeddings prepended to the input (PEFT's
+PromptTuningConfig; a preset of the generic PEFT method)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from harness.backends.sft.methods.base import Method, MethodContext, MethodSetup, register
+from harness.backends.sft.methods.generic_peft import build_config
 from harness.config import StrictModel
 
 
@@ -27,14 +29,14 @@ class PromptTuning(Method):
     Params = PromptParams
 
     def setup(self, ctx: MethodContext, params: PromptParams) -> MethodSetup:
-        from peft import PromptTuningConfig, PromptTuningInit
+        from peft import PromptTuningInit
 
         text_init = params.init == "text"
-        config = PromptTuningConfig(
-            task_type="CAUSAL_LM",
-            num_virtual_tokens=params.num_virtual_tokens,
-            prompt_tuning_init=PromptTuningInit.TEXT if text_init else PromptTuningInit.RANDOM,
-            prompt_tuning_init_text=params.init_text if text_init else None,
-            tokenizer_name_or_path=ctx.resolved.location if text_init else None,
-        )
+        fields = {
+            "num_virtual_tokens": params.num_virtual_tokens,
+            "prompt_tuning_init": PromptTuningInit.TEXT if text_init else PromptTuningInit.RANDOM,
+            "prompt_tuning_init_text": params.init_text if text_init else None,
+            "tokenizer_name_or_path": ctx.resolved.location if text_init else None,
+        }
+        config = build_config("PROMPT_TUNING", fields)
         return MethodSetup(ctx.load_model(), peft_config=config)

@@ -11,6 +11,9 @@ from harness.tasks import Record, Task
 
 class SftTask(Task):
     backend: ClassVar[str] = "sft"
+    # A classification task's classes, the values of its records' `label` field (empty: not a
+    # classification task); methods that train a classifier (feature_based) read them.
+    labels: ClassVar[tuple[str, ...]] = ()
 
     def to_example(self, record: Record, tokenizer: Any, max_length: int) -> dict[str, str]:
         """A prompt/completion pair (plain text, chat template already applied) for SFT."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.backends.sft import forgetting
 from harness.backends.sft.tasks import SftTask
 from harness.backends.sft.tasks.prompting import (
     completion_text,
@@ -21,7 +22,7 @@ SYSTEM = "You are a helpful assistant. Answer the question briefly."
 class QuestionAnswer(SftTask):
     record_fields = ("question", "answer")
     split_key = "question"
-    metrics = (EVAL_LOSS, PERPLEXITY)
+    metrics = (EVAL_LOSS, PERPLEXITY, *forgetting.METRICS)
     primary_metric = "perplexity"
 
     def to_example(self, record: Record, tokenizer: Any, max_length: int) -> dict[str, str]:

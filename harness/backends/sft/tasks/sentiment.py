@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from harness.backends.sft import forgetting
 from harness.backends.sft.tasks import SftTask
 from harness.backends.sft.tasks.prompting import (
     completion_text,
@@ -27,8 +28,9 @@ LABELS = ("negative", "positive")
 class Sentiment(SftTask):
     record_fields = ("text", "label")
     split_key = "text"
-    metrics = (ACCURACY, MACRO_F1, EVAL_LOSS)
+    metrics = (ACCURACY, MACRO_F1, EVAL_LOSS, *forgetting.METRICS)
     primary_metric = "accuracy"
+    labels = LABELS
 
     def prompt(self, record: Record, tokenizer: Any, max_length: int) -> str:
         # The review gets what the template, the question and the answer leave of max_length, so
