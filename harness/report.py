@@ -22,6 +22,10 @@ def flags(r) -> str:
     return (" ⚑" if getattr(r, "flagged", 0) else "") + (" ✗" if invalid else "")
 
 
+def _shared(r) -> bool:
+    return bool(getattr(r, "speed_shared", False))
+
+
 def format_leaderboard(frame: pd.DataFrame, suite: str) -> str:
     lines = [f"Leaderboard: suite {suite} (test split; mean ± std over seeds)"]
     notes: list[str] = []
@@ -50,7 +54,7 @@ def format_leaderboard(frame: pd.DataFrame, suite: str) -> str:
                 "trainable %": _num(r.trainable_pct, ".3f"),
                 "peak mem GiB": _num(r.peak_mem_gib, ".2f"),
                 "train s": _num(r.train_s, ".1f"),
-                "tokens/s": _num(r.tokens_per_s, ".0f"),
+                "tokens/s": _num(r.tokens_per_s, ".0f") + (" *" if _shared(r) else ""),
                 "not ok": r.not_ok,
             })  # fmt: skip
             if flags(r).strip():
@@ -67,6 +71,11 @@ def format_leaderboard(frame: pd.DataFrame, suite: str) -> str:
     lines.append(
         "95% CI = bootstrap of the mean (3+ seeds); trimmed = mean without best and worst (5+ seeds)"
     )
+    if any(_shared(r) for r in frame.itertuples()):
+        lines.append(
+            "* speed shared: a run was packed on one GPU with others (gpus_per_run < 1); "
+            "its speed is not comparable"
+        )
     if notes:
         lines.append("\n⚑ provenance gate / data checks, ✗ invalid cell:")
         lines += [f"  {n}" for n in notes]

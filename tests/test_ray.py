@@ -191,6 +191,12 @@ def test_runs_packed_on_a_shared_gpu_have_their_speed_marked_not_comparable(tmp_
         store.ingest(db, RunResult.model_validate(data))
     board = store.leaderboard(db, "synthetic").set_index("method")
     assert board["speed_shared"].to_dict() == {"packed": True, "whole": False, "local": False}
+    from harness.report import format_leaderboard
+
+    printed = format_leaderboard(store.leaderboard(db, "synthetic"), "synthetic")
+    rows = {line.split()[0]: line for line in printed.splitlines() if line.strip()}
+    assert "*" in rows["packed"] and "*" not in rows["whole"] and "*" not in rows["local"]
+    assert "speed shared" in printed and "not comparable" in printed
 
 
 def test_an_upstream_stage_folder_comes_from_the_artifact_store_or_the_fix_is_named(

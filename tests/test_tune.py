@@ -224,9 +224,13 @@ def test_killing_ftbench_tune_mid_study_and_restarting_loses_and_duplicates_noth
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if journal.exists():
-                study = optuna.load_study(
-                    study_name="tiny:m·tiny·rt", storage=journal_storage(str(journal))
-                )
+                try:
+                    study = optuna.load_study(
+                        study_name="tiny:m·tiny·rt", storage=journal_storage(str(journal))
+                    )
+                except KeyError:  # the file is there before the study is written into it
+                    time.sleep(0.2)
+                    continue
                 states = [t.state.name for t in study.trials]
                 if states.count("COMPLETE") >= 1 and "RUNNING" in states:
                     break
