@@ -87,7 +87,8 @@ def execute(
     run = RunContext(spec, out_dir, device, method, method.Params.model_validate(spec.params))
 
     prepared = backend.prepare(run)
-    load_s = time.perf_counter() - started
+    # scoring done while preparing (e.g. forgetting's "before") is evaluation time, not loading
+    load_s = time.perf_counter() - started - prepared.eval_s
 
     reporter = None
     if spec.trial is not None and backend.reports_intermediate:
