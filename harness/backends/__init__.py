@@ -118,6 +118,24 @@ class Backend:
 BACKENDS: Registry[Backend] = Registry("backend")
 
 
+def upstream_dir(run_dir: Path, role: str, run_id: str) -> Path:
+    """The folder of a finished upstream run (results/runs/<run_id>, found from this run's
+    folder, which may also be a repro folder under results/repro/); a clear error when it did
+    not end `ok`."""
+    candidates = [base / "runs" / run_id for base in run_dir.parents] + [run_dir.parent / run_id]
+    folder = next((c for c in candidates if (c / "result.json").is_file()), candidates[-1])
+    from harness.result import read_result
+
+    result = read_result(folder)
+    status = result.status if result else "not run"
+    if status != "ok":
+        raise RuntimeError(
+            f"upstream {role} run {run_id} is {status}: run the suite (it runs stages first), "
+            f"or look at {folder}/result.json"
+        )
+    return folder
+
+
 def backend_for_task(task_name: str) -> Backend:
     from harness.tasks import TASKS
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.models import ResolvedModel
-from harness.result import read_result
 
 ADAPTER_DIR = "weights"
 HEADS = ("score", "classifier")  # the new output layer of decoder / encoder classifiers
@@ -30,22 +29,6 @@ def load_backbone(resolved: ResolvedModel, tokenizer: Any) -> Any:
 
 def head_modules(model: Any) -> list[str]:
     return [name for name in HEADS if hasattr(model, name)]
-
-
-def upstream_dir(run_dir: Path, role: str, run_id: str) -> Path:
-    """The folder of a finished upstream run (results/runs/<run_id>, found from this run's
-    folder, which may also be a repro folder under results/repro/); a clear error when it did
-    not end `ok`."""
-    candidates = [base / "runs" / run_id for base in run_dir.parents] + [run_dir.parent / run_id]
-    folder = next((c for c in candidates if (c / "result.json").is_file()), candidates[-1])
-    result = read_result(folder)
-    status = result.status if result else "not run"
-    if status != "ok":
-        raise RuntimeError(
-            f"upstream {role} run {run_id} is {status}: run the suite (it runs stages first), "
-            f"or look at {folder}/result.json"
-        )
-    return folder
 
 
 def load_reward_model(resolved: ResolvedModel, tokenizer: Any, folder: Path) -> Any:
@@ -72,17 +55,13 @@ def score_ids(model: Any, pad_id: int, sequences: list[list[int]], batch_size: i
     """Reward of each token sequence (right-padded; a decoder reads its last real token)."""
     import torch
 
+    from harness.backends.padding import pad_right
+
     scores: list[float] = []
     model.eval()
     with torch.no_grad():
         for start in range(0, len(sequences), batch_size):
-            batch = sequences[start : start + batch_size]
-            width = max(len(s) for s in batch)
-            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for row, seq in enumerate(batch):
-                ids[row, : len(seq)] = torch.tensor(seq)
-                mask[row, : len(seq)] = 1
+            ids, mask = pad_right(sequences[start : start + batch_size], pad_id)
             device = next(model.parameters()).device
             out = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, 0]
             scores += out.float().tolist()

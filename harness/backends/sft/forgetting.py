@@ -72,6 +72,8 @@ def general_loss(model: Any, tokenizer: Any) -> float:
     """Mean next-token loss per token of `model` on the sample (each text cut to SAMPLE_TOKENS)."""
     import torch
 
+    from harness.backends.padding import pad_right
+
     encoded = [
         tokenizer(t, add_special_tokens=False)["input_ids"][:SAMPLE_TOKENS] for t in sample_texts()
     ]
@@ -82,13 +84,8 @@ def general_loss(model: Any, tokenizer: Any) -> float:
     model.eval()
     with torch.no_grad():
         for start in range(0, len(encoded), BATCH):
-            rows = encoded[start : start + BATCH]
-            width = max(len(r) for r in rows)
-            ids = torch.full((len(rows), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for i, r in enumerate(rows):
-                ids[i, : len(r)] = torch.tensor(r)
-                mask[i, : len(r)] = 1
+            ids, mask = pad_right(encoded[start : start + BATCH], pad)
+            width = ids.shape[1]
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             logits = logits[:, -width:].float()  # prompt tuning puts its virtual tokens in front
             logprobs = torch.log_softmax(logits[:, :-1], dim=-1)

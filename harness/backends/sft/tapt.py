@@ -159,7 +159,7 @@ def start_weights(run: RunContext, resolved: Any) -> tuple[Any, dict[str, Any]]:
     architecture and tokenizer; the note names the stage), else the suite's model."""
     if not run.spec.upstream or ROLE not in run.spec.upstream:
         return resolved, {}
-    from harness.backends.alignment.reward import upstream_dir
+    from harness.backends import upstream_dir
     from harness.models import ResolvedModel
 
     run_id = run.spec.upstream[ROLE]

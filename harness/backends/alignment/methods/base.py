@@ -76,7 +76,7 @@ class AlignContext:
         return load_causal_lm(self.resolved).to(self.device)
 
     def upstream_dir(self, role: str) -> Path:
-        from harness.backends.alignment.reward import upstream_dir
+        from harness.backends import upstream_dir
 
         if not self.spec.upstream or role not in self.spec.upstream:
             raise RuntimeError(f"{self.spec.label}: no upstream {role!r} run recorded on the spec")
