@@ -3,25 +3,43 @@
     python benchmarks/bare_loop.py SPEC_JSON OUT_JSON
 
 Same model (loaded as the harness loads it), same PEFT config (the method's own: adapters in the
-decoder's layers, e.g. LoRA, IA3, DoRA, or full/freeze fine-tuning), same training
-examples (the task's prompt/completion pairs, tokenized as TRL does: prompt + completion + EOS,
-loss on the completion only), same micro-batch, length, precision and optimizer (torch AdamW),
-batches padded to their longest example. The loss computes the LM head on the trained positions
-only, as TRL's default `chunked_nll` does, so both loops do the same arithmetic; nothing else
-(no Trainer, no callbacks, no logging, no metrics). Each optimizer step is timed as the harness
-times it (harness/speed.py: wall time between step ends, synchronised on CUDA).
+decoder's layers, e.g. LoRA, IA3, DoRA, or full/freeze fine-tuning), same training examples (the
+task's prompt/completion pairs, tokenized as TRL does: prompt + completion + EOS, loss on the
+completion only), the same micro-batches in the order the Trainer draws them, padded to their
+longest example, same length, precision and optimizer (torch AdamW, gradients clipped at the
+Trainer's default norm). The loss computes the LM head on the trained positions only, as TRL's
+default `chunked_nll` does, so both loops do the same arithmetic; nothing else (no Trainer, no
+callbacks, no logging, no metrics, no learning-rate schedule). Each optimizer step is timed as the
+harness times it (harness/speed.py: wall time between step ends, synchronised on CUDA).
 """
 
 from __future__ import annotations
 
 import json
-import random
 import sys
 import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+MAX_GRAD_NORM = 1.0  # the Trainer's default, which harness runs keep
+
+
+def trainer_order(n: int, batch_size: int, batches: int, seed: int) -> list[list[int]]:
+    """The micro-batches the harness's Trainer draws, so both arms train on the same batches:
+    accelerate's seedable sampler permutes the examples with a generator seeded `seed + epoch`
+    each epoch (the Trainer's data_seed is the run seed), and an epoch's last batch may be short."""
+    import torch
+
+    found: list[list[int]] = []
+    epoch = 0
+    while len(found) < batches:
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+        found += [perm[i : i + batch_size] for i in range(0, n, batch_size)]
+        epoch += 1
+    return found[:batches]
 
 
 def main(argv: list[str]) -> int:
@@ -68,10 +86,10 @@ def main(argv: list[str]) -> int:
         full = tokenizer(example["prompt"] + example["completion"] + tokenizer.eos_token,
                          add_special_tokens=False)["input_ids"][: t.max_length]  # fmt: skip
         rows.append((full, len(prompt)))
-    random.Random(spec.seed).shuffle(rows)
+    order = trainer_order(len(rows), t.batch_size, t.max_steps * t.grad_accum, spec.seed)
 
     def batch(i: int):
-        chunk = [rows[(i * t.batch_size + k) % len(rows)] for k in range(t.batch_size)]
+        chunk = [rows[k] for k in order[i]]
         width = max(len(ids) for ids, _ in chunk)
         ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
         labels = torch.full_like(ids, -100)
@@ -121,6 +139,8 @@ def main(argv: list[str]) -> int:
                 logits = head(hidden[:, :-1].reshape(-1, hidden.size(-1))[keep]).float()
                 loss = torch.nn.functional.cross_entropy(logits, targets[keep])
             scaler.scale(loss / t.grad_accum).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(trained, MAX_GRAD_NORM)
         scaler.step(optimizer)
         scaler.update()
         optimizer.zero_grad(set_to_none=True)

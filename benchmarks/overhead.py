@@ -1,11 +1,13 @@
 """Harness overhead: one SFT run through the harness and through a bare PyTorch + PEFT loop.
 
-    python benchmarks/overhead.py [SUITE] [--only method=lora] [--repeats 3] [--out DIR]
+    python benchmarks/overhead.py [SUITE] [--only method=lora] [--repeats 3] [--steps N] [--out DIR]
 
-Both arms train the same spec (default: the lora cell of suites/smoke.yaml) in a process of their
-own, alternating A/B then B/A so drift in the machine's speed cancels out, on CUDA when present.
+Both arms train the same spec (default: the lora cell of suites/smoke.yaml; --steps N for a
+longer steady state) on the same micro-batches in the same order, each in a process of its own,
+alternating A/B then B/A so drift in the machine's speed cancels out, on CUDA when present.
 Prints each arm's steady-state tokens/s (after the warm-up steps, as harness/speed.py defines it)
-with the ratio harness / bare, and the harness run's fixed cost: everything in its process's
+with the ratio harness / bare, the median of the step-by-step ratios (the same batch in both arms,
+so one noisy step moves it little), and the harness run's fixed cost: everything in its process's
 wall time that is not a training step (start-up, loading, evaluation, saving).
 """
 
@@ -38,6 +40,8 @@ def harness_arm(spec, folder: Path) -> dict:
     steps = sum(info.speed["step_s"])
     return {
         "steady_tokens_per_s": info.speed["steady_tokens_per_s"],
+        "step_s": info.speed["step_s"],
+        "step_tokens": info.speed["step_tokens"],
         "wall_s": wall,
         "steps_s": steps,
         "fixed_s": wall - steps,
@@ -56,7 +60,16 @@ def bare_arm(spec, folder: Path) -> dict:
     )  # fmt: skip
     out = json.loads((folder / "out.json").read_text())
     return {"steady_tokens_per_s": out["steady_tokens_per_s"], "wall_s": time.perf_counter() - t0,
+            "step_s": out["step_s"], "step_tokens": out["step_tokens"],
             "first_step_s": out["time_to_first_step_s"], "load_s": out["load_s"]}  # fmt: skip
+
+
+def step_ratios(harness: dict, bare: dict) -> list[float]:
+    """Bare seconds / harness seconds for each steady-state step (the same batch in both)."""
+    from harness.speed import WARMUP_STEPS
+
+    pairs = list(zip(harness["step_s"], bare["step_s"], strict=True))
+    return [b / h for h, b in pairs[min(WARMUP_STEPS, len(pairs) - 1) :]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("suite", nargs="?", default="suites/smoke.yaml")
     parser.add_argument("--only", default="method=lora", help="the one cell to time (--only)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, help="optimizer steps per arm (default: the spec's)")
     parser.add_argument("--out", type=Path, default=Path("results/bench-overhead"))
     args = parser.parse_args(argv)
 
@@ -78,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
             f"--only {args.only} must pick one runnable cell and seed; got {len(runs)}"
         )
     spec = runs[0].spec
+    if args.steps:
+        spec = spec.model_copy(
+            update={"training": spec.training.model_copy(update={"max_steps": args.steps})}
+        )
     shutil.rmtree(args.out, ignore_errors=True)
     arms = {"harness": harness_arm, "bare": bare_arm}
     found: dict[str, list[dict]] = {"harness": [], "bare": []}
@@ -96,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     harness, bare = median("harness", "steady_tokens_per_s"), median("bare", "steady_tokens_per_s")
     pairs = [h["steady_tokens_per_s"] / b["steady_tokens_per_s"]
              for h, b in zip(found["harness"], found["bare"], strict=True)]  # fmt: skip
+    same_batches = all(h["step_tokens"] == b["step_tokens"]
+                       for h, b in zip(found["harness"], found["bare"], strict=True))  # fmt: skip
+    per_step = [r for h, b in zip(found["harness"], found["bare"], strict=True)
+                for r in step_ratios(h, b)]  # fmt: skip
     wall, fixed = median("harness", "wall_s"), median("harness", "fixed_s")
     summary = {
         "spec": spec.label,
@@ -103,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         "steady_tokens_per_s": {"harness": harness, "bare": bare},
         "ratio_of_medians": harness / bare,
         "ratio_per_pair": pairs,
+        "ratio_median_step": statistics.median(per_step),
+        "same_batches": same_batches,
         "harness_fixed_s": fixed,
         "harness_wall_s": wall,
         "runs": found,
@@ -110,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "overhead.json").write_text(json.dumps(summary, indent=2))
     print(f"\nsteady-state tokens/s (median of {args.repeats}; warm-up steps excluded):")
     print(f"  harness {harness:9.1f}\n  bare    {bare:9.1f}\n  ratio   {harness / bare:9.3f} "
-          f"(per pair: {', '.join(f'{p:.3f}' for p in pairs)})")  # fmt: skip
+          f"(per pair: {', '.join(f'{p:.3f}' for p in pairs)})\n"
+          f"  step by step {statistics.median(per_step):.3f} (median of {len(per_step)} steady "
+          f"steps, bare s / harness s; same batches in both arms: {'yes' if same_batches else 'NO'})")  # fmt: skip
     print(f"harness run: {wall:.1f} s in its process, of which {wall - fixed:.1f} s training steps "
           f"and {fixed:.1f} s fixed cost ({fixed / wall:.0%}): load {median('harness', 'load_s'):.1f} s, "
           f"eval {median('harness', 'eval_s'):.1f} s, time to first step "
