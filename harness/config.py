@@ -11,6 +11,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class EntryFieldError(ValueError):
+    """A problem in one of a method entry's own fields (its `tapt` block, say), not in its params.
+    The message starts with that field's path inside the entry ("tapt.steps: ..."), so the suite
+    names it as `methods.<entry>.<message>`."""
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, ValidationError
 
-from harness.config import StrictModel, optional
+from harness.config import EntryFieldError, StrictModel, optional
 from harness.executors import ExecutorConfig
 from harness.memory.profile import Budget
 from harness.registry import UnknownNameError, did_you_mean
@@ -506,10 +506,11 @@ def _entry_specs(
         )
         try:  # the stages a run starts from are derived from it: their errors are the suite's
             stages = backend.upstream(spec)
+        except EntryFieldError as exc:  # the entry's own field (its tapt), not its params
+            problems.append(f"methods.{sweep_family(method_key)}.{exc}")
+            continue
         except (ValueError, ValidationError) as exc:
-            tapt_error = str(exc).startswith("tapt")  # the entry's tapt, not its params
-            entry = f"methods.{sweep_family(method_key)}"
-            problems.append(f"{entry}.{exc}" if tapt_error else f"{where}.params: {exc}")
+            problems.append(f"{where}.params: {exc}")
             continue
         if tapt is not None and "tapt" not in stages:
             problems.append(

@@ -61,6 +61,11 @@ def test_peft_type_trains_only_its_parameters(peft_type, config, pattern, traced
     assert all(re.search(pattern, n) for n in trainable), sorted(trainable)[:5]
     assert changed <= trainable, f"frozen parameters changed: {sorted(changed - trainable)[:5]}"
     assert set(info.metrics["test"]) >= {"accuracy", "macro_f1", "eval_loss"}
+    if peft_type == "ADALORA":  # the rank budget was re-allocated (PEFT's update_and_allocate)
+        pattern = out.model.peft_config["default"].rank_pattern
+        assert pattern, "update_and_allocate never ran"
+        kept = sum(sum(ranks) for ranks in pattern.values())
+        assert 0 < kept < config["init_r"] * len(pattern)
     found, why = estimate_or_reason(spec, "cuda")
     if traced:
         assert found is not None and found.total > 0, why
@@ -83,6 +88,10 @@ BAD = {
         ["OFTConfig refuses this config"],
     ),
     "needs nll": (_suite("ADAPTION_PROMPT", {}), ["ADAPTION_PROMPT needs training.loss_type"]),
+    "adalora schedule": (
+        _suite("ADALORA", {"init_r": 8, "target_r": 4, "total_step": 50}),
+        ["config.total_step (50) must be training.max_steps (2)"],
+    ),
 }
 
 

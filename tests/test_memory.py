@@ -70,6 +70,54 @@ def test_catalogue_reproduces_published_parameter_counts():
         assert sum(p.numel() for p in model.parameters()) == expected, name
 
 
+@pytest.mark.parametrize(
+    "method,params,becomes_not_estimated",
+    [
+        ("full", {}, False),
+        ("lora", {"r": 4}, False),
+        ("peft", {"peft_type": "VERA", "config": {"r": 4}}, False),
+        ("peft", {"peft_type": "LOHA", "config": {"r": 4, "target_modules": ["q_proj"]}}, True),
+    ],
+    ids=["full", "lora", "vera", "loha"],
+)
+def test_a_trace_error_is_a_bug_except_for_unchecked_peft_types(
+    method, params, becomes_not_estimated, monkeypatch
+):
+    """Only PEFT types the estimator has not been checked on may answer "not estimated"; for the
+    others an error in the estimate surfaces (it is an estimator bug, not a reason)."""
+    from harness.backends.sft import memory
+    from harness.memory.estimate import NotEstimated
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("an estimator bug")
+
+    monkeypatch.setattr(memory, "estimate_model", broken)
+    monkeypatch.setattr(memory, "UNTRACEABLE_PEFT_TYPES", frozenset())  # LOHA: a type not checked
+    if becomes_not_estimated:
+        with pytest.raises(NotEstimated, match=r"not estimated: .* PEFT type LOHA .*estimator bug"):
+            _estimate(method, params)
+    else:
+        with pytest.raises(RuntimeError, match="an estimator bug") as raised:
+            _estimate(method, params)
+        assert not isinstance(raised.value, NotEstimated)
+
+
+@pytest.mark.parametrize("peft_type", ["LOHA", "LOKR", "BOFT"])
+def test_the_types_answered_untraceable_up_front_do_fail_the_trace(peft_type, monkeypatch):
+    """The estimator answers these before building their adapters; traced anyway, each fails."""
+    from harness.backends.sft import memory
+    from harness.memory.estimate import NotEstimated
+
+    params = {"peft_type": peft_type, "config": {"target_modules": ["q_proj"]}}
+    if peft_type == "BOFT":
+        params["config"]["boft_block_size"] = 4
+    with pytest.raises(NotEstimated, match="data-dependent"):
+        _estimate("peft", params)
+    monkeypatch.setattr(memory, "UNTRACEABLE_PEFT_TYPES", frozenset())
+    with pytest.raises(NotEstimated, match=rf"cannot trace PEFT type {peft_type} \("):
+        _estimate("peft", params)
+
+
 def test_full_finetuning_static_terms_match_hand_sums():
     n = _small_params()
     parts = _estimate("full").parts

@@ -64,6 +64,18 @@ def test_one_stage_is_planned_first_and_shared_by_the_cells_that_ask(tapt_run):
     assert info.notes["tapt_text_field"] == "text"  # the review, not its label
     assert info.metrics["test"]["eval_loss"] > 0 and info.metrics["test"]["perplexity"] > 1
     assert info.notes["test_eval_loss_before"] != info.metrics["test"]["eval_loss"]
+    # the stage's forgetting, and each cell's measured from where the stage left the model
+    stage_test = info.metrics["test"]
+    assert stage_test["forgetting"] == pytest.approx(
+        stage_test["general_loss"] - stage_test["general_loss_before"]
+    )
+    assert stage_test["forgetting"] != 0  # TAPT trained the LM
+    for key in ("lora_tapt", "full_tapt"):
+        cell = results[key].train_info.metrics["test"]
+        assert cell["general_loss_before"] == pytest.approx(stage_test["general_loss"], rel=1e-5)
+    assert results["lora"].train_info.metrics["test"]["general_loss_before"] == pytest.approx(
+        stage_test["general_loss_before"], rel=1e-5
+    )  # the suite's model, as the stage started from
     assert info.curve and info.train_tokens > 0
     fingerprints = {r.meta_info["dataset_fingerprint"] for r in results.values()}
     assert len(fingerprints) == 1  # the stage's splits are the cells' exactly

@@ -30,12 +30,13 @@ budget's "usable" margin is for.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,6 +264,24 @@ def _unique_params(model: Any) -> list[Any]:
     return list({id(p): p for p in model.parameters()}.values())
 
 
+@contextlib.contextmanager
+def _positions_in_order() -> Iterator[None]:
+    """`torch.randperm(n)` answers `arange(n)` while adapters are built for a trace: layers
+    that draw random positions at init (FourierFT permutes in x out entries of every target, a
+    second per layer of a 7B model, on the CPU even for a meta model) keep their shapes, which is
+    all an estimate reads, and `ftbench plan` does not spend minutes shuffling. Patched on the
+    module for the duration (a TorchFunctionMode would tax every other call as much)."""
+    from unittest import mock
+
+    import torch
+
+    def in_order(n, *args, dtype=None, device=None, **kwargs):
+        return torch.arange(n, dtype=dtype or torch.long, device=device)
+
+    with mock.patch.object(torch, "randperm", in_order):
+        yield
+
+
 def apply_peft(model: Any, peft_config: Any) -> tuple[Any, int]:
     """Wrap a meta model with the run's PEFT config; text-initialised prompts (which would need a
     tokenizer and real embeddings) are counted with random init: same shapes."""
@@ -274,7 +293,8 @@ def apply_peft(model: Any, peft_config: Any) -> tuple[Any, int]:
         peft_config.prompt_tuning_init_text = None
     if getattr(peft_config, "init_lora_weights", True) not in (True, False):
         peft_config.init_lora_weights = True  # PiSSA/OLoRA factorise real weights: same shapes
-    wrapped = get_peft_model(model, peft_config)
+    with _positions_in_order():
+        wrapped = get_peft_model(model, peft_config)
     extends_sequence = peft_config.is_prompt_learning and peft_config.peft_type != "PREFIX_TUNING"
     return wrapped, peft_config.num_virtual_tokens if extends_sequence else 0
 

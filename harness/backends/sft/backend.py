@@ -126,28 +126,20 @@ class SftBackend(Backend):
 
     def estimate_memory(self, spec, device="cuda"):
         from harness.backends.sft import memory
-        from harness.memory.estimate import NotEstimated, cached_estimate
+        from harness.memory.estimate import cached_estimate
         from harness.models.architectures import architecture_config
 
         source, config = architecture_config(spec.model)
         method = METHODS.get(spec.method)
         params = method.Params.model_validate(spec.params)
         key = [config.to_dict(), spec.method, spec.params, spec.training.model_dump(), device]
-        try:
-            return cached_estimate(
-                key,
-                memory.code_files(method),
-                lambda: memory.estimate(
-                    config, method, params, spec.training, device=device, architecture=source
-                ),
-            )
-        except NotEstimated:
-            raise
-        except Exception as exc:  # noqa: BLE001 - e.g. a PEFT type whose layers the trace cannot run
-            raise NotEstimated(
-                f"not estimated: the estimator cannot trace method {spec.method!r} with these "
-                f"params ({type(exc).__name__}: {str(exc)[:200]})"
-            ) from exc
+        return cached_estimate(
+            key,
+            memory.code_files(method),
+            lambda: memory.estimate(
+                config, method, params, spec.training, device=device, architecture=source
+            ),
+        )
 
     @staticmethod
     def _forgetting(run: RunContext, prepared: SftPrepared, model: Any) -> dict[str, float]:
@@ -237,7 +229,7 @@ class SftBackend(Backend):
                 train_dataset=Dataset.from_list(examples),
                 processing_class=tokenizer,
                 peft_config=prepared.setup.peft_config,
-                callbacks=callbacks,
+                callbacks=[*run.method.callbacks(run), *callbacks],  # the step timer stays last
             )
         if len(trainer.train_dataset) == 0:
             raise ValueError("no training example survived tokenization: raise training.max_length")

@@ -13,6 +13,11 @@ trains on the train split's input field (the task's `split_key`: a review, a que
 a label, an answer or a validation/test record. Its run_id follows from the model, the dataset and
 the TAPT config only (its seed is the config's, not the cell's), so every method and seed of a
 suite that asks for the same TAPT shares one stage.
+
+The stage is scored for forgetting as every SFT run is (forgetting.py: the general-text loss
+before and after it trains). A cell's own forgetting is measured from the stage's weights (its
+"before" is the stage's "after"), so a TAPT cell drifted from the suite's model by the stage's
+forgetting plus its own.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ from pydantic import Field, ValidationError
 import harness.backends.sft.tasks  # noqa: F401 - the SFT tasks, which get TAPT twins below
 from harness import checks
 from harness.backends import BACKENDS, Backend, Evaluation, Prepared, RunContext, Trained
+from harness.backends.sft import forgetting
 from harness.backends.trainer_args import trainer_kwargs
-from harness.config import StrictModel
+from harness.config import EntryFieldError, StrictModel
 from harness.data import load_splits
 from harness.metrics import Metric
 from harness.registry import Registry
@@ -75,6 +81,7 @@ class TaptTask(Task):
     metrics = (
         Metric("eval_loss", False, "mean next-token NLL per token of the evaluated split's texts"),
         Metric("perplexity", False, "exp(eval_loss)"),
+        *forgetting.METRICS,
     )
     primary_metric = "eval_loss"
 
@@ -108,14 +115,16 @@ def config(spec: RunSpec) -> TaptConfig | None:
         problems = "; ".join(
             f"tapt.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
-        raise ValueError(problems) from None
+        raise EntryFieldError(problems) from None
     if spec.model.systems_only:
-        raise ValueError(
+        raise EntryFieldError(
             "tapt: a `weights: random` model is built from its config, so it could not start "
             "from the stage's weights: use pretrained weights or drop tapt"
         )
     if twin_name(spec.dataset.task) not in TASKS:
-        raise ValueError(f"tapt: task {spec.dataset.task!r} has no TAPT twin (not an SFT task)")
+        raise EntryFieldError(
+            f"tapt: task {spec.dataset.task!r} has no TAPT twin (not an SFT task)"
+        )
     return found
 
 
@@ -183,6 +192,7 @@ TAPT_METHODS.register_instance("tapt")(Tapt)
 class TaptPrepared(Prepared):
     tokenizer: Any = None
     field: str = "text"
+    general_loss_before: float | None = None  # forgetting.py's general-text loss, before
 
 
 def texts(records: list[dict[str, Any]], field: str) -> list[str]:
@@ -238,6 +248,8 @@ class TaptBackend(Backend):
             model, tokenizer, texts(splits.as_dict()[run.split], task.split_key), t.max_length,
             t.eval_batch_size,
         )  # fmt: skip
+        # and on general text, as every SFT run is scored: what TAPT made the LM forget
+        general_before = forgetting.general_loss(model, tokenizer)
         return TaptPrepared(
             model=model,
             resolved=resolved,
@@ -252,6 +264,7 @@ class TaptBackend(Backend):
             weights_dtype=str(dtype).removeprefix("torch."),
             tokenizer=tokenizer,
             field=task.split_key,
+            general_loss_before=general_before,
         )
 
     def train(self, run: RunContext, prepared: TaptPrepared, callbacks: list) -> Trained:
@@ -302,7 +315,9 @@ class TaptBackend(Backend):
             model, prepared.tokenizer, texts(records, prepared.field), t.max_length,
             t.eval_batch_size,
         )  # fmt: skip
-        return Evaluation({"eval_loss": loss, "perplexity": math.exp(min(loss, 700.0))})
+        metrics = {"eval_loss": loss, "perplexity": math.exp(min(loss, 700.0))}
+        after = forgetting.general_loss(model, prepared.tokenizer)
+        return Evaluation({**metrics, **forgetting.metrics(prepared.general_loss_before, after)})
 
 
 def mean_token_nll(

@@ -76,6 +76,10 @@ class Method:
         """Take over scoring (a backends.Evaluation), or None: the task scores the LM."""
         return None
 
+    def callbacks(self, run: Any) -> list:
+        """Trainer callbacks the method needs while it trains (AdaLoRA's rank allocation)."""
+        return []
+
     def optimizer(self, model: Any, run: Any) -> Any:
         """An optimizer for the trainer to use (LoRA+'s two learning rates), or None: the
         Trainer builds `training.optimizer` itself."""

@@ -148,6 +148,23 @@ NEEDS_TRAINING = {
 }  # fmt: skip
 
 
+def adalora_allocation() -> Any:
+    """AdaLoRA's rank budget: PEFT asks the training loop to call `update_and_allocate` after
+    every optimizer step, before the gradients are zeroed (it scores importance from them);
+    the Trainer does not, so without this AdaLoRA trains as a fixed-rank LoRA."""
+    from transformers import TrainerCallback
+
+    class AdaLoraAllocation(TrainerCallback):
+        def on_optimizer_step(self, args, state, control, model=None, **kwargs):
+            model.base_model.update_and_allocate(state.global_step)
+
+    return AdaLoraAllocation()
+
+
+# Types whose training loop needs a callback PEFT leaves to the user.
+CALLBACKS = {"ADALORA": adalora_allocation}
+
+
 @register("peft")
 class GenericPeft(Method):
     Params = PeftParams
@@ -158,6 +175,17 @@ class GenericPeft(Method):
             raise ValueError(
                 f"peft_type {params.peft_type} needs training.{field}: {value} ({why})"
             )
+        total = params.config.get("total_step")
+        if params.peft_type == "ADALORA" and total != spec.training.max_steps:
+            raise ValueError(
+                f"peft_type ADALORA: config.total_step ({total}) must be training.max_steps "
+                f"({spec.training.max_steps}): its rank budget schedule (tinit, tfinal) runs "
+                "over total_step optimizer steps"
+            )
+
+    def callbacks(self, run: Any) -> list:
+        make = CALLBACKS.get(run.params.peft_type)
+        return [make()] if make else []
 
     def setup(self, ctx: MethodContext, params: PeftParams) -> MethodSetup:
         config = build_config(params.peft_type, params.config)
