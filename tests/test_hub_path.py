@@ -249,12 +249,14 @@ def test_provenance_records_the_hub_id_and_the_snapshot_commit(t4_run, hub):
     rows = _rows(
         results / "ftbench.duckdb",
         "SELECT r.run_id, r.model_key, p.model_id, p.model_revision, p.model_source, "
-        "p.dataset_fingerprint FROM provenance p JOIN runs r USING (run_id)",
+        "p.dataset_fingerprint, p.model_revision_requested "
+        "FROM provenance p JOIN runs r USING (run_id)",
     )
     assert len(rows) == len(CELLS) - len(OVER_BUDGET)
-    for run_id, key, model_id, revision, source, fingerprint in rows:
+    for run_id, key, model_id, revision, source, fingerprint, requested in rows:
         hub_id = suite["models"][key]["hub"]
         assert (model_id, revision, source) == (hub_id, hub.commits[hub_id], "hub")
+        assert requested == "main"
         assert fingerprint
         meta = json.loads((results / "runs" / run_id / "result.json").read_text())["meta_info"]
         assert meta["model_revision_requested"] == "main"
@@ -518,3 +520,21 @@ def test_every_hub_input_of_the_t4_suites_is_covered_or_listed(hub):
     for name, suite in suites.items():
         if name != "peft_t4":
             assert {i for i in _hub_inputs(suite) if i not in NOT_COVERED[name]} == set(), name
+
+
+def test_prompt_text_init_loads_its_tokenizer_at_the_pinned_revision():
+    """PEFT loads the init text's tokenizer itself: it gets the model's pinned revision."""
+    from harness.backends.sft.methods import METHODS, MethodContext
+    from harness.models import ResolvedModel
+
+    class NoWeights(MethodContext):
+        def load_model(self, **kwargs):
+            return None
+
+    method = METHODS.get("prompt")
+    hub = method.setup(
+        NoWeights(ResolvedModel("org/model", "0123abcd"), None, "cpu"), method.Params()
+    )
+    assert hub.peft_config.tokenizer_kwargs == {"revision": "0123abcd"}
+    local = method.setup(NoWeights(ResolvedModel("/models/m", None), None, "cpu"), method.Params())
+    assert local.peft_config.tokenizer_kwargs is None

@@ -102,3 +102,22 @@ def test_qa_task_reports_loss_and_perplexity(tmp_path):
     # A random 512-token model is about as unsure as uniform: perplexity near the vocab size.
     assert 50 < metrics["perplexity"] < 2000
     assert TASKS.get("qa").primary_metric == "perplexity"
+
+
+def test_qa_context_follows_the_question_within_the_prompt_budget(tiny):
+    """An optional `context` (Dolly's reference passage) goes after the question, cut so that
+    question and context keep to half of max_length; without it the prompt is unchanged."""
+    _, tokenizer = tiny
+    qa = TASKS.get("qa")
+    record = {"question": "Who wrote it?", "answer": "Ann."}
+    plain = qa.to_example(record, tokenizer, 64)
+    assert qa.to_example({**record, "context": ""}, tokenizer, 64) == plain
+    passage = "The book was written by Ann in 1901 " * 20
+    with_context = qa.to_example({**record, "context": passage}, tokenizer, 64)
+    assert "Who wrote it?\n\nThe book was written by Ann" in with_context["prompt"]
+    assert with_context["completion"] == plain["completion"]
+    from harness.backends.sft.tasks.prompting import truncate_tokens
+
+    room = 32 - len(tokenizer("Who wrote it?", add_special_tokens=False)["input_ids"])
+    kept = truncate_tokens(tokenizer, passage, room)
+    assert f"Who wrote it?\n\n{kept}" in with_context["prompt"] and len(kept) < len(passage)

@@ -138,7 +138,7 @@ def _provenance_row(run_id: str, meta: dict[str, Any]) -> list[Any]:
         json.dumps(meta.get("packages")), meta.get("device"), meta.get("cuda"),
         meta.get("compute_capability"), meta.get("model_id"), meta.get("model_revision"),
         meta.get("model_source"), meta.get("model_file_sha256"), meta.get("dataset_fingerprint"),
-        meta.get("seed"), meta.get("config_hash"),
+        meta.get("seed"), meta.get("config_hash"), meta.get("model_revision_requested"),
     ]  # fmt: skip
 
 

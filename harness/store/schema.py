@@ -18,7 +18,7 @@ from typing import Any
 
 import duckdb
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_DB = Path("results/ftbench.duckdb")
 
 SCHEMA = """
@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS provenance (
     run_id VARCHAR PRIMARY KEY, git_commit VARCHAR, git_dirty BOOLEAN, python VARCHAR,
     packages JSON, device VARCHAR, cuda VARCHAR, compute_capability VARCHAR, model_id VARCHAR,
     model_revision VARCHAR, model_source VARCHAR, model_file_sha256 VARCHAR,
-    dataset_fingerprint VARCHAR, seed INTEGER, config_hash VARCHAR);
+    dataset_fingerprint VARCHAR, seed INTEGER, config_hash VARCHAR,
+    model_revision_requested VARCHAR);
 CREATE TABLE IF NOT EXISTS trials (
     suite VARCHAR, method_key VARCHAR, model_key VARCHAR, dataset_key VARCHAR,
     study_name VARCHAR, number INTEGER, state VARCHAR, value DOUBLE, params JSON,
@@ -115,6 +116,8 @@ MIGRATIONS = [
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS steady_tokens_per_s DOUBLE; "
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS steady_samples_per_s DOUBLE; "
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS first_step_s DOUBLE;",
+    # v4: the revision a suite asked for (a branch, a tag) beside the commit it resolved to.
+    "ALTER TABLE provenance ADD COLUMN IF NOT EXISTS model_revision_requested VARCHAR;",
 ]
 
 # Tables holding rows of one run (deleted and re-inserted when the run is ingested again);

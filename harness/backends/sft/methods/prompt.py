@@ -37,6 +37,10 @@ class PromptTuning(Method):
             "prompt_tuning_init": PromptTuningInit.TEXT if text_init else PromptTuningInit.RANDOM,
             "prompt_tuning_init_text": params.init_text if text_init else None,
             "tokenizer_name_or_path": ctx.resolved.location if text_init else None,
+            # the pinned revision: PEFT loads the init text's tokenizer itself (hub models)
+            "tokenizer_kwargs": (ctx.resolved.from_pretrained_kwargs() or None)
+            if text_init
+            else None,
         }
         config = build_config("PROMPT_TUNING", fields)
         return MethodSetup(ctx.load_model(), peft_config=config)

@@ -20,7 +20,7 @@ SYSTEM = "You are a helpful assistant. Answer the question briefly."
 
 @TASKS.register_instance("qa")
 class QuestionAnswer(SftTask):
-    record_fields = ("question", "answer")
+    record_fields = ("question", "answer")  # plus an optional `context` (a passage to use)
     split_key = "question"
     metrics = (EVAL_LOSS, PERPLEXITY, *forgetting.METRICS)
     primary_metric = "perplexity"
@@ -28,8 +28,14 @@ class QuestionAnswer(SftTask):
     def to_example(self, record: Record, tokenizer: Any, max_length: int) -> dict[str, str]:
         question = truncate_tokens(tokenizer, record["question"], max_length // 2)
         answer = truncate_tokens(tokenizer, record["answer"], max_length // 3)
+        user = question
+        if record.get("context"):  # optional (Dolly's reference text): after the question, in
+            # what is left of the prompt's half of max_length
+            room = max_length // 2 - len(tokenizer(question, add_special_tokens=False)["input_ids"])
+            context = truncate_tokens(tokenizer, record["context"], room) if room > 0 else ""
+            user = f"{question}\n\n{context}" if context else question
         return {
-            "prompt": format_prompt(tokenizer, SYSTEM, question),
+            "prompt": format_prompt(tokenizer, SYSTEM, user),
             "completion": completion_text(tokenizer, answer),
         }
 
