@@ -77,7 +77,9 @@ def _policy_model(config: Any, params: Any, weights_dtype: str, trains: bool) ->
 
 
 def _model_bytes(model: Any) -> int:
-    return sum(p.numel() * p.element_size() for p in {id(p): p for p in model.parameters()}.values())
+    return sum(
+        p.numel() * p.element_size() for p in {id(p): p for p in model.parameters()}.values()
+    )
 
 
 def reward_model_bytes(model_spec: Any) -> int:
