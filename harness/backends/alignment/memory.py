@@ -107,7 +107,9 @@ def policy_estimate(
     from harness.models.architectures import architecture_config
 
     source, config = architecture_config(spec.model)
-    t = spec.training
+    # AlignContext.trainer_args turns checkpointing off whatever the spec says (a budget's
+    # `adjust` may set it): estimated as the trainer runs.
+    t = spec.training.model_copy(update={"gradient_checkpointing": False})
     dtype = checkpoint_dtype(config)
     built = _policy_model(config, params, dtype, trains=shape is not None)
     start_copy = _dtype_bytes(dtype) * sum(  # load_start again for scoring: no adapter

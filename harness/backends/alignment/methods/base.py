@@ -84,7 +84,7 @@ class AlignContext:
 
     def trainer_args(self, **kwargs: Any) -> dict[str, Any]:
         """The TrainingArguments every backend sets from the spec; alignment trainers never
-        checkpoint activations (their memory is not estimated, so no budget asks for it)."""
+        checkpoint activations (alignment/memory.py estimates them so, whatever the spec says)."""
         return {**trainer_kwargs(self.spec, self.out_dir, self.device),
                 "gradient_checkpointing": False, **kwargs}  # fmt: skip
 
