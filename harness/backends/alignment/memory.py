@@ -57,7 +57,7 @@ class PreferenceShape:
 
 def checkpoint_dtype(config: Any) -> str:
     """The dtype transformers 5 loads a checkpoint in when none is asked for."""
-    dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    dtype = getattr(config, "dtype", None)  # transformers 5's name (torch_dtype warns)
     return str(dtype).removeprefix("torch.") if dtype is not None else "float32"
 
 
