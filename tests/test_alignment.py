@@ -199,3 +199,22 @@ def test_orpo_and_simpo_train_on_dpos_pairs_without_a_reference(aligned):
         assert info.curve and all(math.isfinite(p["loss"]) for p in info.curve)
         assert info.metrics["test"]["kl"] != 0.0  # unlike `start`, the policy changed
         assert info.train_tokens is None  # not counted (no `input_ids` in their batches)
+
+
+def test_preference_runs_measure_exactly_the_predicted_static_bytes(aligned):
+    """Weights, gradients and optimizer state of the policy are exact on CPU: measured after the
+    first optimizer step of each preference run, they equal the alignment estimator's fp32 CPU
+    prediction byte for byte (the reference is the base under the adapter: no weights of its
+    own). PPO and the reward-model stages say why they are not estimated."""
+    runs = _by_key(aligned[4])
+    for key in ("dpo", "kto", "orpo", "simpo"):
+        memory = runs[key].train_info.memory
+        measured, predicted = memory.measured_state, memory.estimate["cpu"]["parts"]
+        for term in ("weights_trainable", "weights_frozen", "gradients", "optimizer"):
+            assert measured[term] == predicted[term], (key, term)
+        assert measured["gradients"] > 0 and predicted["reference_weights"] == 0, key
+        assert memory.estimate["cuda"]["parts"]["total"] > predicted["weights_frozen"], key
+    assert runs["start"].train_info.memory.estimate["cuda"]["parts"]["train_peak"] == 0
+    assert "PPO: policy, value" in runs["ppo"].train_info.memory.estimate["cuda"]["error"]
+    stage = runs["reward_model"].train_info.memory.estimate["cuda"]["error"]
+    assert "reward_model: sequence-classification training" in stage

@@ -28,6 +28,12 @@ class AlignmentBackend(Backend):
         method = ALIGN_METHODS.get(spec.method)
         return method.upstream(spec, method.Params.model_validate(spec.params))
 
+    def estimate_memory(self, spec, device="cuda"):
+        """The method's estimate (policy methods: alignment/memory.py), or NotEstimated naming
+        what is not modelled."""
+        method = ALIGN_METHODS.get(spec.method)
+        return method.estimate_memory(spec, method.Params.model_validate(spec.params), device)
+
     def prepare(self, run: RunContext) -> AlignPrepared:
         resolved = resolve_model(run.spec.model)
         tokenizer = load_tokenizer(resolved)

@@ -84,7 +84,7 @@ class AlignContext:
 
     def trainer_args(self, **kwargs: Any) -> dict[str, Any]:
         """The TrainingArguments every backend sets from the spec; alignment trainers never
-        checkpoint activations (their memory is not estimated, so no budget asks for it)."""
+        checkpoint activations (alignment/memory.py estimates them so, whatever the spec says)."""
         return {**trainer_kwargs(self.spec, self.out_dir, self.device),
                 "gradient_checkpointing": False, **kwargs}  # fmt: skip
 
@@ -100,6 +100,15 @@ class AlignMethod:
 
     def evaluate(self, ctx: AlignContext, params: Any, model: Any) -> Evaluation:
         raise NotImplementedError
+
+    # Why this method's runs get no memory estimate (`ftbench plan` prints it as the verdict).
+    not_estimated: ClassVar[str] = "its training is not modelled yet"
+
+    def estimate_memory(self, spec: Any, params: Any, device: str) -> Any:
+        """A harness.memory.estimate.Estimate of the run's peak GPU memory."""
+        from harness.memory.estimate import NotEstimated
+
+        raise NotEstimated(f"not estimated: {spec.method}: {self.not_estimated}")
 
 
 ALIGN_METHODS: Registry[AlignMethod] = Registry("alignment method")
@@ -136,6 +145,16 @@ class PolicyMethod(AlignMethod):
     def train_policy(self, ctx: AlignContext, params: Any, proxy: Any) -> Trained:
         """Train from the start policy; `proxy` is the reward model's Scorer."""
         raise NotImplementedError
+
+    def memory_shape(self, params: Any) -> Any:
+        """What training holds beyond an SFT step of the policy (a memory.PreferenceShape);
+        None: nothing trains, the run only scores."""
+        return None
+
+    def estimate_memory(self, spec: Any, params: Any, device: str) -> Any:
+        from harness.backends.alignment.memory import cached_policy_estimate
+
+        return cached_policy_estimate(self, spec, params, self.memory_shape(params), device)
 
     @staticmethod
     def scorer(ctx: AlignContext, params: PolicyParams, role: str) -> Any:

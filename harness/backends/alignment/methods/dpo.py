@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from harness.backends.alignment.memory import PreferenceShape
 from harness.backends.alignment.methods.base import PolicyParams, register
 from harness.backends.alignment.methods.preference_data import OfflinePreferenceMethod
 
@@ -21,6 +22,11 @@ class DpoParams(PolicyParams):
 @register("dpo")
 class Dpo(OfflinePreferenceMethod):
     Params = DpoParams
+
+    def memory_shape(self, params: DpoParams) -> PreferenceShape:
+        # chosen + rejected in one forward; the reference's logits of both; `sft` adds an NLL
+        return PreferenceShape(2, reference=True, nograd_rows=2,
+                               chosen_nll=params.loss_type == "sft")  # fmt: skip
 
     def trainer(self, params: DpoParams):
         from trl import DPOConfig, DPOTrainer

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from harness.backends.alignment.memory import PreferenceShape
 from harness.backends.alignment.methods.base import PolicyParams, register
 from harness.backends.alignment.methods.preference_data import OfflinePreferenceMethod
 
@@ -18,6 +19,10 @@ class KtoParams(PolicyParams):
 @register("kto")
 class Kto(OfflinePreferenceMethod):
     Params = KtoParams
+
+    def memory_shape(self, params: KtoParams) -> PreferenceShape:
+        # unpaired rows; the reference's completion and KL logits are held together
+        return PreferenceShape(1, reference=True, nograd_rows=2)
 
     def trainer(self, params: KtoParams):
         from trl import KTOConfig, KTOTrainer

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from harness.backends.alignment.memory import PreferenceShape
 from harness.backends.alignment.methods.base import PolicyParams, register
 from harness.backends.alignment.methods.preference_data import OfflinePreferenceMethod
 
@@ -21,6 +22,10 @@ class OrpoParams(PolicyParams):
 class Orpo(OfflinePreferenceMethod):
     Params = OrpoParams
     counts_tokens = False  # batches hold chosen_/rejected_input_ids only
+
+    def memory_shape(self, params: OrpoParams) -> PreferenceShape:
+        # chosen + rejected in one forward, no reference; the NLL over the chosen half
+        return PreferenceShape(2, reference=False, nograd_rows=0, chosen_nll=True)
 
     def trainer(self, params: OrpoParams):
         from trl.experimental.orpo import ORPOConfig, ORPOTrainer

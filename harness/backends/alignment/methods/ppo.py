@@ -99,6 +99,14 @@ def _ema_reference(policy: Any, reference: Any, alpha: float, every: int) -> Any
 class Ppo(PolicyMethod):
     Params = PpoParams
 
+    def estimate_memory(self, spec: Any, params: PpoParams, device: str) -> Any:
+        from harness.memory.estimate import NotEstimated
+
+        raise NotEstimated(
+            "not estimated: PPO: policy, value, reference and reward models plus generation are "
+            "not modelled yet"
+        )
+
     def train_policy(self, ctx: AlignContext, params: PpoParams, proxy: Any) -> Trained:
         from datasets import Dataset
         from trl.experimental.ppo import PPOConfig, PPOTrainer

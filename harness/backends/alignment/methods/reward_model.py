@@ -35,6 +35,10 @@ from harness.spec import config_hash
 @register("reward_model")
 class RewardModel(AlignMethod):
     Params = RewardParams
+    not_estimated = (
+        "sequence-classification training (LoRA and a trained score head, chosen and rejected "
+        "forwards) is not modelled yet"
+    )
 
     def train(self, ctx: AlignContext, params: RewardParams) -> Trained:
         from datasets import Dataset

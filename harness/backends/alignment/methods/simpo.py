@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from harness.backends.alignment.memory import PreferenceShape
 from harness.backends.alignment.methods.base import PolicyParams, register
 from harness.backends.alignment.methods.preference_data import OfflinePreferenceMethod
 
@@ -25,6 +26,10 @@ class SimpoParams(PolicyParams):
 class Simpo(OfflinePreferenceMethod):
     Params = SimpoParams
     counts_tokens = False  # batches hold chosen_/rejected_input_ids only
+
+    def memory_shape(self, params: SimpoParams) -> PreferenceShape:
+        # CPO's forward: chosen + rejected, no reference; its NLL term only when cpo_alpha > 0
+        return PreferenceShape(2, reference=False, nograd_rows=0, chosen_nll=params.cpo_alpha > 0)
 
     def trainer(self, params: SimpoParams):
         from trl.experimental.cpo import CPOConfig, CPOTrainer
