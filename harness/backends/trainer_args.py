@@ -37,3 +37,14 @@ def trainer_kwargs(spec: Any, out_dir: Path, device: str) -> dict[str, Any]:
         "report_to": [],
         "disable_tqdm": True,
     }
+
+
+def weights_dtype(trains_loaded_weights: bool, device: str, precision: str) -> str:
+    """The dtype a model's weights are loaded in, by every backend that trains it: fp32 on CPU,
+    for fp32 runs and where the loaded weights themselves train (the GradScaler needs fp32
+    master weights); otherwise the run's half precision (a frozen base under an adapter, a copy
+    that only samples). Without it, transformers 5 loads the checkpoint's own dtype (often bf16,
+    which a T4 lacks)."""
+    if device != "cuda" or precision == "fp32" or trains_loaded_weights:
+        return "float32"
+    return {"fp16": "float16", "bf16": "bfloat16"}[precision]

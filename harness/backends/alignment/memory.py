@@ -1,9 +1,10 @@
 """Peak GPU memory of an alignment policy run, built on the SFT estimator (harness/memory/).
 
 The policy is set up on the meta device as the run sets it up (LoRA with the policy's rank and
-no dropout, or every weight trained), in the dtype TRL's trainers get it: `load_start` passes no
-dtype, so transformers 5 loads the checkpoint's own (the config's `dtype`; float32 when the
-config does not say, as the catalogue's do not). One SFT step of that model is estimated with
+no dropout, or every weight trained), in the dtype `load_start` asks for
+(harness/backends/trainer_args.weights_dtype: float32 where the weights train or on CPU, the
+run's half precision for a frozen base under LoRA and for a copy that only samples); reward
+models are loaded in float32 (reward.load_backbone). One SFT step of that model is estimated with
 the rows of the forward that trains (DPO, ORPO, SimPO: chosen and rejected concatenated, twice
 the micro-batch; KTO: the micro-batch) and TRL's preference trainers' plain full-vocabulary
 loss (they have no chunked head). Added to it, each a named part:
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.backends.trainer_args import weights_dtype
 from harness.memory.estimate import Estimate, MetaModel, apply_peft, cached_estimate, estimate_model
 
 # Per-logit bytes of a loss over full logits beyond the logits themselves (SFT's plain `nll`:
@@ -53,12 +55,6 @@ class PreferenceShape:
     reference: bool  # a reference model's forward (False: reference-free, ORPO and SimPO)
     nograd_rows: int  # sequences per example whose no-grad logits are held at once
     chosen_nll: bool = False  # an extra cross-entropy over the chosen sequences' logits
-
-
-def checkpoint_dtype(config: Any) -> str:
-    """The dtype transformers 5 loads a checkpoint in when none is asked for."""
-    dtype = getattr(config, "dtype", None)  # transformers 5's name (torch_dtype warns)
-    return str(dtype).removeprefix("torch.") if dtype is not None else "float32"
 
 
 def _policy_model(config: Any, params: Any, weights_dtype: str, trains: bool) -> MetaModel:
@@ -84,7 +80,7 @@ def _model_bytes(model: Any) -> int:
 
 def reward_model_bytes(model_spec: Any) -> int:
     """Weights of a trained reward model as load_reward_model holds them: the backbone with its
-    one-output head, adapter merged, in the checkpoint's dtype."""
+    one-output head, adapter merged, in float32 (reward.load_backbone)."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
@@ -94,9 +90,7 @@ def reward_model_bytes(model_spec: Any) -> int:
     config = copy.deepcopy(config)
     config.num_labels = 1
     with torch.device("meta"):
-        model = AutoModelForSequenceClassification.from_config(
-            config, dtype=getattr(torch, checkpoint_dtype(config))
-        )
+        model = AutoModelForSequenceClassification.from_config(config, dtype=torch.float32)
     return _model_bytes(model)
 
 
@@ -110,9 +104,11 @@ def policy_estimate(
     # AlignContext.trainer_args turns checkpointing off whatever the spec says (a budget's
     # `adjust` may set it): estimated as the trainer runs.
     t = spec.training.model_copy(update={"gradient_checkpointing": False})
-    dtype = checkpoint_dtype(config)
+    trains_weights = shape is not None and params.peft == "full"
+    dtype = weights_dtype(trains_weights, device, t.precision)
     built = _policy_model(config, params, dtype, trains=shape is not None)
-    start_copy = _dtype_bytes(dtype) * sum(  # load_start again for scoring: no adapter
+    sampling = weights_dtype(False, device, t.precision)  # a copy that only samples
+    start_copy = _dtype_bytes(sampling) * sum(  # load_start again for scoring: no adapter
         p.numel() for n, p in built.model.named_parameters() if "lora_" not in n
     )
     cuda = device == "cuda"
@@ -124,7 +120,6 @@ def policy_estimate(
         rows = t.model_copy(update={"batch_size": shape.trained_rows * t.batch_size,
                                     "loss_type": "nll"})  # fmt: skip
         base = estimate_model(built, rows, device=device, architecture=source)
-        _trained_in_load_dtype(base, built, dtype)
     parts = dict(base.parts)
     policy_weights = parts["weights_frozen"] + parts["weights_trainable"]
     proxy = reward_model_bytes(params.reward.model or spec.model)
@@ -160,7 +155,7 @@ def policy_estimate(
     notes = [
         *base.assumptions,
         f"policy {'full fine-tuning' if params.peft == 'full' else f'LoRA r={params.r}'} in the "
-        f"checkpoint's dtype ({dtype}); " + _shape_note(shape, full),
+        f"{dtype} (a sampling copy in {sampling}); " + _shape_note(shape, full),
         "reward models: proxy during training, proxy + judge while scoring; scoring holds a "
         "second copy of the start policy; eval sequences bounded by max_length",
     ]
@@ -169,19 +164,6 @@ def policy_estimate(
 
 def _dtype_bytes(dtype: str) -> int:
     return 4 if dtype == "float32" else 2
-
-
-def _trained_in_load_dtype(base: Estimate, built: MetaModel, dtype: str) -> None:
-    """estimate_model takes trained weights as float32 (SFT loads them so); a fully fine-tuned
-    policy here trains in the checkpoint's dtype, whose gradients and AdamW state follow it."""
-    if dtype == "float32" or not any(p.requires_grad for p in built.model.parameters()):
-        return
-    if hasattr(built.model, "get_base_model"):  # PEFT adapters are float32 whatever the base
-        return
-    scale = _dtype_bytes(dtype) / 4
-    for key in ("gradients", "optimizer", "step_temporaries", "head_gradients"):
-        base.parts[key] = int(base.parts[key] * scale)
-    base.assumptions.append(f"gradients and optimizer state in {dtype}, the weights' dtype")
 
 
 def _shape_note(shape: PreferenceShape | None, full: bool) -> str:

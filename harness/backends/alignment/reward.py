@@ -18,10 +18,14 @@ HEADS = ("score", "classifier")  # the new output layer of decoder / encoder cla
 
 
 def load_backbone(resolved: ResolvedModel, tokenizer: Any) -> Any:
+    """A one-output sequence classifier on the model, in float32 whatever the checkpoint's
+    dtype (transformers 5 would load that: often bf16, which a T4 lacks; the value model and
+    the reward model's head train in it)."""
+    import torch
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(
-        resolved.location, num_labels=1, **resolved.from_pretrained_kwargs()
+        resolved.location, num_labels=1, dtype=torch.float32, **resolved.from_pretrained_kwargs()
     )
     model.config.pad_token_id = tokenizer.pad_token_id
     return model

@@ -18,7 +18,7 @@ from harness.backends import Evaluation, Prepared, RunContext, Trained
 from harness.backends.alignment.stages import StageConfig, stage_spec
 from harness.backends.alignment.task import Partitions, opening
 from harness.backends.lora import DROPOUT_DEFAULT, LoraParams
-from harness.backends.trainer_args import trainer_kwargs
+from harness.backends.trainer_args import trainer_kwargs, weights_dtype
 from harness.config import StrictModel
 from harness.models import load_causal_lm
 from harness.registry import Registry
@@ -71,9 +71,15 @@ class AlignContext:
     def resolved(self) -> Any:
         return self.prepared.resolved
 
-    def load_start(self) -> Any:
-        """The starting policy: the suite's model as it is (an instruct model)."""
-        return load_causal_lm(self.resolved).to(self.device)
+    def load_start(self, trains_weights: bool = False) -> Any:
+        """The starting policy: the suite's model as it is (an instruct model), in the dtype
+        trainer_args.weights_dtype gives (fp32 where its weights train or on CPU, the run's half
+        precision for a frozen base under LoRA or a copy that only samples)."""
+        import torch
+
+        t = self.spec.training
+        dtype = weights_dtype(trains_weights, self.device, t.precision)
+        return load_causal_lm(self.resolved, dtype=getattr(torch, dtype)).to(self.device)
 
     def upstream_dir(self, role: str) -> Path:
         from harness.backends import upstream_dir

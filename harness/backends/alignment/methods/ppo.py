@@ -134,9 +134,10 @@ class Ppo(PolicyMethod):
         )  # fmt: skip
         value = load_backbone(ctx.resolved, tok)  # the policy's backbone, a fresh value head
         lora = policy_lora(params)
-        reference = None if lora else ctx.load_start()
+        # full fine-tuning: fp32 weights, and an fp32 reference (an EMA reference blends them)
+        reference = None if lora else ctx.load_start(trains_weights=True)
         trainer = PPOTrainer(
-            args=config, processing_class=tok, model=ctx.load_start(),
+            args=config, processing_class=tok, model=ctx.load_start(trains_weights=lora is None),
             ref_model=reference, reward_model=text_reward(proxy, tok),
             train_dataset=Dataset.from_dict({"input_ids": ids}), value_model=value,
             callbacks=[*ctx.callbacks, _log_recorder(ctx.curve)], peft_config=lora,

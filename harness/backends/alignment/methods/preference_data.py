@@ -78,7 +78,7 @@ class OfflinePreferenceMethod(PolicyMethod):
         config_cls, trainer_cls, fields = self.trainer(params)
         counting = "non_padding" if self.counts_tokens else "no"
         trainer = trainer_cls(
-            model=ctx.load_start(),
+            model=ctx.load_start(trains_weights=params.peft == "full"),
             args=config_cls(
                 **ctx.trainer_args(), max_length=ctx.spec.training.max_length,
                 dataset_num_proc=None, include_num_input_tokens_seen=counting, **fields,

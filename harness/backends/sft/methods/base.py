@@ -98,9 +98,7 @@ register = METHODS.register_instance
 
 
 def load_dtype(method: Method, device: str, precision: str) -> str:
-    """The dtype weights are loaded in: fp32 on CPU, for fp32 runs and for trained base weights
-    (the GradScaler needs fp32 master weights); otherwise the run's half precision. Without it,
-    transformers 5 loads the checkpoint's own dtype (often bf16, which a T4 lacks)."""
-    if device != "cuda" or precision == "fp32" or method.trains_base_weights:
-        return "float32"
-    return {"fp16": "float16", "bf16": "bfloat16"}[precision]
+    """The dtype a method's model is loaded in (harness/backends/trainer_args.weights_dtype)."""
+    from harness.backends.trainer_args import weights_dtype
+
+    return weights_dtype(method.trains_base_weights, device, precision)
