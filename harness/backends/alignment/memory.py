@@ -37,7 +37,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.trainer_args import weights_dtype
-from harness.memory.estimate import Estimate, MetaModel, apply_peft, cached_estimate, estimate_model
+from harness.memory.estimate import (
+    Estimate,
+    MetaModel,
+    _unique_params,
+    apply_peft,
+    cached_estimate,
+    estimate_model,
+)
 
 # Per-logit bytes of a loss over full logits beyond the logits themselves (SFT's plain `nll`:
 # fp32 upcast, saved log-softmax, its gradient; harness/memory/estimate.py `_head_bytes`).
@@ -57,25 +64,19 @@ class PreferenceShape:
     chosen_nll: bool = False  # an extra cross-entropy over the chosen sequences' logits
 
 
-def _policy_model(config: Any, params: Any, weights_dtype: str, trains: bool) -> MetaModel:
+def _policy_model(config: Any, params: Any, dtype: str, trains: bool) -> MetaModel:
     """The policy as load_start + the trainer's peft_config set it up, on the meta device."""
     from harness.backends.alignment.methods.base import policy_lora
     from harness.backends.sft.memory import _MetaContext
 
-    model = _MetaContext(config, weights_dtype).load_model()
+    model = _MetaContext(config, dtype).load_model()
     lora = policy_lora(params) if trains else None
     if lora is not None:
         model, _ = apply_peft(model, lora)
     else:
         model.requires_grad_(trains)
     key = f"policy:{params.peft}:{params.r}:{params.alpha}"
-    return MetaModel(model, trains, weights_dtype, setup_key=key)
-
-
-def _model_bytes(model: Any) -> int:
-    return sum(
-        p.numel() * p.element_size() for p in {id(p): p for p in model.parameters()}.values()
-    )
+    return MetaModel(model, trains, dtype, setup_key=key)
 
 
 def reward_model_bytes(model_spec: Any) -> int:
@@ -91,7 +92,7 @@ def reward_model_bytes(model_spec: Any) -> int:
     config.num_labels = 1
     with torch.device("meta"):
         model = AutoModelForSequenceClassification.from_config(config, dtype=torch.float32)
-    return _model_bytes(model)
+    return sum(p.numel() * p.element_size() for p in _unique_params(model))
 
 
 def policy_estimate(
@@ -163,7 +164,9 @@ def policy_estimate(
 
 
 def _dtype_bytes(dtype: str) -> int:
-    return 4 if dtype == "float32" else 2
+    import torch
+
+    return getattr(torch, dtype).itemsize
 
 
 def _shape_note(shape: PreferenceShape | None, full: bool) -> str:
