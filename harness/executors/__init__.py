@@ -59,6 +59,9 @@ EXECUTORS: Registry[Any] = Registry("executor")
 def build(config: ExecutorConfig) -> Scheduled:
     """The executor a config names (the ray module is imported only when it is used)."""
     if config.kind == "ray":
+        from harness.extras import require
+
+        require("ray")
         from harness.executors import ray as _  # noqa: F401 - registers itself
     from harness.executors import local as _local  # noqa: F401
 
