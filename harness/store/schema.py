@@ -77,6 +77,10 @@ CREATE TABLE IF NOT EXISTS result_tables (name VARCHAR PRIMARY KEY, columns JSON
 
 # The provenance gate, per run: a leaderboard row needs complete provenance from a clean tree and
 # passing data checks (harness/backends/checks.py decides the data issues at run time).
+# The one "not a tuning trial" rule: trials are scored on validation and are never leaderboard
+# entries, nor repro or report rows (queries alias the runs table `r`).
+NOT_TRIAL = "coalesce(r.origin, 'run') <> 'trial'"
+
 REQUIRED_PACKAGES = ("torch", "transformers", "peft", "trl", "datasets")
 _HAS_PROVENANCE = "p.run_id IS NOT NULL"
 _PACKAGES_MISSING = " OR ".join(

@@ -163,7 +163,8 @@ class EmbeddingBackend(Backend):
         return Evaluation(scores[width], {"embedding_metrics": EMBEDDING_METRICS.with_rows(rows)})
 
     def report(self, db_path: Path, suite: str) -> str | None:
-        from harness.backends.embedding.report import embedding_table, format_embedding_table
+        from harness.backends.embedding.report import format_embedding_table
+        from harness.store.browse import embedding_scores
 
-        table = embedding_table(db_path, suite)
+        table = embedding_scores(db_path, suite)
         return None if table.empty else format_embedding_table(table)
