@@ -10,9 +10,9 @@ from helpers import suite_dict
 from test_alignment import tiny_alignment_suite
 
 from harness.cli import main as cli
-from harness.plan import Shard, make_plan
+from harness.plan.plan import Shard, make_plan
 from harness.store import leaderboard
-from harness.suite import SuiteError
+from harness.suite.suite_file import SuiteError
 
 # Columns of a leaderboard that measure the machine, not the result.
 TIMING = ("train_s", "tokens_per_s", "samples_per_s", "peak_mem")
