@@ -78,7 +78,7 @@ SRC = "ftbench_merge_src"  # the attached source's catalog name
 def _merge_one(
     con: Any, copy: Path, source: Path, report: MergeReport, origin: dict[str, str]
 ) -> None:
-    from harness.result import ResultTable
+    from harness.store.result import ResultTable
 
     target = con.execute("SELECT current_database()").fetchone()[0]
     con.execute(f"ATTACH '{_quote(copy)}' AS {SRC} (READ_ONLY)")
