@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ftbench-setup
 suite ?= smoke
-FTBENCH := $(PY) -m harness  # probes the hub once (2 s) and goes offline when unreachable
+FTBENCH := $(PY) -m harness  # probes the hub once (3 s at most) and goes offline when unreachable
 # Tuning targets default to the tuning smoke suite unless suite= is given.
 tune_suite = $(if $(filter command line,$(origin suite)),$(suite),tune_smoke)
 

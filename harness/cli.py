@@ -326,12 +326,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
+    from harness.store import SchemaMismatchError
     from harness.store.merge import merge
 
     into = Path(args.into)
     try:
         report = merge([Path(s) for s in args.sources], into)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, SchemaMismatchError) as exc:
         print(exc, file=sys.stderr)
         return 2
     for source in args.sources:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 
 from harness.cli import build_parser
 from harness.cli import main as cli
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_version(capsys):
@@ -52,3 +55,13 @@ def test_a_missing_extra_names_its_install_command(monkeypatch, capsys):
         err
         == "`ftbench dashboard` needs streamlit, which is not installed: pip install 'ftbench[dashboard]'"
     )
+
+
+def test_the_shipped_suites_are_found_outside_a_checkout(tmp_path, monkeypatch):
+    from harness.suite.suite_file import locate
+
+    monkeypatch.chdir(tmp_path)  # no suites/ here: the suites that came with ftbench
+    assert locate("smoke").resolve() == (ROOT / "suites" / "smoke.yaml").resolve()
+    (tmp_path / "suites").mkdir()  # a suites/ folder of the working directory comes first
+    (tmp_path / "suites" / "smoke.yaml").write_text("name: mine\n")
+    assert locate("smoke") == Path("suites/smoke.yaml")

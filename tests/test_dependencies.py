@@ -107,3 +107,31 @@ def test_the_dependency_set_resolves_for(python, tmp_path):
     # Compiled wheels were picked for this Python, not the running one.
     cp = "cp" + python.replace(".", "")
     assert any(f"-{cp}-" in t for t in tags if t.startswith("numpy-")), sorted(tags)
+
+
+def test_the_wheel_ships_every_data_file_and_the_suites(tmp_path):
+    """A `pip install` (no checkout) has what the checkout has: the data files next to the code
+    (calibration bands, the architecture catalogue) and the suites (`ftbench run smoke`)."""
+    import shutil
+
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    src = tmp_path / "src"  # a copy: building in the checkout would leave build/ there
+    for name in tracked:
+        if (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
+    done = _pip("wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(src))
+    assert done.returncode == 0, done.stderr
+    (wheel,) = tmp_path.glob("ftbench-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    data = [
+        n for n in tracked if n.startswith(("harness/", "dashboard/")) and not n.endswith(".py")
+    ]
+    assert data and [n for n in data if n not in shipped] == []
+    suites = [n for n in tracked if n.startswith("suites/") and n.endswith(".yaml")]
+    version = wheel.name.split("-")[1]
+    assert [
+        n for n in suites if f"ftbench-{version}.data/data/share/ftbench/{n}" not in shipped
+    ] == []

@@ -22,7 +22,22 @@ from harness.suite.registry import UnknownNameError, did_you_mean
 from harness.suite.search_space import SearchDim, TuneConfig
 from harness.suite.spec import DatasetSpec, Determinism, ModelSpec, RunSpec, TrainingConfig
 
-SUITES_DIR = Path("suites")
+
+def suites_dir() -> Path:
+    """suites/ of the working directory; else the suites that came with ftbench: the checkout's
+    (an editable install run from elsewhere) or the copy a wheel installs (pyproject.toml's
+    data-files, under the environment's data path), so `pip install ftbench` then
+    `ftbench run smoke` finds the suite."""
+    import site
+    import sysconfig
+
+    here = Path("suites")
+    shipped = [
+        Path(__file__).resolve().parents[2] / "suites",
+        Path(sysconfig.get_path("data")) / "share" / "ftbench" / "suites",
+        Path(site.USER_BASE or "") / "share" / "ftbench" / "suites",
+    ]
+    return next((p for p in [here, *shipped] if p.is_dir()), here)
 
 
 class SuiteError(ValueError):
@@ -126,9 +141,10 @@ class Suite(StrictModel):
 # --------------------------------------------------------------------------- finding a suite
 
 
-def locate(name_or_path: str | Path, folder: Path = SUITES_DIR) -> Path:
+def locate(name_or_path: str | Path, folder: Path | None = None) -> Path:
     """The suite file a user means: a path, suites/NAME.yaml, or the file whose `name:` is NAME
     (the file's stem need not be its name). A lock file (*.json) is returned as given."""
+    folder = folder or suites_dir()
     path = Path(name_or_path)
     if path.suffix == ".json" or path.is_file():
         return path
@@ -153,8 +169,9 @@ def locate(name_or_path: str | Path, folder: Path = SUITES_DIR) -> Path:
     )
 
 
-def declared_names(folder: Path = SUITES_DIR) -> dict[Path, str]:
+def declared_names(folder: Path | None = None) -> dict[Path, str]:
     """Every suite file under `folder` (recursively) with the `name:` it declares."""
+    folder = folder or suites_dir()
     out: dict[Path, str] = {}
     for path in sorted([*folder.rglob("*.yaml"), *folder.rglob("*.yml")]):
         try:
