@@ -14,9 +14,11 @@ tune_suite = $(if $(filter command line,$(origin suite)),$(suite),tune_smoke)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch first and explicitly: the CUDA build where CUDA is seen (an existing torch that has it,
-	# or nvidia-smi), the CPU build otherwise. Everything else exactly as tested (constraints.txt).
+	# torch first and explicitly: the CUDA build where CUDA is seen (an existing torch, the venv's or
+	# $(PYTHON)'s, that has it, or nvidia-smi), the CPU build otherwise. Everything else exactly as
+	# tested (constraints.txt).
 	if $(PY) -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null \
+		|| $(PYTHON) -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null \
 		|| (command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1); then \
 		$(PY) -m pip install -q -c constraints.txt torch==2.13.0; \
 	else \
