@@ -145,7 +145,7 @@ def _print_plan_notes(plan) -> bool:
 
 def _executor(args: argparse.Namespace, plan):
     """The executor of the suite's `executor:` block, with the command line's flags over it."""
-    from harness.run.executors import ExecutorConfig, build
+    from harness.runs.executors import ExecutorConfig, build
 
     config = plan.suite.executor or ExecutorConfig()
     flags = {
@@ -161,7 +161,7 @@ def _executor(args: argparse.Namespace, plan):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.run.runner import run_plan
+    from harness.runs.runner import run_plan
 
     plan = _plan(args)
     if plan is None:
@@ -282,7 +282,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def cmd_repro(args: argparse.Namespace) -> int:
-    from harness.run.repro import ReproError, format_check, reproduce, sample_run_ids
+    from harness.runs.repro import ReproError, format_check, reproduce, sample_run_ids
 
     if bool(args.run_id) == bool(args.suite):
         print("give a RUN_ID or --suite SUITE (not both)", file=sys.stderr)

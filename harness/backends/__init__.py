@@ -2,7 +2,7 @@
 
 A task names its backend (causal-LM SFT, preference alignment, sentence embeddings); a backend
 owns its methods and tasks (one subpackage each: sft/, alignment/, embedding/) and implements the
-phases of a run. The one run lifecycle (harness/run/lifecycle.py) calls the phases and owns everything
+phases of a run. The one run lifecycle (harness/runs/lifecycle.py) calls the phases and owns everything
 around them: seeds, the split, callbacks, divergence and pruning, weights, memory, provenance.
 Every module and subpackage here is imported on first use, so a new backend is a new folder.
 """

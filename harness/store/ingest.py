@@ -197,7 +197,7 @@ def ingest_expected_best(
 
 
 def record_repro(db_path: Path | str, check: dict[str, Any]) -> None:
-    """Store one repro check (see harness/run/repro.py)."""
+    """Store one repro check (see harness/runs/repro.py)."""
     tol = check["tolerance"]
     row = [
         check["original_run_id"], check["repro_dir"], check.get("suite"), check["checked_at"],

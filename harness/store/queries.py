@@ -103,7 +103,7 @@ def summarize(runs):
     (5+ seeds), diverged seeds and validity (harness.store.stats), runs (every status), not_ok (status
     counts), ok_without_metric, flagged runs and their issues, trainable %, the largest peak
     memory and whether it fits the run's budget, mean train time, and steady-state tokens/s and
-    samples/s (after the warm-up steps, harness/run/speed.py), and speed_shared (a run was packed
+    samples/s (after the warm-up steps, harness/runs/speed.py), and speed_shared (a run was packed
     with others on one GPU, so its speed is not comparable). Within each
     dataset / model / metric: valid cells first, then by mean in the metric's direction (missing
     last); `rank` counts the ranked rows and `vs_leader` says which are tied with the leader.
@@ -149,7 +149,7 @@ def summarize(runs):
             "budget_fit": budget_fit(peak, kinds, _limit(ok)),
             "budget_gb": _limit(ok) / 1e9,
             "train_s": ok["train_s"].mean(),
-            # steady state (harness/run/speed.py): what a user's run sustains after its warm-up
+            # steady state (harness/runs/speed.py): what a user's run sustains after its warm-up
             "tokens_per_s": ok["steady_tokens_per_s"].mean(),
             "samples_per_s": ok["steady_samples_per_s"].mean(),
             # a run packed with others on one GPU shared its speed: not comparable

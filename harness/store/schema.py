@@ -118,7 +118,7 @@ FROM ({RUN_ISSUES_SQL});
 MIGRATIONS = [
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS origin VARCHAR DEFAULT 'run'; "
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS tune_trials INTEGER;",
-    # v3: steady-state speed (harness/run/speed.py); older runs keep NULL (they timed no steps).
+    # v3: steady-state speed (harness/runs/speed.py); older runs keep NULL (they timed no steps).
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS steady_tokens_per_s DOUBLE; "
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS steady_samples_per_s DOUBLE; "
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS first_step_s DOUBLE;",

@@ -20,9 +20,9 @@ import sys
 from pathlib import Path
 from typing import Protocol
 
-from harness.run.worker import forked
+from harness.runs.worker import forked
 
-PRELOAD = ["torch", "transformers", "peft", "trl", "datasets", "harness.run.lifecycle"]
+PRELOAD = ["torch", "transformers", "peft", "trl", "datasets", "harness.runs.lifecycle"]
 _server_env: dict[str, str] | None = None  # the environment the fork server started with
 
 
@@ -59,7 +59,7 @@ def launch(python: str, spec_path: Path, run_dir: Path, log_path: Path, env: dic
         return _Forked(process)
     with open(log_path, "w") as log:
         return subprocess.Popen(
-            [python, "-m", "harness.run.worker", str(spec_path), str(run_dir)],
+            [python, "-m", "harness.runs.worker", str(spec_path), str(run_dir)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
         )  # fmt: skip
 

@@ -22,8 +22,8 @@ from typing import Any
 from harness.backends import Evaluation, Prepared, RunContext, backend_for, checks
 from harness.memory import measure
 from harness.plan.budget import estimate_or_reason
-from harness.run import determinism, provenance, speed
-from harness.run.trial import TrialReporter
+from harness.runs import determinism, provenance, speed
+from harness.runs.trial import TrialReporter
 from harness.store.result import Memory, ParamCounts, RunInfo, RunResult, Timings, TrainInfo, now
 from harness.suite.spec import RunSpec, config_hash
 from harness.suite.tasks import TASKS

@@ -19,7 +19,7 @@ from typing import Any
 
 from harness import store
 from harness.plan.plan import stored_run
-from harness.run.runner import LocalSubprocessExecutor, run_progress
+from harness.runs.runner import LocalSubprocessExecutor, run_progress
 from harness.store import browse
 from harness.store.result import RESULT_FILE, RunResult, now, read_result, write_atomic
 from harness.suite.spec import RunSpec
