@@ -187,7 +187,7 @@ def main(argv: list[str]) -> int:
         print("bench-memory-gpu needs a CUDA GPU (none here): `make bench-memory` is the CPU check")
         return 2
     from harness.plan.plan import make_plan
-    from harness.run.runner import run_plan
+    from harness.runs.runner import run_plan
 
     only = set(args.only.split(",")) if args.only else None
     suite_dicts = suites(args.out / "models", only)

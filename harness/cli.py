@@ -149,7 +149,7 @@ def _print_plan_notes(plan) -> bool:
 
 def _executor(args: argparse.Namespace, plan):
     """The executor of the suite's `executor:` block, with the command line's flags over it."""
-    from harness.run.executors import ExecutorConfig, build
+    from harness.runs.executors import ExecutorConfig, build
 
     config = plan.suite.executor or ExecutorConfig()
     flags = {
@@ -165,7 +165,7 @@ def _executor(args: argparse.Namespace, plan):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.run.runner import run_plan
+    from harness.runs.runner import run_plan
 
     plan = _plan(args)
     if plan is None:
@@ -286,7 +286,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def cmd_repro(args: argparse.Namespace) -> int:
-    from harness.run.repro import ReproError, format_check, reproduce, sample_run_ids
+    from harness.runs.repro import ReproError, format_check, reproduce, sample_run_ids
 
     if bool(args.run_id) == bool(args.suite):
         print("give a RUN_ID or --suite SUITE (not both)", file=sys.stderr)
@@ -356,7 +356,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     import subprocess
 
-    from harness.extras import require
+    from harness.suite.extras import require
 
     require("dashboard")
 
@@ -497,7 +497,7 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.extras import MissingExtraError
+    from harness.suite.extras import MissingExtraError
 
     args = build_parser().parse_args(argv)
     configure_offline_mode()  # before transformers is imported anywhere

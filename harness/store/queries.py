@@ -14,7 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.store import stats
 from harness.store.schema import NOT_TRIAL, RUN_ISSUES_SQL, connect, ensure_tables
+from harness.suite.budget_profile import T4_USABLE_GB
+from harness.suite.tasks import higher_is_better
 
 # Systems-only runs (`weights: random`) measure memory and speed; their quality metrics are kept
 # under this split, so no ranking (which reads `test`) ever sees them.
@@ -100,16 +103,13 @@ def summarize(runs):
     (5+ seeds), diverged seeds and validity (harness.store.stats), runs (every status), not_ok (status
     counts), ok_without_metric, flagged runs and their issues, trainable %, the largest peak
     memory and whether it fits the run's budget, mean train time, and steady-state tokens/s and
-    samples/s (after the warm-up steps, harness/run/speed.py), and speed_shared (a run was packed
+    samples/s (after the warm-up steps, harness/runs/speed.py), and speed_shared (a run was packed
     with others on one GPU, so its speed is not comparable). Within each
     dataset / model / metric: valid cells first, then by mean in the metric's direction (missing
     last); `rank` counts the ranked rows and `vs_leader` says which are tied with the leader.
     """
     import numpy as np
     import pandas as pd
-
-    from harness.store import stats
-    from harness.suite.tasks import higher_is_better
 
     columns = [
         *GROUP_KEYS, "method", "origin", "tune_trials", "entry", "higher_is_better", "rank",
@@ -149,7 +149,7 @@ def summarize(runs):
             "budget_fit": budget_fit(peak, kinds, _limit(ok)),
             "budget_gb": _limit(ok) / 1e9,
             "train_s": ok["train_s"].mean(),
-            # steady state (harness/run/speed.py): what a user's run sustains after its warm-up
+            # steady state (harness/runs/speed.py): what a user's run sustains after its warm-up
             "tokens_per_s": ok["steady_tokens_per_s"].mean(),
             "samples_per_s": ok["steady_samples_per_s"].mean(),
             # a run packed with others on one GPU shared its speed: not comparable
@@ -183,7 +183,6 @@ def status_counts(statuses) -> str:
 
 def _limit(ok) -> float:
     """The budget the runs were held to, in bytes: their suite's, else a T4's usable 15 GB."""
-    from harness.suite.budget_profile import T4_USABLE_GB
 
     if ok.empty:
         return T4_USABLE_GB * 1e9
