@@ -390,6 +390,13 @@ def _runs_line(r: dict) -> str:
     return f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
 
 
+def _errors(r: dict) -> str:
+    """Each measured run's error (predicted - measured) / measured."""
+    found = [f"{run['method']} {100 * (run['predicted_bytes'] / run['measured_bytes'] - 1):+.1f} %"
+             for run in r.get("runs", []) if run.get("predicted_bytes") and run.get("measured_bytes")]  # fmt: skip
+    return f" ({', '.join(found)})" if found else ""
+
+
 def _summary_line(s: dict | None) -> str:
     if not s:
         return "no measured pair"
@@ -407,7 +414,8 @@ HEADLINES: dict[str, Callable[[dict], str]] = {
     f"{100 * r['coverage_after']:.0f} %, widened: {', '.join(r['widened']) or 'none'}",
     "overhead": lambda r: f"steady ratio {r['ratio_of_medians']:.3f} (step by step "
     f"{r['ratio_median_step']:.3f}), fixed cost {r['harness_fixed_s']:.1f} s per run",
-    "alignment": lambda r: _runs_line(r) + "; skipped: " + (", ".join(r.get("skipped", {})) or "none"),
+    "alignment": lambda r: _runs_line(r) + _errors(r) + "; skipped: "
+    + (", ".join(r.get("skipped", {})) or "none"),
     "ray": lambda r: _runs_line(r) + f"; speed flagged shared: {r.get('all_flagged_shared')}",
 }  # fmt: skip
 
@@ -497,8 +505,12 @@ def _output(command: list[str]) -> str | None:
 
 def _commit() -> str:
     commit = _output(["git", "rev-parse", "--short", "HEAD"])
+    if commit is None and os.environ.get("FTBENCH_COMMIT"):
+        return os.environ["FTBENCH_COMMIT"]
     if commit is None:
-        return os.environ.get("FTBENCH_COMMIT", "unknown (no git here: set FTBENCH_COMMIT)")
+        manifest = ROOT / ".gpu-kit" / "manifest.json"
+        kit = json.loads(manifest.read_text()).get("commit") if manifest.exists() else None
+        return f"{kit} (no git here; the kit's build)" if kit else "unknown (set FTBENCH_COMMIT)"
     dirty = _output(["git", "status", "--porcelain", "--untracked-files=no"])
     return commit + (" (uncommitted changes)" if dirty else "")
 
@@ -525,7 +537,8 @@ def _run_suite(path: Path, results: Path, only: str | None = None) -> None:
 RUNS_QUERY = """
 SELECT r.run_id, r.suite, r.method_key, r.model_key, r.seed, r.status, r.reason, r.load_s,
        r.train_s, r.cuda_max_allocated, m.predicted_cuda_bytes, r.steady_tokens_per_s,
-       m.budget_adjustments, json_extract(r.notes, '$.executor.gpus_per_run')
+       m.budget_adjustments,
+       TRY_CAST(json_extract(r.notes, '$.executor.gpus_per_run') AS DOUBLE)
 FROM runs r LEFT JOIN memory m USING (run_id) WHERE r.suite = ? ORDER BY r.method_key, r.seed
 """
 
@@ -543,6 +556,8 @@ def runs_of(db: Path, suites: list[str]) -> list[dict[str, Any]]:
                 dict(zip(cols, row, strict=True))
                 for row in con.execute(RUNS_QUERY, [suite]).fetchall()
             ]
+    for run in out:  # a JSON column comes back as text
+        run["budget_adjustments"] = json.loads(run["budget_adjustments"] or "null")
     return out
 
 
@@ -635,11 +650,14 @@ def glue_ray(paths: Paths) -> int:
          str(results / "ftbench.duckdb"), "run", str(paths.suites / "gpu_check_ray.yaml")],
         check=False,
     )  # fmt: skip
+    from harness import store
+
     runs = runs_of(results / "ftbench.duckdb", ["gpu_check_ray"])
+    board = store.leaderboard(results / "ftbench.duckdb", "gpu_check_ray")  # its speed_shared rule
     doc = {
         "runs": runs,
         "all_ok": len(runs) == 2 and all(r["status"] == "ok" for r in runs),
-        "all_flagged_shared": bool(runs) and all(float(r["gpus_per_run"] or 1) < 1 for r in runs),
+        "all_flagged_shared": bool(len(board)) and bool(board["speed_shared"].all()),
     }
     _dump(paths.step_json("ray"), doc)
     return 0 if doc["all_ok"] and doc["all_flagged_shared"] else 1

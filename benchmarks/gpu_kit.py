@@ -83,6 +83,12 @@ def project_bytes(root: Path = ROOT) -> int:
     return sum((root / n).stat().st_size for n in names if n and (root / n).is_file())
 
 
+def _commit() -> str | None:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True)  # fmt: skip
+    return done.stdout.strip() or None
+
+
 def write_manifest(kit: Path, project: int, limit: int = LIMIT_BYTES) -> dict:
     """manifest.json: every file of the kit with its size and sha256, the kit's and the
     project's bytes; raises KitTooLarge (after writing it) when they pass `limit` together."""
@@ -99,6 +105,7 @@ def write_manifest(kit: Path, project: int, limit: int = LIMIT_BYTES) -> dict:
         "total_bytes": kit_bytes + project,
         "limit_bytes": limit,
         "python": PYTHON,
+        "commit": _commit(),  # what gpu-check reports where the copy has no .git
     }
     (kit / MANIFEST).write_text(json.dumps(doc, indent=1) + "\n")
     if doc["total_bytes"] > limit:
