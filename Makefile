@@ -9,7 +9,7 @@ FTBENCH := $(PY) -m harness  # probes the hub once (3 s at most) and goes offlin
 # Tuning targets default to the tuning smoke suite unless suite= is given.
 tune_suite = $(if $(filter command line,$(origin suite)),$(suite),tune_smoke)
 
-.PHONY: setup bench tune bench-pruning bench-overhead plan memcheck bench-memory bench-memory-h100 bench-memory-gpu dashboard repro lock test test-fast lint format validate show clean
+.PHONY: setup bench tune bench-pruning bench-overhead plan memcheck bench-memory bench-memory-h100 bench-memory-gpu gpu-check gpu-kit dashboard repro lock test test-fast lint format validate show clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,20 @@ bench-memory-h100: $(STAMP)
 # vs measured; write=PATH also writes calibration bands (harness/memory/calibration.json).
 bench-memory-gpu: $(STAMP)
 	$(PY) benchmarks/memory_gpu.py $(if $(write),--write $(write))
+
+# CUDA only, < 8 min on an H100/H200, no registry or hub needed (benchmarks/gpu_check.py): smoke
+# methods under the T4 budget + memcheck, bench-memory-gpu, bench-overhead, DPO/ORPO, Ray packing;
+# each step time-boxed, results/gpu-check/report.{json,md} rewritten after every step. Without
+# CUDA it lists the steps and exits 0. No setup stamp: a GPU machine has no registry to set up
+# from; it uses the venv when there is one, else python3 (and the kit from `make gpu-kit`).
+GPU_PY = $(if $(wildcard $(PY)),$(PY),python3)
+gpu-check:
+	$(GPU_PY) benchmarks/gpu_check.py $(if $(dry),--dry-run)
+
+# Where the registry is: .gpu-kit/ (git-ignored) with the wheels a GPU image lacks, the tokenizer
+# files and manifest.json, checked to stay under 64 MiB together with the project.
+gpu-kit: $(STAMP)
+	$(PY) benchmarks/gpu_kit.py build
 
 dashboard: $(STAMP)
 	$(VENV)/bin/streamlit run dashboard/app.py -- --db results/ftbench.duckdb
