@@ -263,7 +263,7 @@ def _locked_plan(path: Path, only: Only, estimates: bool) -> Plan:
 
 def unavailable_runs(specs: list[RunSpec]) -> dict[str, str]:
     """run_id -> reason, for runs that would fail for want of a model or dataset."""
-    from harness.data import DATA_SOURCES
+    from harness.data import dataset_unavailable
     from harness.models import ModelUnavailableError, resolve_model
 
     model_reasons: dict[str, str | None] = {}
@@ -279,10 +279,7 @@ def unavailable_runs(specs: list[RunSpec]) -> dict[str, str]:
                 model_reasons[model_key] = str(exc)
         data_key = spec.dataset.model_dump_json()
         if data_key not in data_reasons:
-            source = DATA_SOURCES.get(spec.dataset.source)
-            data_reasons[data_key] = source.unavailable_reason(
-                source.Options.model_validate(spec.dataset.options)
-            )
+            data_reasons[data_key] = dataset_unavailable(spec.dataset)
         reason = model_reasons[model_key] or data_reasons[data_key]
         if reason:
             out[spec.run_id] = reason

@@ -118,6 +118,9 @@ class DatasetSpec(StrictModel):
     )
     split_seed: int = 0
     metric: str | None = None  # the headline metric; defaults to the task's primary metric
+    # The task's own settings (classification: labels, label words, prompt), checked by the
+    # task's Options model.
+    task_options: dict[str, Any] | None = optional()
 
     @model_validator(mode="after")
     def _known(self) -> DatasetSpec:
@@ -127,6 +130,10 @@ class DatasetSpec(StrictModel):
         source = DATA_SOURCES.get(self.source)
         source.Options.model_validate(self.options)
         task = TASKS.get(self.task)
+        if self.task_options is not None:
+            if task.Options is None:
+                raise ValueError(f"task {self.task!r} takes no task_options")
+            task.Options.model_validate(self.task_options)
         if self.metric is not None and self.metric not in task.metric_names():
             raise ValueError(
                 f"metric {self.metric!r} is not produced by task {self.task!r}; "
@@ -173,7 +180,10 @@ class RunSpec(StrictModel):
         # Unset optional fields are left out, so adding one later does not change old run_ids;
         # repro tolerances are left out too: they do not affect what a run computes.
         return self.model_dump(
-            mode="json", exclude_none=True, exclude={"determinism": REPRO_ONLY_FIELDS}
+            mode="json",
+            exclude_none=True,
+            # where files are read from is not what they are (their sha256 is in the options)
+            exclude={"determinism": REPRO_ONLY_FIELDS, "dataset": {"options": {"root"}}},
         )
 
     @property

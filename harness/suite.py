@@ -221,10 +221,29 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError(_report(path, _errors(exc))) from None
     except UnknownNameError as exc:  # raised inside nested validators
         raise SuiteError(f"{path}: {exc}") from None
+    suite = _pin_data(suite, path)
     problems = _cross_check(suite)
     if problems:
         raise SuiteError(_report(path, problems))
     return suite
+
+
+def _pin_data(suite: Suite, path: Path) -> Suite:
+    """Each dataset's options as its source pins them (the files source: paths read from the
+    suite's folder, each file's sha256 added), so what identifies the data is in every run_id."""
+    from harness.data import DATA_SOURCES, DataUnavailableError
+
+    datasets, problems = {}, []
+    for key, dataset in suite.datasets.items():
+        try:
+            options = DATA_SOURCES.get(dataset.source).pin(dict(dataset.options), path.parent)
+        except DataUnavailableError as exc:
+            problems.append(f"datasets.{key}.options: {exc}")
+            continue
+        datasets[key] = dataset.model_copy(update={"options": options})
+    if problems:
+        raise SuiteError(_report(path, problems))
+    return suite.model_copy(update={"datasets": datasets})
 
 
 def _report(path: Path, problems: list[str]) -> str:

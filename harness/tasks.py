@@ -8,8 +8,10 @@ backend's prompt/completion formatting).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
+from harness.config import StrictModel
 from harness.metrics import Metric
 from harness.registry import Registry
 
@@ -25,6 +27,23 @@ class Task:
     metrics: ClassVar[tuple[Metric, ...]]
     primary_metric: ClassVar[str]
     backend: ClassVar[str]  # the training family (harness/backends/<name>) that runs it
+    # What a dataset's `task_options:` may set (None: the task takes none).
+    Options: ClassVar[type[StrictModel] | None] = None
+
+    def configure(self, options: Any, records: Callable[[], dict[str, list[Record]]]) -> Task:
+        """This task as a dataset's validated task_options set it up (`records`: the dataset's
+        splits, read only when the options leave something to the data, e.g. the label set)."""
+        return self
+
+    def check_records(
+        self, parts: dict[str, list[Record]], describe: Callable[[str, str], str]
+    ) -> None:
+        """Refuse data this task cannot learn from, before anything runs; `describe(part,
+        field)` says where a field's values come from (a file's column)."""
+
+    def split_checks(self, splits: dict[str, list[Record]]) -> dict[str, Any]:
+        """Facts about the splits a run records with its data checks (harness.checks)."""
+        return {}
 
     @classmethod
     def metric_names(cls) -> list[str]:
@@ -36,6 +55,24 @@ class Task:
 
 
 TASKS: Registry[Task] = Registry("task")
+
+
+def task_for(dataset: Any, with_data: bool = True) -> Task:
+    """The task a dataset spec runs: the registered task configured by its `task_options`
+    (`with_data=False`: without reading the data, for what the data is checked against)."""
+    task = TASKS.get(dataset.task)
+    if task.Options is None:
+        return task
+    options = task.Options.model_validate(dataset.task_options or {})
+
+    def records() -> dict[str, list[Record]]:
+        if not with_data:
+            return {}
+        from harness.data import load_splits
+
+        return load_splits(dataset).as_dict()
+
+    return task.configure(options, records)
 
 
 def higher_is_better(task: str, metric: str) -> bool | None:

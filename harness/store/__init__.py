@@ -17,6 +17,7 @@ from harness.store.ingest import (
 from harness.store.queries import (
     SYSTEMS_ONLY_SPLIT,
     leaderboard,
+    metric_means,
     query_result_table,
     repro_history,
     run_issues,
@@ -33,7 +34,8 @@ from harness.store.schema import (
 
 __all__ = [
     "DEFAULT_DB", "SCHEMA_VERSION", "SYSTEMS_ONLY_SPLIT", "SchemaMismatchError", "connect",
-    "export", "ingest", "ingest_expected_best", "ingest_trials", "leaderboard", "open_connection",
+    "export", "ingest", "ingest_expected_best", "ingest_trials", "leaderboard", "metric_means",
+    "open_connection",
     "query_result_table", "record_repro", "record_suite", "repro_history", "run_issues",
     "run_scores", "summarize",
 ]  # fmt: skip

@@ -35,9 +35,9 @@ class FeatureParams(StrictModel):
 
 
 def _classes(spec: Any) -> tuple[str, ...]:
-    from harness.tasks import TASKS
+    from harness.tasks import task_for
 
-    return tuple(getattr(TASKS.get(spec.dataset.task), "labels", ()) or ())
+    return tuple(getattr(task_for(spec.dataset), "labels", ()) or ())
 
 
 def build_model(lm: Any, params: FeatureParams, n_classes: int) -> Any:
@@ -105,7 +105,9 @@ class FeatureBased(Method):
     Params = FeatureParams
 
     def check(self, spec: Any, params: FeatureParams) -> None:
-        if not _classes(spec):
+        from harness.tasks import TASKS
+
+        if not getattr(TASKS.get(spec.dataset.task), "classifies", False):
             raise ValueError(
                 f"method feature_based trains a classifier over a task's labels; task "
                 f"{spec.dataset.task!r} has none (use it with a classification task, e.g. "
