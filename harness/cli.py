@@ -8,8 +8,10 @@ the `name:` it declares; a lock file (NAME.lock.json) runs exactly what it locke
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from harness.hub import configure_offline_mode
@@ -160,18 +162,59 @@ def _executor(args: argparse.Namespace, plan):
     return build(config)
 
 
+def _trackers_ok(args: argparse.Namespace, plan) -> bool:
+    """`--report-to` or each run's training.report_to name trackers that exist and are
+    installed here."""
+    from harness.backends.trainer_args import check_trackers, report_to
+
+    with _report_to(args):
+        names = sorted({name for run in plan.runs for name in report_to(run.spec)})
+    problems = check_trackers(names)
+    for problem in problems:
+        print(f"{plan.source}: {problem}", file=sys.stderr)
+    return not problems
+
+
+@contextlib.contextmanager
+def _report_to(args: argparse.Namespace) -> Iterator[None]:
+    """`--report-to` for this command: in FTBENCH_REPORT_TO, which run processes inherit."""
+    import os
+
+    from harness.backends.trainer_args import REPORT_TO_ENV
+
+    before = os.environ.get(REPORT_TO_ENV)
+    if args.report_to is not None:
+        os.environ[REPORT_TO_ENV] = args.report_to
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(REPORT_TO_ENV, None)
+        else:
+            os.environ[REPORT_TO_ENV] = before
+
+
+def _report_to_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--report-to", metavar="TRACKERS",
+        help="comma-separated trackers the trainers log to (tensorboard, mlflow, wandb, trackio; "
+        "'' for none), over each run's training.report_to; not part of any run_id",
+    )  # fmt: skip
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import run_plan
 
     plan = _plan(args)
-    if plan is None:
+    if plan is None or not _trackers_ok(args, plan):
         return 2
     if not _print_plan_notes(plan):
         return 3
-    report = run_plan(
-        plan, results_dir=Path(args.results), db_path=_db(args), force=args.force,
-        executor=_executor(args, plan),
-    )  # fmt: skip
+    with _report_to(args):
+        report = run_plan(
+            plan, results_dir=Path(args.results), db_path=_db(args), force=args.force,
+            executor=_executor(args, plan),
+        )  # fmt: skip
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(report.statuses.items()))
     print(
         f"suite {plan.suite.name}: {len(report.executed)} run now, "
@@ -184,7 +227,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from harness.tuning.study import tune_plan
 
     plan = _plan(args)
-    if plan is None:
+    if plan is None or not _trackers_ok(args, plan):
         return 2
     if plan.suite.tune is None:
         print(f"{plan.source}: no `tune:` block; add one (see README, Tuning)", file=sys.stderr)
@@ -196,10 +239,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     pruner = plan.suite.tune.pruner
     if args.pruner:
         pruner = pruner.model_copy(update={"type": args.pruner})
-    report = tune_plan(
-        plan, results_dir=Path(args.results), db_path=_db(args), pruner=pruner,
-        final_runs=not args.no_final, executor=_executor(args, plan), storage=args.storage,
-    )  # fmt: skip
+    with _report_to(args):
+        report = tune_plan(
+            plan, results_dir=Path(args.results), db_path=_db(args), pruner=pruner,
+            final_runs=not args.no_final, executor=_executor(args, plan), storage=args.storage,
+        )  # fmt: skip
     for note in report.notes:
         print(f"note: {note}")
     for cell, study in report.studies.items():
@@ -375,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("suite", help="suites/NAME.yaml, a suite name, or a lock file")
     p.add_argument("--only", help=ONLY_HELP)
     p.add_argument("--force", action="store_true", help="re-run finished runs too")
+    _report_to_flag(p)
     _executor_flags(p)
     p.set_defaults(func=cmd_run)
 
@@ -395,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--pruner", choices=["median", "hyperband", "threshold", "none"], help="override"
     )
     p.add_argument("--no-final", action="store_true", help="trials only, no tuned re-runs")
+    _report_to_flag(p)
     p.add_argument(
         "--storage",
         help="Optuna storage URL for the studies (e.g. sqlite:///studies.db, an RDB every node "

@@ -50,6 +50,10 @@ class TrainingConfig(StrictModel):
     gradient_checkpointing: bool = False
     save_weights: bool = True
     timeout_s: int = Field(1800, ge=1)
+    # Experiment trackers the trainers log to (transformers' report_to); where a run is watched,
+    # not what it computes: not part of its run_id. `ftbench run --report-to` overrides it;
+    # names are checked before a suite runs (harness/backends/trainer_args.check_trackers).
+    report_to: list[str] | None = optional()
 
 
 class Determinism(StrictModel):
@@ -73,6 +77,7 @@ class Determinism(StrictModel):
 
 
 REPRO_ONLY_FIELDS = {"rel_tol", "abs_tol"}  # how results are compared, not how they are made
+WATCH_ONLY_FIELDS = {"report_to"}  # training fields that say where a run is watched
 
 
 class ModelSpec(StrictModel):
@@ -183,7 +188,11 @@ class RunSpec(StrictModel):
             mode="json",
             exclude_none=True,
             # where files are read from is not what they are (their sha256 is in the options)
-            exclude={"determinism": REPRO_ONLY_FIELDS, "dataset": {"options": {"root"}}},
+            exclude={
+                "determinism": REPRO_ONLY_FIELDS,
+                "training": WATCH_ONLY_FIELDS,
+                "dataset": {"options": {"root"}},
+            },
         )
 
     @property
