@@ -86,7 +86,7 @@ validate: $(STAMP)
 show: $(STAMP)
 	$(FTBENCH) show suites/$(suite).yaml
 
-test: $(STAMP)
+test: $(STAMP) lint
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 test-fast: $(STAMP)
@@ -95,6 +95,8 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check harness tests dashboard benchmarks
 	$(VENV)/bin/ruff format --check harness tests dashboard benchmarks
+	# the layer contracts in pyproject.toml: an import that climbs the data flow fails here
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix harness tests dashboard benchmarks

@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from harness import store
+from harness.backends.data import DataLeakError, DataUnavailableError, load_splits
 from harness.cli import main as cli
-from harness.data import DataLeakError, DataUnavailableError, load_splits
-from harness.suite import SuiteError, expand, load_suite
-from harness.tasks import task_for
+from harness.suite.suite_file import SuiteError, expand, load_suite
+from harness.suite.tasks import task_for
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSES = ["billing", "login", "shipping", "bug", "feature"]
@@ -99,7 +99,7 @@ def test_one_file_is_split_and_the_label_set_comes_from_the_data(tmp_path):
     splits = load_splits(dataset)
     assert splits.split_sizes == {"train": 20, "validation": 5, "test": 10}
     assert set(splits.train[0]) == {"text", "label"}
-    assert task_for(dataset).labels == tuple(sorted(CLASSES))
+    assert task_for(dataset, splits.as_dict).labels == tuple(sorted(CLASSES))
 
 
 def test_jsonl_and_parquet_read_like_csv(tmp_path):
@@ -126,7 +126,7 @@ def test_jsonl_and_parquet_read_like_csv(tmp_path):
 
 def test_label_words_and_the_prompt_template_come_from_the_suite(tmp_path):
     from harness.models import load_tokenizer, resolve_model
-    from harness.spec import ModelSpec
+    from harness.suite.spec import ModelSpec
 
     write_csv(tmp_path / "tickets.csv", tickets())
     dataset = tickets_dataset()
@@ -150,7 +150,7 @@ def test_sentiment_is_a_preset_with_its_old_prompt():
     mean what they meant."""
     from harness.backends.sft.tasks.prompting import format_prompt
     from harness.models import load_tokenizer, resolve_model
-    from harness.spec import DatasetSpec, ModelSpec
+    from harness.suite.spec import DatasetSpec, ModelSpec
 
     tokenizer = load_tokenizer(resolve_model(ModelSpec(asset="tiny-random-llama")))
     spec = DatasetSpec(source="movie_reviews", task="sentiment")

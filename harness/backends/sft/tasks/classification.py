@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
+from harness.backends.data import DataUnavailableError
 from harness.backends.sft import forgetting
 from harness.backends.sft.tasks import SftTask
 from harness.backends.sft.tasks.prompting import (
@@ -24,9 +25,8 @@ from harness.backends.sft.tasks.prompting import (
     score_completions,
     truncate_tokens,
 )
-from harness.config import StrictModel
-from harness.data import DataUnavailableError
-from harness.metrics import (
+from harness.suite.config import StrictModel
+from harness.suite.metrics import (
     ACCURACY,
     EVAL_LOSS,
     MACRO_F1,
@@ -35,7 +35,7 @@ from harness.metrics import (
     f1_per_class,
     macro_f1,
 )  # fmt: skip
-from harness.tasks import TASKS, Record
+from harness.suite.tasks import TASKS, Record
 
 PER_CLASS_F1 = "f1/"  # metric name prefix: f1/<class>
 
@@ -79,13 +79,13 @@ class Classification(SftTask):
         return super().metric(name)
 
     def configure(
-        self, options: Any, records: Callable[[], dict[str, list[Record]]]
+        self, options: Any, records: Callable[[], dict[str, list[Record]]] | None
     ) -> Classification:
         task = type(self)()
         task.options = options
         if options.labels:
             task.labels = tuple(options.labels)
-        else:  # every class of the data, in a fixed order
+        elif records is not None:  # every class of the data, in a fixed order
             task.labels = tuple(sorted({r["label"] for rows in records().values() for r in rows}))
         return task
 
@@ -152,6 +152,8 @@ class Classification(SftTask):
         self, model: Any, tokenizer: Any, records: list[Record], max_length: int, batch_size: int
     ) -> dict[str, float]:
         labels = self.labels
+        if not labels:
+            raise ValueError("classification scored without its classes (task_for without data)")
         examples = [self.to_example(r, tokenizer, max_length) for r in records]
         gold = [r["label"] for r in records]
         words = [completion_text(tokenizer, self.word(label)) for label in labels]

@@ -24,9 +24,9 @@ from harness.backends.sft.tasks.prompting import (
     score_completions,
     truncate_tokens,
 )
-from harness.config import StrictModel
-from harness.metrics import EVAL_LOSS, PERPLEXITY, Metric, perplexity
-from harness.tasks import TASKS, Record
+from harness.suite.config import StrictModel
+from harness.suite.metrics import EVAL_LOSS, PERPLEXITY, Metric, perplexity
+from harness.suite.tasks import TASKS, Record
 
 EXACT_MATCH = Metric("exact_match", True, "share of generated answers equal to the reference")
 TOKEN_F1 = Metric("token_f1", True, "bag-of-words F1 of generated answer vs reference")
@@ -46,7 +46,7 @@ class Instruction(SftTask):
     Options: ClassVar[type[StrictModel] | None] = InstructionOptions
     options = InstructionOptions()
 
-    def configure(self, options: Any, records: Callable[[], dict[str, list[Record]]]) -> Any:
+    def configure(self, options: Any, records: Callable[[], dict[str, list[Record]]] | None) -> Any:
         task = type(self)()
         task.options = options
         return task

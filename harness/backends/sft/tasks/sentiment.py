@@ -9,8 +9,8 @@ from typing import ClassVar
 from pydantic import Field
 
 from harness.backends.sft.tasks.classification import Classification, ClassificationOptions
-from harness.config import StrictModel
-from harness.tasks import TASKS
+from harness.suite.config import StrictModel
+from harness.suite.tasks import TASKS
 
 LABELS = ("negative", "positive")
 
