@@ -24,7 +24,10 @@ def _plan(args: argparse.Namespace, **kwargs):
     from harness.suite.suite_file import SuiteError
 
     try:
-        return make_plan(args.suite, only=getattr(args, "only", None), **kwargs)
+        return make_plan(
+            args.suite, only=getattr(args, "only", None), overrides=getattr(args, "set", None) or (),
+            **kwargs,
+        )  # fmt: skip
     except (SuiteError, LockError) as exc:
         print(exc, file=sys.stderr)
         return None
@@ -194,6 +197,14 @@ def _report_to(args: argparse.Namespace) -> Iterator[None]:
             os.environ[REPORT_TO_ENV] = before
 
 
+def _set_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set", action="append", metavar="KEY=VALUE",
+        help="override a suite field for this command (repeatable), e.g. --set "
+        "training.max_steps=50; VALUE is YAML; an overridden run is a new run_id",
+    )  # fmt: skip
+
+
 def _report_to_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--report-to", metavar="TRACKERS",
@@ -274,7 +285,7 @@ def cmd_memcheck(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from harness import store
     from harness.backends import BACKENDS
-    from harness.show.leaderboard import format_leaderboard
+    from harness.show.leaderboard import format_board, format_leaderboard
 
     name, db = _name(args.suite), _db(args)
     if not db.exists():
@@ -284,6 +295,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if board.empty:
         print(f"no runs of suite {name!r} in {db}", file=sys.stderr)
         return 1
+    if args.format != "text":
+        print(format_board(board, args.format))
+        return 0
     print(format_leaderboard(board, name))
     for backend in BACKENDS:
         section = BACKENDS.get(backend).report(db, name)
@@ -413,12 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("suite", nargs="?")
     p.add_argument("--only", help=ONLY_HELP)
+    _set_flag(p)
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("run", help="run a suite (finished runs are skipped)")
     p.add_argument("suite", help="suites/NAME.yaml, a suite name, or a lock file")
     p.add_argument("--only", help=ONLY_HELP)
     p.add_argument("--force", action="store_true", help="re-run finished runs too")
+    _set_flag(p)
     _report_to_flag(p)
     _executor_flags(p)
     p.set_defaults(func=cmd_run)
@@ -427,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("suite", help="suites/NAME.yaml, a suite name, or a lock file")
     p.add_argument("--only", help=ONLY_HELP)
     p.add_argument("--format", choices=["text", "json"], default="text")
+    _set_flag(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("memcheck", help="predicted vs measured memory of the runs in DuckDB")
@@ -436,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="Optuna search per cell, then re-run the best on every seed")
     p.add_argument("suite", help="suites/NAME.yaml or a suite name (needs a tune: block)")
     p.add_argument("--only", help=ONLY_HELP)
+    _set_flag(p)
     p.add_argument(
         "--pruner", choices=["median", "hyperband", "threshold", "none"], help="override"
     )
@@ -451,11 +469,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", help="print a suite's leaderboard from DuckDB")
     p.add_argument("suite", help="a suite file or name (its `name:` is what results are under)")
+    p.add_argument(
+        "--format", choices=["text", "markdown", "json", "csv"], default="text",
+        help="text: the leaderboard and every section; markdown/json/csv: the leaderboard table",
+    )  # fmt: skip
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("lock", help="pin a suite's planned runs, model hashes, data fingerprints")
     p.add_argument("suite", help="suites/NAME.yaml or a suite name")
     p.add_argument("-o", "--out", help="lock file (default: next to the suite, NAME.lock.json)")
+    _set_flag(p)
     p.set_defaults(func=cmd_lock)
 
     p = sub.add_parser("repro", help="re-run finished runs from their stored spec and compare")

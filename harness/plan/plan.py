@@ -198,6 +198,7 @@ def make_plan(
     only: Only | str | None = None,
     availability: bool = True,
     estimates: bool = False,
+    overrides: list[str] | tuple[str, ...] = (),
 ) -> Plan:
     """The plan of a suite file, a suite name (its `name:`) or a lock file.
 
@@ -208,9 +209,14 @@ def make_plan(
     only = only if isinstance(only, Only) else Only.parse(only)
     path = locate(source)
     if path.suffix == ".json":
+        if overrides:
+            raise SuiteError(
+                f"{path}: --set does not apply to a lock file (its runs are fixed): lock the "
+                "suite with --set instead (`ftbench lock SUITE.yaml --set ...`)"
+            )
         plan = _locked_plan(path, only, estimates)
     else:
-        suite = load_suite(path)
+        suite = load_suite(path, overrides)
         grid = expand(suite)
         if only:
             only.check(grid, path)
