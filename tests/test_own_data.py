@@ -325,3 +325,30 @@ def test_generated_answer_scores():
     assert exact_match("Paris, France", "Paris") == 0.0
     assert token_f1("Paris France", "Paris") == pytest.approx(2 * 0.5 * 1 / 1.5)
     assert token_f1("Rome", "Paris") == 0.0
+
+
+def test_retrieval_pairs_from_a_file_keep_answers_in_one_split():
+    """query -> answer pairs for the embedding backend: the `positive` group field keeps a shared
+    answer out of two splits, as for the shipped retrieval sources."""
+    suite = load_suite(ROOT / "suites" / "examples" / "own_retrieval.yaml")
+    splits = load_splits(suite.datasets["faq"])
+    assert splits.split_sizes == {"train": 36, "validation": 4, "test": 20}
+    train_answers = {r["positive"] for r in splits.train}
+    assert not train_answers & {r["positive"] for r in splits.test}
+
+
+def test_bad_task_options_name_the_field(tmp_path):
+    write_csv(tmp_path / "tickets.csv", tickets())
+    dataset = {**tickets_dataset(), "task_options": {"template": "no placeholder"}}
+    with pytest.raises(SuiteError, match=r"task_options.template must contain \{text\}"):
+        load_suite(write_suite_file(tmp_path, {"t": dataset}))
+    dataset = {
+        **tickets_dataset(),
+        "task_options": {"labels": ["a", "b"], "label_words": {"c": "x"}},
+    }
+    with pytest.raises(SuiteError, match=r"label_words names \['c'\], not in task_options.labels"):
+        load_suite(write_suite_file(tmp_path, {"t": dataset}))
+    path = write_suite_file(tmp_path, {"t": {**tickets_dataset(), "task": "qa",
+                                             "task_options": {"x": 1}}})  # fmt: skip
+    with pytest.raises(SuiteError, match="task 'qa' takes no task_options"):
+        load_suite(path)
