@@ -99,6 +99,7 @@ def format_board(frame: pd.DataFrame, fmt: str) -> str:
     if fmt == "csv":
         return table.to_csv(index=False).rstrip("\n")
     if fmt == "markdown":
+
         def cell(value) -> str:
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 return ""
