@@ -8,9 +8,11 @@ the `name:` it declares; a lock file (NAME.lock.json) runs exactly what it locke
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from harness.models.offline import configure_offline_mode
@@ -25,6 +27,7 @@ def _plan(args: argparse.Namespace, **kwargs):
     try:
         return make_plan(
             args.suite, only=getattr(args, "only", None), shard=getattr(args, "shard", None),
+            overrides=getattr(args, "set", None) or (),
             **kwargs,
         )  # fmt: skip
     except (SuiteError, LockError) as exc:
@@ -164,18 +167,67 @@ def _executor(args: argparse.Namespace, plan):
     return build(config)
 
 
+def _trackers_ok(args: argparse.Namespace, plan) -> bool:
+    """`--report-to` or each run's training.report_to name trackers that exist and are
+    installed here."""
+    from harness.backends.trainer_args import check_trackers, report_to
+
+    with _report_to(args):
+        names = sorted({name for run in plan.runs for name in report_to(run.spec)})
+    problems = check_trackers(names)
+    for problem in problems:
+        print(f"{plan.source}: {problem}", file=sys.stderr)
+    return not problems
+
+
+@contextlib.contextmanager
+def _report_to(args: argparse.Namespace) -> Iterator[None]:
+    """`--report-to` for this command: in FTBENCH_REPORT_TO, which run processes inherit."""
+    import os
+
+    from harness.backends.trainer_args import REPORT_TO_ENV
+
+    before = os.environ.get(REPORT_TO_ENV)
+    if args.report_to is not None:
+        os.environ[REPORT_TO_ENV] = args.report_to
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(REPORT_TO_ENV, None)
+        else:
+            os.environ[REPORT_TO_ENV] = before
+
+
+def _set_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set", action="append", metavar="KEY=VALUE",
+        help="override a suite field for this command (repeatable), e.g. --set "
+        "training.max_steps=50; VALUE is YAML; an overridden run is a new run_id",
+    )  # fmt: skip
+
+
+def _report_to_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--report-to", metavar="TRACKERS",
+        help="comma-separated trackers the trainers log to (tensorboard, mlflow, wandb, trackio; "
+        "'' for none), over each run's training.report_to; not part of any run_id",
+    )  # fmt: skip
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.runs.runner import run_plan
 
     plan = _plan(args)
-    if plan is None:
+    if plan is None or not _trackers_ok(args, plan):
         return 2
     if not _print_plan_notes(plan):
         return 3
-    report = run_plan(
-        plan, results_dir=Path(args.results), db_path=_db(args), force=args.force,
-        executor=_executor(args, plan),
-    )  # fmt: skip
+    with _report_to(args):
+        report = run_plan(
+            plan, results_dir=Path(args.results), db_path=_db(args), force=args.force,
+            executor=_executor(args, plan),
+        )  # fmt: skip
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(report.statuses.items()))
     print(
         f"suite {plan.suite.name}: {len(report.executed)} run now, "
@@ -188,7 +240,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from harness.tuning.study import tune_plan
 
     plan = _plan(args)
-    if plan is None:
+    if plan is None or not _trackers_ok(args, plan):
         return 2
     if plan.suite.tune is None:
         print(f"{plan.source}: no `tune:` block; add one (see README, Tuning)", file=sys.stderr)
@@ -200,10 +252,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     pruner = plan.suite.tune.pruner
     if args.pruner:
         pruner = pruner.model_copy(update={"type": args.pruner})
-    report = tune_plan(
-        plan, results_dir=Path(args.results), db_path=_db(args), pruner=pruner,
-        final_runs=not args.no_final, executor=_executor(args, plan), storage=args.storage,
-    )  # fmt: skip
+    with _report_to(args):
+        report = tune_plan(
+            plan, results_dir=Path(args.results), db_path=_db(args), pruner=pruner,
+            final_runs=not args.no_final, executor=_executor(args, plan), storage=args.storage,
+        )  # fmt: skip
     for note in report.notes:
         print(f"note: {note}")
     for cell, study in report.studies.items():
@@ -234,7 +287,7 @@ def cmd_memcheck(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from harness import store
     from harness.backends import BACKENDS
-    from harness.show.leaderboard import format_leaderboard
+    from harness.show.leaderboard import format_board, format_leaderboard
 
     name, db = _name(args.suite), _db(args)
     if not db.exists():
@@ -244,6 +297,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if board.empty:
         print(f"no runs of suite {name!r} in {db}", file=sys.stderr)
         return 1
+    if args.format != "text":
+        print(format_board(board, args.format))
+        return 0
     print(format_leaderboard(board, name))
     for backend in BACKENDS:
         section = BACKENDS.get(backend).report(db, name)
@@ -417,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("suite", nargs="?")
     p.add_argument("--only", help=ONLY_HELP)
     p.add_argument("--shard", help=SHARD_HELP)
+    _set_flag(p)
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("run", help="run a suite (finished runs are skipped)")
@@ -424,6 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", help=ONLY_HELP)
     p.add_argument("--shard", help=SHARD_HELP)
     p.add_argument("--force", action="store_true", help="re-run finished runs too")
+    _set_flag(p)
+    _report_to_flag(p)
     _executor_flags(p)
     p.set_defaults(func=cmd_run)
 
@@ -432,6 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", help=ONLY_HELP)
     p.add_argument("--shard", help=SHARD_HELP)
     p.add_argument("--format", choices=["text", "json"], default="text")
+    _set_flag(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("memcheck", help="predicted vs measured memory of the runs in DuckDB")
@@ -441,10 +501,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="Optuna search per cell, then re-run the best on every seed")
     p.add_argument("suite", help="suites/NAME.yaml or a suite name (needs a tune: block)")
     p.add_argument("--only", help=ONLY_HELP)
+    _set_flag(p)
     p.add_argument(
         "--pruner", choices=["median", "hyperband", "threshold", "none"], help="override"
     )
     p.add_argument("--no-final", action="store_true", help="trials only, no tuned re-runs")
+    _report_to_flag(p)
     p.add_argument(
         "--storage",
         help="Optuna storage URL for the studies (e.g. sqlite:///studies.db, an RDB every node "
@@ -455,11 +517,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", help="print a suite's leaderboard from DuckDB")
     p.add_argument("suite", help="a suite file or name (its `name:` is what results are under)")
+    p.add_argument(
+        "--format", choices=["text", "markdown", "json", "csv"], default="text",
+        help="text: the leaderboard and every section; markdown/json/csv: the leaderboard table",
+    )  # fmt: skip
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("lock", help="pin a suite's planned runs, model hashes, data fingerprints")
     p.add_argument("suite", help="suites/NAME.yaml or a suite name")
     p.add_argument("-o", "--out", help="lock file (default: next to the suite, NAME.lock.json)")
+    _set_flag(p)
     p.set_defaults(func=cmd_lock)
 
     p = sub.add_parser("repro", help="re-run finished runs from their stored spec and compare")

@@ -118,6 +118,9 @@ def issues(checks: dict[str, Any]) -> list[str]:
         for split, n in per_split.items():
             if n:
                 found.append(f"{n} {split} {field}s also in train")
+    unseen = checks.get("test_labels_not_in_train")
+    if unseen:
+        found.append(f"test classes never in train: {', '.join(map(repr, unseen))}")
     if checks.get("pad_token_set") is False:
         found.append("no pad token")
     eos_share = checks.get("eos_trained_share")

@@ -24,7 +24,6 @@ from harness.models.hub import cached_revisions, describe
 from harness.models.offline import hub_reachable
 from harness.suite.config import StrictModel
 from harness.suite.plugins import DATA_SOURCES
-from harness.suite.tasks import TASKS
 
 Record = dict[str, str]
 
@@ -40,6 +39,9 @@ class DataLeakError(RuntimeError):
 class DataSource:
     Options: ClassVar[type[StrictModel]]
     fields: ClassVar[tuple[str, ...]]
+    # Cheap enough to read in full before a suite starts (local files): then every check of the
+    # data (columns, classes, split sizes, leaks) refuses a bad dataset before anything runs.
+    check_by_loading: ClassVar[bool] = False
 
     def load(self, options: Any) -> list[Record]:
         raise NotImplementedError
@@ -47,6 +49,21 @@ class DataSource:
     def unavailable_reason(self, options: Any) -> str | None:
         """Why this source cannot be loaded here, checked cheaply before a suite starts."""
         return None
+
+    def pin(self, options: dict[str, Any], root: Path) -> dict[str, Any]:
+        """The options a suite file at `root` means, with what identifies the data added (the
+        files source: its files' sha256): called once when the suite loads, so the additions are
+        part of every run's spec and run_id."""
+        return options
+
+    def load_parts(self, options: Any, fields: tuple[str, ...]) -> dict[str, list[Record]] | None:
+        """Records with `fields` per user-given split ({"train": ..., "test": ...}), or
+        {"all": records} to be split here; None: this source only has `load`."""
+        return None
+
+    def describe(self, options: Any, part: str, field: str) -> str:
+        """Where a field of a part's records comes from, for error messages."""
+        return f"field {field!r} of the {part} records"
 
 
 def _package_file(package: str, relative: str, install: str) -> Path:
@@ -408,11 +425,21 @@ def check_no_overlap(splits: dict[str, list[Record]], key_field: str) -> None:
 
 
 def load_splits(dataset_spec: Any) -> Splits:
+    from harness.suite.tasks import task_for
 
     source = DATA_SOURCES.get(dataset_spec.source)
-    task = TASKS.get(dataset_spec.task)
+    task = task_for(dataset_spec)  # without the data: what the data is checked against
     options = source.Options.model_validate(dataset_spec.options)
-    records = source.load(options)
+    parts = source.load_parts(options, task.record_fields)
+    if parts is not None:
+        task.check_records(parts, lambda part, field: source.describe(options, part, field))
+        if set(parts) != {"all"}:
+            return given_splits(parts, dict(dataset_spec.splits), dataset_spec.split_seed, task)
+        records = parts["all"]
+    else:
+        records = source.load(options)
+        if records and set(task.record_fields) <= set(records[0]):
+            task.check_records({"all": records}, lambda part, field: f"field {field!r}")
     missing = set(task.record_fields) - set(records[0] if records else ())
     if not records or missing:
         raise DataUnavailableError(
@@ -430,3 +457,56 @@ def load_splits(dataset_spec: Any) -> Splits:
         task.split_key,
         task.group_fields,
     )
+
+
+def dataset_unavailable(dataset_spec: Any) -> str | None:
+    """Why a dataset cannot be used here (None: it can), checked before a suite starts."""
+    source = DATA_SOURCES.get(dataset_spec.source)
+    reason = source.unavailable_reason(source.Options.model_validate(dataset_spec.options))
+    if reason is None and source.check_by_loading:
+        try:
+            load_splits(dataset_spec)
+        except (DataUnavailableError, DataLeakError) as exc:
+            return str(exc)
+    return reason
+
+
+def given_splits(
+    parts: dict[str, list[Record]], sizes: dict[str, int], seed: int, task: Any
+) -> Splits:
+    """The user's own splits: each deduplicated, sampled down (seeded) to its requested size, and
+    refused when it is smaller than that or shares an input with another split."""
+    out: dict[str, list[Record]] = {"train": [], "validation": [], "test": []}
+    for split in out:
+        wanted = sizes.get(split, 0)
+        if wanted == 0:
+            continue
+        if split not in parts:
+            raise DataUnavailableError(
+                f"splits.{split} asks for {wanted} examples but no {split} file is given: set "
+                f"options.{split}, or splits.{split}: 0"
+            )
+        unique = [
+            json.loads(r)
+            for r in dict.fromkeys(json.dumps(r, sort_keys=True) for r in parts[split])
+        ]
+        if len(unique) < wanted:
+            raise DataUnavailableError(
+                f"splits.{split} asks for {wanted} examples but the {split} file has "
+                f"{len(unique)} distinct rows ({len(parts[split])} rows): lower splits.{split}"
+            )
+        random.Random(f"{seed}:{split}").shuffle(unique)
+        out[split] = unique[:wanted]
+    for field in (task.split_key, *task.group_fields):
+        for first, second in (("train", "validation"), ("train", "test"), ("validation", "test")):
+            shared = {r[field] for r in parts.get(first, ())} & {
+                r[field] for r in parts.get(second, ())
+            }
+            if shared:
+                raise DataLeakError(
+                    f"the {first} and {second} files share {len(shared)} {field!r} values, e.g. "
+                    f"{sorted(shared)[0][:80]!r}: remove them from one file (a test input seen "
+                    "in training inflates its score)"
+                )
+    fingerprint = hashlib.sha256(json.dumps(out, sort_keys=True).encode()).hexdigest()
+    return Splits(out["train"], out["validation"], out["test"], fingerprint)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends import backend_for
-from harness.backends.data import DATA_SOURCES
+from harness.backends.data import dataset_unavailable
 from harness.memory.estimate import GB
 from harness.models import ModelUnavailableError, resolve_model
 from harness.plan.budget import BudgetPlanner, Fitted
@@ -232,6 +232,7 @@ def make_plan(
     shard: Shard | str | None = None,
     availability: bool = True,
     estimates: bool = False,
+    overrides: list[str] | tuple[str, ...] = (),
 ) -> Plan:
     """The plan of a suite file, a suite name (its `name:`) or a lock file.
 
@@ -244,9 +245,14 @@ def make_plan(
     shard = shard if isinstance(shard, Shard) else Shard.parse(shard)
     path = locate(source)
     if path.suffix == ".json":
+        if overrides:
+            raise SuiteError(
+                f"{path}: --set does not apply to a lock file (its runs are fixed): lock the "
+                "suite with --set instead (`ftbench lock SUITE.yaml --set ...`)"
+            )
         plan = _locked_plan(path, only, shard, estimates)
     else:
-        suite = load_suite(path)
+        suite = load_suite(path, overrides)
         grid = expand(suite)
         if only:
             only.check(grid, path)
@@ -320,10 +326,7 @@ def unavailable_runs(specs: list[RunSpec]) -> dict[str, str]:
                 model_reasons[model_key] = str(exc)
         data_key = spec.dataset.model_dump_json()
         if data_key not in data_reasons:
-            source = DATA_SOURCES.get(spec.dataset.source)
-            data_reasons[data_key] = source.unavailable_reason(
-                source.Options.model_validate(spec.dataset.options)
-            )
+            data_reasons[data_key] = dataset_unavailable(spec.dataset)
         reason = model_reasons[model_key] or data_reasons[data_key]
         if reason:
             out[spec.run_id] = reason

@@ -80,3 +80,33 @@ def format_leaderboard(frame: pd.DataFrame, suite: str) -> str:
         lines.append("\n⚑ provenance gate / data checks, ✗ invalid cell:")
         lines += [f"  {n}" for n in notes]
     return "\n".join(lines)
+
+
+# The leaderboard's columns a machine-readable `ftbench show --format` writes, in this order.
+BOARD_COLUMNS = [
+    "dataset", "model", "metric", "higher_is_better", "entry", "mean", "std", "n", "runs",
+    "ci_low", "ci_high", "trimmed_mean", "valid", "not_ok", "flagged", "issues",
+    "trainable_pct", "peak_mem_gib", "mem_kind", "train_s", "tokens_per_s",
+]  # fmt: skip
+
+
+def format_board(frame: pd.DataFrame, fmt: str) -> str:
+    """The leaderboard table (store.leaderboard) as markdown, JSON records or CSV; missing
+    values are empty (CSV, markdown) or null (JSON), never a stand-in number."""
+    table = frame[[c for c in BOARD_COLUMNS if c in frame.columns]]
+    if fmt == "json":
+        return table.to_json(orient="records", indent=2)
+    if fmt == "csv":
+        return table.to_csv(index=False).rstrip("\n")
+    if fmt == "markdown":
+
+        def cell(value) -> str:
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                return ""
+            text = f"{value:.4f}" if isinstance(value, float) else str(value)
+            return text.replace("|", "\\|")
+
+        lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+        lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(False)]
+        return "\n".join(lines)
+    raise ValueError(f"unknown format {fmt!r}: text, markdown, json or csv")

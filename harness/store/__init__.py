@@ -22,6 +22,7 @@ from harness.store.ingest import (
 from harness.store.queries import (
     SYSTEMS_ONLY_SPLIT,
     leaderboard,
+    metric_means,
     repro_history,
     run_issues,
     run_scores,
@@ -37,7 +38,8 @@ from harness.store.schema import (
 
 __all__ = [
     "DEFAULT_DB", "SCHEMA_VERSION", "SYSTEMS_ONLY_SPLIT", "SchemaMismatchError", "connect",
-    "export", "ingest", "ingest_expected_best", "ingest_trials", "leaderboard", "open_connection",
+    "export", "ingest", "ingest_expected_best", "ingest_trials", "leaderboard", "metric_means",
+    "open_connection",
     "record_repro", "record_suite", "repro_history", "run_issues",
     "run_scores", "summarize",
 ]  # fmt: skip

@@ -72,6 +72,26 @@ def run_scores(
     return frame if with_config else frame.drop(columns=["config"])
 
 
+METRIC_MEANS_SQL = f"""
+SELECT r.dataset_key AS dataset, r.model_key AS model,
+       CASE WHEN r.origin = 'tuned' THEN r.method_key || ' (tuned)' ELSE r.method_key END AS entry,
+       m.name AS metric, avg(m.value) AS mean, count(*) AS n
+FROM runs r JOIN metrics m ON m.run_id = r.run_id
+WHERE r.suite = $suite AND r.status = 'ok' AND m.split = $split AND starts_with(m.name, $prefix)
+  AND coalesce(r.origin, 'run') <> 'trial' AND {QUALITY_RUN} AND m.value IS NOT NULL
+GROUP BY ALL ORDER BY dataset, model, entry, metric
+"""
+
+
+def metric_means(db_path: Path | str, suite: str, prefix: str, split: str = "test"):
+    """Mean of every metric whose name starts with `prefix` (e.g. `f1/`, a classifier's per-class
+    F1), per dataset, model, entry and metric, over the ok runs of a suite."""
+    ensure_tables(db_path)
+    params = {"suite": suite, "prefix": prefix, "split": split}
+    with connect(db_path, read_only=True) as con:
+        return con.execute(METRIC_MEANS_SQL, params).df()
+
+
 def entries(runs) -> Any:
     """The leaderboard entry of each run: its method key, or 'lora (tuned, 20 trials)' for the
     re-runs of a tuned cell (a different entry from the same method at its suite defaults)."""

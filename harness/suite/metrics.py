@@ -29,14 +29,22 @@ def accuracy(gold: Sequence[str], predicted: Sequence[str]) -> float:
     return sum(g == p for g, p in zip(gold, predicted, strict=True)) / len(gold)
 
 
-def macro_f1(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> float:
-    scores = []
+def f1_per_class(
+    gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]
+) -> dict[str, float]:
+    """F1 of each label (0.0 for a label neither in gold nor predicted)."""
+    scores = {}
     for label in labels:
         tp = sum(g == label and p == label for g, p in zip(gold, predicted, strict=True))
         fp = sum(g != label and p == label for g, p in zip(gold, predicted, strict=True))
         fn = sum(g == label and p != label for g, p in zip(gold, predicted, strict=True))
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-    return sum(scores) / len(scores)
+        scores[label] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+    return scores
+
+
+def macro_f1(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> float:
+    scores = f1_per_class(gold, predicted, labels)
+    return sum(scores.values()) / len(scores)
 
 
 def perplexity(mean_nll: float) -> float:

@@ -52,6 +52,10 @@ class TrainingConfig(StrictModel):
     gradient_checkpointing: bool = False
     save_weights: bool = True
     timeout_s: int = Field(1800, ge=1)
+    # Experiment trackers the trainers log to (transformers' report_to); where a run is watched,
+    # not what it computes: not part of its run_id. `ftbench run --report-to` overrides it;
+    # names are checked before a suite runs (harness/backends/trainer_args.check_trackers).
+    report_to: list[str] | None = optional()
 
 
 class Determinism(StrictModel):
@@ -75,6 +79,7 @@ class Determinism(StrictModel):
 
 
 REPRO_ONLY_FIELDS = {"rel_tol", "abs_tol"}  # how results are compared, not how they are made
+WATCH_ONLY_FIELDS = {"report_to"}  # training fields that say where a run is watched
 
 
 class ModelSpec(StrictModel):
@@ -116,12 +121,19 @@ class DatasetSpec(StrictModel):
     )
     split_seed: int = 0
     metric: str | None = None  # the headline metric; defaults to the task's primary metric
+    # The task's own settings (classification: labels, label words, prompt), checked by the
+    # task's Options model.
+    task_options: dict[str, Any] | None = optional()
 
     @model_validator(mode="after")
     def _known(self) -> DatasetSpec:
         source = DATA_SOURCES.get(self.source)
         source.Options.model_validate(self.options)
         task = TASKS.get(self.task)
+        if self.task_options is not None:
+            if task.Options is None:
+                raise ValueError(f"task {self.task!r} takes no task_options")
+            task.Options.model_validate(self.task_options)
         if self.metric is not None and self.metric not in task.metric_names():
             raise ValueError(
                 f"metric {self.metric!r} is not produced by task {self.task!r}; "
@@ -166,7 +178,14 @@ class RunSpec(StrictModel):
         # Unset optional fields are left out, so adding one later does not change old run_ids;
         # repro tolerances are left out too: they do not affect what a run computes.
         return self.model_dump(
-            mode="json", exclude_none=True, exclude={"determinism": REPRO_ONLY_FIELDS}
+            mode="json",
+            exclude_none=True,
+            # where files are read from is not what they are (their sha256 is in the options)
+            exclude={
+                "determinism": REPRO_ONLY_FIELDS,
+                "training": WATCH_ONLY_FIELDS,
+                "dataset": {"options": {"root"}},
+            },
         )
 
     @property

@@ -18,6 +18,7 @@ from pydantic import Field, StrictBool, StrictFloat, StrictInt, ValidationError
 from harness.suite.budget_profile import Budget
 from harness.suite.config import EntryFieldError, StrictModel, optional
 from harness.suite.executor_config import ExecutorConfig
+from harness.suite.overrides import OverrideError, apply_overrides
 from harness.suite.plugins import all_method_names, backend_for_task, method_for
 from harness.suite.registry import UnknownNameError, did_you_mean
 from harness.suite.search_space import SearchDim, TuneConfig
@@ -138,6 +139,8 @@ class Suite(StrictModel):
     # Where runs execute (`ftbench run --executor` overrides it); never part of a run_id, and
     # left out of the suite's stored config while unset.
     executor: ExecutorConfig | None = optional()
+    # The `--set KEY=VALUE` overrides this suite was loaded with (recorded, never read back).
+    overrides: list[str] | None = optional()
 
 
 # --------------------------------------------------------------------------- finding a suite
@@ -223,8 +226,9 @@ def _errors(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[str]:
     return [_describe(e, prefix) for e in exc.errors(include_url=False)]
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Parse and validate a suite file; raise SuiteError naming the file and fields."""
+def load_suite(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Suite:
+    """Parse and validate a suite file, with `--set KEY=VALUE` overrides applied first (see
+    harness/suite/overrides.py); raise SuiteError naming the file and fields."""
     path = Path(path)
     if not path.is_file():
         raise SuiteError(f"{path}: no such suite file (suites live in suites/<name>.yaml)")
@@ -234,16 +238,45 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise SuiteError(f"{path}: a suite must be a mapping of keys (name, seeds, grid, ...)")
+    if "overrides" in raw:
+        raise SuiteError(
+            f"{path}: `overrides:` is what `--set` records in a loaded suite, not a key to write; "
+            "edit the fields themselves, or pass --set KEY=VALUE"
+        )
+    if overrides:
+        try:
+            raw = {**apply_overrides(raw, list(overrides)), "overrides": list(overrides)}
+        except OverrideError as exc:
+            raise SuiteError(f"{path}: {exc}") from None
     try:
         suite = Suite.model_validate(raw)
     except ValidationError as exc:
         raise SuiteError(_report(path, _errors(exc))) from None
     except UnknownNameError as exc:  # raised inside nested validators
         raise SuiteError(f"{path}: {exc}") from None
+    suite = _pin_data(suite, path)
     problems = _cross_check(suite)
     if problems:
         raise SuiteError(_report(path, problems))
     return suite
+
+
+def _pin_data(suite: Suite, path: Path) -> Suite:
+    """Each dataset's options as its source pins them (the files source: paths read from the
+    suite's folder, each file's sha256 added), so what identifies the data is in every run_id."""
+    from harness.suite.plugins import DATA_SOURCES
+
+    datasets, problems = {}, []
+    for key, dataset in suite.datasets.items():
+        try:
+            options = DATA_SOURCES.get(dataset.source).pin(dict(dataset.options), path.parent)
+        except RuntimeError as exc:  # a source's DataUnavailableError (harness.backends.data)
+            problems.append(f"datasets.{key}.options: {exc}")
+            continue
+        datasets[key] = dataset.model_copy(update={"options": options})
+    if problems:
+        raise SuiteError(_report(path, problems))
+    return suite.model_copy(update={"datasets": datasets})
 
 
 def _report(path: Path, problems: list[str]) -> str:

@@ -8,8 +8,10 @@ backend's prompt/completion formatting).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
+from harness.suite.config import StrictModel
 from harness.suite.metrics import Metric
 from harness.suite.registry import Registry
 
@@ -25,6 +27,25 @@ class Task:
     metrics: ClassVar[tuple[Metric, ...]]
     primary_metric: ClassVar[str]
     backend: ClassVar[str]  # the training family (harness/backends/<name>) that runs it
+    # What a dataset's `task_options:` may set (None: the task takes none).
+    Options: ClassVar[type[StrictModel] | None] = None
+
+    def configure(
+        self, options: Any, records: Callable[[], dict[str, list[Record]]] | None
+    ) -> Task:
+        """This task as a dataset's validated task_options set it up (`records`: the dataset's
+        splits, read only when the options leave something to the data, e.g. the label set)."""
+        return self
+
+    def check_records(
+        self, parts: dict[str, list[Record]], describe: Callable[[str, str], str]
+    ) -> None:
+        """Refuse data this task cannot learn from, before anything runs; `describe(part,
+        field)` says where a field's values come from (a file's column)."""
+
+    def split_checks(self, splits: dict[str, list[Record]]) -> dict[str, Any]:
+        """Facts about the splits a run records with its data checks (harness.checks)."""
+        return {}
 
     @classmethod
     def metric_names(cls) -> list[str]:
@@ -36,6 +57,16 @@ class Task:
 
 
 TASKS: Registry[Task] = Registry("task")
+
+
+def task_for(dataset: Any, records: Callable[[], dict[str, list[Record]]] | None = None) -> Task:
+    """The task a dataset spec runs: the registered task configured by its `task_options`.
+    `records` gives the dataset's splits where a setting comes from the data (a classifier's
+    label set); None: configured without the data (what data is checked against)."""
+    task = TASKS.get(dataset.task)
+    if task.Options is None:
+        return task
+    return task.configure(task.Options.model_validate(dataset.task_options or {}), records)
 
 
 def higher_is_better(task: str, metric: str) -> bool | None:

@@ -19,7 +19,7 @@ from harness.memory.estimate import cached_estimate
 from harness.models import load_tokenizer, resolve_model
 from harness.models.architectures import architecture_config
 from harness.suite.registry import Registry
-from harness.suite.tasks import TASKS, Record
+from harness.suite.tasks import TASKS, Record, task_for
 
 
 @dataclass
@@ -152,7 +152,14 @@ class SftBackend(Backend):
         return forgetting.metrics(before, after)
 
     def report(self, db_path, suite):
-        return forgetting.report_section(db_path, suite)
+        from harness.backends.sft.tasks import classification, instruction
+
+        sections = [
+            classification.report_section(db_path, suite),
+            instruction.report_section(db_path, suite),
+            forgetting.report_section(db_path, suite),
+        ]
+        return "\n\n".join(s for s in sections if s) or None
 
     def upstream(self, spec):
 
@@ -186,7 +193,10 @@ class SftBackend(Backend):
             model=setup.model,
             resolved=resolved,
             splits=splits,
-            data_checks=checks.tokenizer_checks(tokenizer),
+            data_checks={
+                **checks.tokenizer_checks(tokenizer),
+                **TASKS.get(spec.dataset.task).split_checks(splits.as_dict()),
+            },
             notes={
                 **setup.notes,
                 **start_notes,
@@ -195,7 +205,7 @@ class SftBackend(Backend):
             weights_dtype=context.weights_dtype,
             eval_s=time.perf_counter() - t0,
             general_loss_before=before,
-            task=TASKS.get(spec.dataset.task),
+            task=task_for(spec.dataset, splits.as_dict),
             tokenizer=tokenizer,
             setup=setup,
             eval_records=splits.as_dict()[run.split],

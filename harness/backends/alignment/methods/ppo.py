@@ -34,6 +34,7 @@ from harness.backends.alignment.methods.base import (
 )
 from harness.backends.alignment.reward import load_backbone, text_reward
 from harness.backends.lora import policy_lora
+from harness.backends.trainer_args import report_to
 from harness.memory.estimate import NotEstimated
 from harness.suite.config import optional
 
@@ -128,7 +129,8 @@ class Ppo(PolicyMethod):
             local_rollout_forward_batch_size=t.batch_size, num_sample_generations=0,
             seed=ctx.spec.seed, data_seed=ctx.spec.seed, use_cpu=not on_gpu,
             fp16=on_gpu and t.precision == "fp16", bf16=on_gpu and t.precision == "bf16",
-            gradient_checkpointing=False, logging_steps=1, save_strategy="no", report_to=[],
+            gradient_checkpointing=False, logging_steps=1, save_strategy="no",
+            report_to=report_to(ctx.spec), run_name=ctx.spec.label,
             disable_tqdm=True, dataset_num_proc=None,
         )  # fmt: skip
         value = load_backbone(ctx.resolved, tok)  # the policy's backbone, a fresh value head

@@ -22,10 +22,11 @@ from typing import Any, Literal
 from pydantic import Field
 
 from harness.backends import Evaluation, Trained
+from harness.backends.data import load_splits
 from harness.backends.sft.methods.base import Method, MethodContext, MethodSetup, register
 from harness.suite.config import StrictModel
 from harness.suite.metrics import accuracy, macro_f1
-from harness.suite.tasks import TASKS
+from harness.suite.tasks import TASKS, task_for
 
 HEAD_FILE = "feature_head.safetensors"
 
@@ -37,8 +38,8 @@ class FeatureParams(StrictModel):
 
 
 def _classes(spec: Any) -> tuple[str, ...]:
-
-    return tuple(getattr(TASKS.get(spec.dataset.task), "labels", ()) or ())
+    task = task_for(spec.dataset, lambda: load_splits(spec.dataset).as_dict())
+    return tuple(getattr(task, "labels", ()) or ())
 
 
 def build_model(lm: Any, params: FeatureParams, n_classes: int) -> Any:
@@ -106,7 +107,7 @@ class FeatureBased(Method):
     Params = FeatureParams
 
     def check(self, spec: Any, params: FeatureParams) -> None:
-        if not _classes(spec):
+        if not getattr(TASKS.get(spec.dataset.task), "classifies", False):
             raise ValueError(
                 f"method feature_based trains a classifier over a task's labels; task "
                 f"{spec.dataset.task!r} has none (use it with a classification task, e.g. "

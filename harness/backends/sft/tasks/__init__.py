@@ -14,6 +14,7 @@ class SftTask(Task):
     # A classification task's classes, the values of its records' `label` field (empty: not a
     # classification task); methods that train a classifier (feature_based) read them.
     labels: ClassVar[tuple[str, ...]] = ()
+    classifies: ClassVar[bool] = False  # its records' `label` is a class (labels, once configured)
 
     def to_example(self, record: Record, tokenizer: Any, max_length: int) -> dict[str, str]:
         """A prompt/completion pair (plain text, chat template already applied) for SFT."""
