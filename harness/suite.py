@@ -8,11 +8,9 @@ verdicts and adjustments, upstream stages, availability) is decided once, by har
 from __future__ import annotations
 
 import itertools
-import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, ValidationError
 
 from harness.config import EntryFieldError, StrictModel, optional
@@ -21,6 +19,7 @@ from harness.memory.profile import Budget
 from harness.registry import UnknownNameError, did_you_mean
 from harness.spec import DatasetSpec, Determinism, ModelSpec, RunSpec, TrainingConfig
 from harness.tuning.space import SearchDim, TuneConfig
+from harness.yaml_loader import YamlLoadError, load_file
 
 SUITES_DIR = Path("suites")
 
@@ -158,8 +157,8 @@ def declared_names(folder: Path = SUITES_DIR) -> dict[Path, str]:
     out: dict[Path, str] = {}
     for path in sorted([*folder.rglob("*.yaml"), *folder.rglob("*.yml")]):
         try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError):
+            data = load_file(path)
+        except YamlLoadError:
             continue
         if isinstance(data, dict) and isinstance(data.get("name"), str):
             out[path] = data["name"]
@@ -178,15 +177,12 @@ def suite_name(name_or_path: str | Path) -> str:
             import json
 
             return str(json.loads(path.read_text())["suite"]["name"])
-        return str(yaml.safe_load(path.read_text())["name"])
-    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
+        return str(load_file(path)["name"])
+    except (OSError, ValueError, KeyError, TypeError):  # YamlLoadError is a ValueError
         return path.stem.removesuffix(".lock")
 
 
 # --------------------------------------------------------------------------- loading
-
-
-_FLOATISH = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 
 
 def _describe(err: dict[str, Any], prefix: tuple[Any, ...] = ()) -> str:
@@ -194,9 +190,6 @@ def _describe(err: dict[str, Any], prefix: tuple[Any, ...] = ()) -> str:
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = "unknown key (check its spelling and where it is nested)"
-    value = err.get("input")
-    if isinstance(value, str) and _FLOATISH.match(value):
-        msg += f"; YAML read {value!r} as a string: write it with a dot, e.g. 1.0e-4"
     return f"{loc}: {msg}"
 
 
@@ -210,9 +203,9 @@ def load_suite(path: str | Path) -> Suite:
     if not path.is_file():
         raise SuiteError(f"{path}: no such suite file (suites live in suites/<name>.yaml)")
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SuiteError(f"{path}: not valid YAML: {exc}") from None
+        raw = load_file(path)
+    except YamlLoadError as exc:
+        raise SuiteError(str(exc)) from None
     if not isinstance(raw, dict):
         raise SuiteError(f"{path}: a suite must be a mapping of keys (name, seeds, grid, ...)")
     try:
