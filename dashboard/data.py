@@ -369,8 +369,8 @@ def _json(value: Any) -> Any:
 
 
 def memory_checks(db: Path | str) -> pd.DataFrame:
-    """Predicted against measured memory, one row per run and quantity (harness.memory.check)."""
-    from harness.memory.check import collect
+    """Predicted against measured memory, one row per run and quantity (harness.show.memcheck)."""
+    from harness.show.memcheck import collect
 
     try:
         rows = collect(db)

@@ -1,7 +1,7 @@
 """The Pareto frontier and the filter parser of the dashboard.
 
 Pure numpy/pandas, no Streamlit and no database: everything here is unit tested directly. Seed
-statistics (bootstrap CI, ties with the leader) are the store's (harness/stats.py).
+statistics (bootstrap CI, ties with the leader) are the store's (harness/store/stats.py).
 """
 
 from __future__ import annotations

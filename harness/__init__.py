@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from harness.plan import Only, Plan
-    from harness.runner import Executor, SuiteReport
-    from harness.suite import Suite
+    from harness.plan.plan import Only, Plan
+    from harness.run.runner import Executor, SuiteReport
+    from harness.suite.suite_file import Suite
     from harness.tuning.study import TuneReport
 
 __all__ = ["leaderboard", "load_suite", "make_plan", "run", "tune"]
@@ -29,7 +29,7 @@ __all__ = ["leaderboard", "load_suite", "make_plan", "run", "tune"]
 
 def load_suite(name_or_path: str | Path) -> Suite:
     """A suite file (or the suite whose `name:` is given), parsed and checked."""
-    from harness.suite import load_suite, locate
+    from harness.suite.suite_file import load_suite, locate
 
     return load_suite(locate(name_or_path))
 
@@ -38,8 +38,8 @@ def make_plan(
     suite: str | Path, *, only: Only | str | None = None, availability: bool = True
 ) -> Plan:
     """How every run of a suite (or lock file) will run: budget verdicts and adjustments,
-    upstream stages, availability. See harness.plan.make_plan."""
-    from harness.plan import make_plan
+    upstream stages, availability. See harness.plan.plan.make_plan."""
+    from harness.plan.plan import make_plan
 
     return make_plan(suite, only=only, availability=availability)
 
@@ -54,9 +54,9 @@ def run(
     executor: Executor | None = None,
 ) -> SuiteReport:
     """Plan and run a suite; each run in its own process, each result ingested as it finishes."""
-    from harness.hub import configure_offline_mode
-    from harness.plan import Plan
-    from harness.runner import run_plan
+    from harness.models.offline import configure_offline_mode
+    from harness.plan.plan import Plan
+    from harness.run.runner import run_plan
 
     configure_offline_mode()
     plan = suite if isinstance(suite, Plan) else make_plan(suite, only=only)
@@ -76,8 +76,8 @@ def tune(
     executor: Executor | None = None,
 ) -> TuneReport:
     """Optuna studies for the suite's cells with a search space, then tuned re-runs."""
-    from harness.hub import configure_offline_mode
-    from harness.plan import Plan
+    from harness.models.offline import configure_offline_mode
+    from harness.plan.plan import Plan
     from harness.tuning.study import tune_plan
 
     configure_offline_mode()

@@ -10,15 +10,15 @@ import torch
 from test_methods import Snapshot
 
 from harness import store
+from harness.backends.data import DataLeakError, check_no_overlap, load_splits, make_splits
 from harness.backends.embedding.backend import load_sentence_transformer
 from harness.backends.embedding.evaluate import RetrievalSet, evaluate_at_dims, retrieval_set
 from harness.backends.embedding.methods.base import TrainParams, check_dims
 from harness.backends.embedding.report import embedding_table
-from harness.data import DataLeakError, check_no_overlap, load_splits, make_splits
-from harness.lifecycle import execute
 from harness.models import MODEL_ASSETS
-from harness.plan import make_plan
-from harness.suite import Suite, SuiteError, expand, load_suite
+from harness.plan.plan import make_plan
+from harness.run.lifecycle import execute
+from harness.suite.suite_file import Suite, SuiteError, expand, load_suite
 
 DIMS = [384, 128, 32]
 
@@ -255,7 +255,7 @@ def test_hard_negatives_train_as_a_third_column_and_join_the_corpus():
 
 
 def test_review_inverse_cloze_pairs_cut_the_first_sentence_from_its_review():
-    from harness.data import DATA_SOURCES, MovieReviewOptions, MovieReviews
+    from harness.backends.data import DATA_SOURCES, MovieReviewOptions, MovieReviews
 
     source = DATA_SOURCES.get("movie_reviews_retrieval")
     pairs = source.load(source.Options(max_words=60))

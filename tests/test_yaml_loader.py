@@ -11,7 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import yaml_loader
+from harness.suite import yaml_loader
 from harness.suite import Suite, SuiteError, load_suite
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,8 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
-from harness.report import flags
-from harness.stats import N_RESAMPLES
+from harness.show.leaderboard import flags
+from harness.store.stats import N_RESAMPLES
 
 st.title("Leaderboard")
 ui.require_runs()

@@ -2,7 +2,7 @@
 
 `ftbench show`, `ftbench export` and the dashboard all rank with `leaderboard` (the dashboard only
 formats its frame): mean ± std over seeds, a bootstrap interval and a trimmed mean
-(harness/stats.py), cells with more than one diverged seed marked invalid and ranked last, runs
+(harness/store/stats.py), cells with more than one diverged seed marked invalid and ranked last, runs
 failing the provenance gate or a data check flagged, ties with the leader, and whether the peak
 memory fits the run's budget.
 """
@@ -97,10 +97,10 @@ def summarize(runs):
     """The leaderboard of a run_scores frame.
 
     Per entry: mean, std, n (ok runs with a value), bootstrap 95% CI (3+ seeds), trimmed mean
-    (5+ seeds), diverged seeds and validity (harness.stats), runs (every status), not_ok (status
+    (5+ seeds), diverged seeds and validity (harness.store.stats), runs (every status), not_ok (status
     counts), ok_without_metric, flagged runs and their issues, trainable %, the largest peak
     memory and whether it fits the run's budget, mean train time, and steady-state tokens/s and
-    samples/s (after the warm-up steps, harness/speed.py), and speed_shared (a run was packed
+    samples/s (after the warm-up steps, harness/run/speed.py), and speed_shared (a run was packed
     with others on one GPU, so its speed is not comparable). Within each
     dataset / model / metric: valid cells first, then by mean in the metric's direction (missing
     last); `rank` counts the ranked rows and `vs_leader` says which are tied with the leader.
@@ -108,8 +108,8 @@ def summarize(runs):
     import numpy as np
     import pandas as pd
 
-    from harness import stats
-    from harness.tasks import higher_is_better
+    from harness.store import stats
+    from harness.suite.tasks import higher_is_better
 
     columns = [
         *GROUP_KEYS, "method", "origin", "tune_trials", "entry", "higher_is_better", "rank",
@@ -148,7 +148,7 @@ def summarize(runs):
             "mem_kind": ", ".join(sorted(kinds)),
             "budget_fit": budget_fit(peak, kinds, _limit(ok)),
             "train_s": ok["train_s"].mean(),
-            # steady state (harness/speed.py): what a user's run sustains after its warm-up
+            # steady state (harness/run/speed.py): what a user's run sustains after its warm-up
             "tokens_per_s": ok["steady_tokens_per_s"].mean(),
             "samples_per_s": ok["steady_samples_per_s"].mean(),
             # a run packed with others on one GPU shared its speed: not comparable
@@ -182,7 +182,7 @@ def status_counts(statuses) -> str:
 
 def _limit(ok) -> float:
     """The budget the runs were held to, in bytes: their suite's, else a T4's usable 15 GB."""
-    from harness.memory.profile import T4_USABLE_GB
+    from harness.suite.budget_profile import T4_USABLE_GB
 
     if ok.empty:
         return T4_USABLE_GB * 1e9

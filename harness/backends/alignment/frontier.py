@@ -5,14 +5,14 @@ KL(policy || reference) over a sweep of their regularisation (DPO's beta, PPO's 
 setting per method says little, as the winner can flip with the hyperparameters picked. Here:
 
 - a *family* is the runs of one suite entry (a swept entry `dpo@beta=0.1` belongs to `dpo`,
-  harness.suite.sweep_family); a *setting* is one swept value; each run is one point
+  harness.suite.suite_file.sweep_family); a *setting* is one swept value; each run is one point
   (kl, score) where score is the judge's score or the win rate against the start policy;
 - a family's *frontier* is its non-dominated points (lower KL, higher score); the start policy,
   when the suite runs it, is every family's anchor at KL 0 (the limit of infinite
   regularisation) so interpolation can start there;
 - the *score at matched KL* k: each seed's frontier of the family (its runs of that seed, plus that
   seed's start run) linearly interpolated at k, then the mean over seeds, with a percentile
-  bootstrap interval over seeds (harness.stats: 3+ seeds). Seeds are the unit: the runs of one
+  bootstrap interval over seeds (harness.store.stats: 3+ seeds). Seeds are the unit: the runs of one
   seed share their proxy and judge. Levels lie where every compared family's frontier reaches in
   every seed (no extrapolation);
 - *dominance* at k: the family with the highest mean leads; the difference to each other family is
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.suite import sweep_family, sweep_setting
+from harness.suite.suite_file import sweep_family, sweep_setting
 
 if TYPE_CHECKING:  # imported where used: every CLI call imports the backends, few need these
     import numpy as np
@@ -123,7 +123,7 @@ def matched(
     import numpy as np
     import pandas as pd
 
-    from harness import stats
+    from harness.store import stats
 
     rows = []
     for family, by_seed in curves.items():
@@ -148,7 +148,7 @@ def dominance(at: pd.DataFrame) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    from harness import stats
+    from harness.store import stats
 
     rows = []
     for level, group in at.groupby("kl", sort=True):
@@ -215,7 +215,7 @@ def _policies() -> tuple[list[str], list[str]]:
     """(policy method names, task names) of the alignment backend: which runs are policies."""
     from harness.backends.alignment.methods import ALIGN_METHODS
     from harness.backends.alignment.methods.base import PolicyMethod
-    from harness.tasks import TASKS
+    from harness.suite.tasks import TASKS
 
     methods = [n for n in ALIGN_METHODS.names() if isinstance(ALIGN_METHODS.get(n), PolicyMethod)]
     tasks = [n for n in TASKS.names() if TASKS.get(n).backend == "alignment"]
@@ -279,7 +279,7 @@ def summarize(
 
 def _frontier(dataset: str, model: str, runs: pd.DataFrame, metric: str, n: int) -> Frontier:
 
-    from harness import stats
+    from harness.store import stats
 
     notes = []
     ok = usable(runs, metric)

@@ -15,8 +15,8 @@ from typing import Any
 
 from harness.memory.accuracy import Pair, format_summary
 from harness.memory.accuracy import summarize as summarize_pairs
-from harness.memory.profile import T4_USABLE_GB
 from harness.store import connect
+from harness.suite.budget_profile import T4_USABLE_GB
 
 T4_LIMIT_BYTES = int(T4_USABLE_GB * 1e9)
 TARGET_ERROR = 0.10  # the estimator's target: within ±10% of the measured peak

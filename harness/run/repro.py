@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import store
-from harness.result import RESULT_FILE, RunResult, now, read_result, write_atomic
-from harness.spec import RunSpec
+from harness.store.result import RESULT_FILE, RunResult, now, read_result, write_atomic
+from harness.suite.spec import RunSpec
 
 # A difference in one of these means the re-run did not compute the same experiment.
 INPUT_FIELDS = (
@@ -203,8 +203,8 @@ def reproduce(
     executor: Any = None,
 ) -> dict[str, Any]:
     """Re-run `run_id` from its stored spec, compare, store the check; returns the check."""
-    from harness.plan import stored_run
-    from harness.runner import LocalSubprocessExecutor, run_progress
+    from harness.plan.plan import stored_run
+    from harness.run.runner import LocalSubprocessExecutor, run_progress
 
     original, run_dir = find_original(run_id, results_dir, db_path)
     spec = stored_spec(original, run_dir)

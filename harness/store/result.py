@@ -102,7 +102,7 @@ class TrainInfo(_Model):
     memory: Memory | None = None
     train_tokens: int | None = None
     tokens_per_s: float | None = None  # over the whole training time (train_tokens / train_s)
-    speed: dict[str, Any] | None = None  # per-step times, steady state (harness/speed.py)
+    speed: dict[str, Any] | None = None  # per-step times, steady state (harness/run/speed.py)
     artifact_bytes: int | None = None
     precision_effective: str | None = None
     split_sizes: dict[str, int] | None = None
@@ -117,7 +117,7 @@ class TrainInfo(_Model):
         # result.json files written before result tables existed kept a backend's rows under a
         # key of their own (e.g. `embedding_metrics`); they read as the table it declares now.
         if isinstance(data, dict) and LEGACY_TABLES.keys() & data.keys():
-            from harness.registry import load_plugins
+            from harness.suite.registry import load_plugins
 
             load_plugins()  # the backends that registered their legacy keys
             data = dict(data)
@@ -140,7 +140,9 @@ class RunResult(_Model):
     run_id: str
     run_info: RunInfo
     train_info: TrainInfo
-    meta_info: dict[str, Any] = Field(default_factory=dict)  # provenance (harness/provenance.py)
+    meta_info: dict[str, Any] = Field(
+        default_factory=dict
+    )  # provenance (harness/run/provenance.py)
 
     @field_validator("meta_info", mode="before")
     @classmethod
