@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.suite import yaml_loader
-from harness.suite import Suite, SuiteError, load_suite
+from harness.suite.suite_file import Suite, SuiteError, load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "suites").rglob("*.yaml"))

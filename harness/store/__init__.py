@@ -26,13 +26,15 @@ from harness.store.queries import (
 from harness.store.schema import (
     DEFAULT_DB,
     SCHEMA_VERSION,
+    DatabaseError,
     SchemaMismatchError,
     connect,
     open_connection,
 )
 
 __all__ = [
-    "DEFAULT_DB", "SCHEMA_VERSION", "SYSTEMS_ONLY_SPLIT", "SchemaMismatchError", "connect",
+    "DEFAULT_DB", "SCHEMA_VERSION", "SYSTEMS_ONLY_SPLIT", "DatabaseError", "SchemaMismatchError",
+    "connect",
     "export", "ingest", "ingest_expected_best", "ingest_trials", "leaderboard", "open_connection",
     "query_result_table", "record_repro", "record_suite", "repro_history", "run_issues",
     "run_scores", "summarize",

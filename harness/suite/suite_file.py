@@ -252,9 +252,29 @@ def _cross_check(suite: Suite) -> list[str]:
     problems += _check_search(suite)
     if problems:
         return problems
+    if not (suite.grid.methods and suite.grid.models and suite.grid.datasets):
+        empty = [a for a in ("methods", "models", "datasets") if not getattr(suite.grid, a)]
+        return [f"grid.{a}: the list is empty; name at least one declared {a[:-1]}" for a in empty]
     specs, problems = _expand(suite)
     if not specs and not problems:
         problems.append("grid: the grid is empty (every combination is excluded)")
+    return problems + _check_steps(specs)
+
+
+def _check_steps(specs: list[RunSpec]) -> list[str]:
+    """A method that trains needs a step to train: `max_steps: 0` would record an untrained
+    model as the method's result. A baseline (zero_shot, start) trains nothing anyway."""
+    from harness.backends import method_for
+
+    problems = []
+    for spec in specs:
+        if spec.training.max_steps == 0 and getattr(method_for(spec), "trains", True):
+            problem = (
+                f"methods.{spec.method_key}: training.max_steps is 0, but {spec.method!r} trains: "
+                "give at least 1 (a baseline like zero_shot evaluates an untrained model)"
+            )
+            if problem not in problems:
+                problems.append(problem)
     return problems
 
 
