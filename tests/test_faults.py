@@ -8,6 +8,7 @@ import json
 import multiprocessing
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -106,7 +107,7 @@ def test_a_worker_killed_by_a_signal_is_killed_and_runs_again(write_suite, tmp_p
     again = _ftbench(results, "run", str(path), env=env)  # resume runs it again
     out = again.communicate(timeout=300)[0]
     assert again.returncode == 0, out
-    assert _starts(probe)[run_id] == 2
+    assert _starts(probe)[run_id] == 2, (probe.read_text(), out)
     assert _rows(results / "ftbench.duckdb", "SELECT status FROM runs") == [("ok",)]
 
 
@@ -166,9 +167,12 @@ def test_a_writer_waits_for_a_reader_holding_the_database(write_suite, tmp_path,
 
 
 def _last_line(capsys) -> str:
+    """The one error line (progress bars may share stderr, so found by its prefix)."""
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    return err.strip().splitlines()[-1]
+    lines = re.findall(r"ftbench: [^\r\n]*", err)
+    assert len(lines) == 1, err
+    return lines[0]
 
 
 def test_a_corrupt_database_is_one_line(write_suite, tmp_path, capsys):
