@@ -88,8 +88,9 @@ gpu-check:
 gpu-kit: $(STAMP)
 	$(PY) benchmarks/gpu_kit.py build
 
+# This machine only (127.0.0.1); address=0.0.0.0 to expose it (no login).
 dashboard: $(STAMP)
-	$(VENV)/bin/streamlit run dashboard/app.py -- --db results/ftbench.duckdb
+	$(FTBENCH) dashboard $(if $(address),--address $(address))
 
 # Re-run finished runs of a suite from their stored specs and compare (sample=N for a random N).
 repro: $(STAMP)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import sys
@@ -369,6 +370,7 @@ def cmd_repro(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from harness.store import export
+    from harness.store.export import UnknownSuiteError
 
     db = _db(args)
     if not db.exists():
@@ -376,7 +378,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 1
     suite = _name(args.suite) if args.suite else None
     out = Path(args.out or Path(args.results) / "exports" / f"{suite or 'all'}.{args.format}")
-    rows = export(db, out, args.format, suite)
+    try:
+        rows = export(db, out, args.format, suite)
+    except UnknownSuiteError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     print(f"wrote {rows} rows to {out}")
     return 0
 
@@ -417,7 +423,19 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     require("dashboard")
 
     app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
-    command = [sys.executable, "-m", "streamlit", "run", str(app), "--", "--db", str(_db(args))]
+    # Loopback unless asked: the app has no login and shows every config, path and traceback.
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app),
+        "--server.address", args.address, "--server.port", str(args.port),
+        "--browser.gatherUsageStats", "false",
+        "--", "--db", str(_db(args)),
+    ]  # fmt: skip
+    if args.address not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"serving on {args.address}:{args.port} with no login: anyone who reaches it sees "
+            "every result, config and traceback",
+            file=sys.stderr,
+        )
     return subprocess.call(command)
 
 
@@ -544,6 +562,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("dashboard", help="serve the Streamlit leaderboard over the results DB")
+    p.add_argument(
+        "--address", default="127.0.0.1",
+        help="interface to listen on (default 127.0.0.1: this machine only; 0.0.0.0 exposes "
+        "it, without a login, to the network)",
+    )  # fmt: skip
+    p.add_argument("--port", type=int, default=8501)
     p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("export", help="export runs and metrics (one row per run x metric)")
@@ -568,11 +592,30 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     configure_offline_mode()  # before transformers is imported anywhere
+    from harness.store import DatabaseError, SchemaMismatchError
+
     try:
         return args.func(args)
     except MissingExtraError as exc:
         print(exc, file=sys.stderr)
         return 2
+    except (OSError, DatabaseError, SchemaMismatchError) as exc:
+        # The machine's fault, not the code's: one line saying what and where, no traceback.
+        # Results already written stay (a re-run ingests them).
+        print(f"ftbench: {environment_error(exc)}", file=sys.stderr)
+        return 1
+
+
+def environment_error(exc: BaseException) -> str:
+    """One line for a failure of the machine around ftbench (disk, permissions, database)."""
+    if not isinstance(exc, OSError):
+        return str(exc).splitlines()[0]
+    where = exc.filename or "a file"
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on the device writing {where}: free some space, then run again"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"cannot write {where} ({exc.strerror}): give a writable folder (--results, --db)"
+    return f"{where}: {exc.strerror or exc}"
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ STATUS_ICON = {
     "ok": "✅",
     "failed": "❌",
     "oom": "💥",
+    "killed": "🛑",
     "diverged": "📉",
     "timeout": "⏱️",
     "skipped": "⏭️",

@@ -57,7 +57,7 @@ def launch(python: str, spec_path: Path, run_dir: Path, log_path: Path, env: dic
         process = context.Process(target=forked, args=(spec_path, run_dir, log_path, env))
         process.start()
         return _Forked(process)
-    with open(log_path, "w") as log:
+    with open(log_path, "a") as log:  # appended: see the executor (harness/runs/executors/local.py)
         return subprocess.Popen(
             [python, "-m", "harness.runs.worker", str(spec_path), str(run_dir)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,

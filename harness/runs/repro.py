@@ -22,7 +22,7 @@ from harness.plan.plan import stored_run
 from harness.runs.runner import LocalSubprocessExecutor, run_progress
 from harness.store import browse
 from harness.store.result import RESULT_FILE, RunResult, now, read_result, write_atomic
-from harness.suite.spec import RunSpec
+from harness.suite.spec import RunSpec, check_run_id
 
 # A difference in one of these means the re-run did not compute the same experiment.
 INPUT_FIELDS = (
@@ -40,6 +40,10 @@ def find_original(
     run_id: str, results_dir: Path, db_path: Path | None = None
 ) -> tuple[RunResult, Path]:
     """The original result.json and its run folder: results/runs/<id>/, else the DB's result_path."""
+    try:
+        check_run_id(run_id)
+    except ValueError as exc:
+        raise ReproError(str(exc)) from None
     run_dir = results_dir / "runs" / run_id
     result = read_result(run_dir)
     if result is None and db_path is not None and db_path.exists():

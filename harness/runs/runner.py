@@ -78,6 +78,8 @@ def prepare(
         return previous, False
     problem = None if run.preset else upstream_problem(spec, results_dir)
     if not (run.preset or problem):
+        if force:  # the executor returns a finished result as it finds it (another runner's)
+            (run_dir / RESULT_FILE).unlink(missing_ok=True)
         return None
     status, reason = run.preset or ("skipped", problem)
     result = RunResult.without_run(spec, status, reason=reason, started_at=now())
@@ -92,6 +94,10 @@ def record(
     spec = run.spec
     run_dir = results_dir / "runs" / spec.run_id
     if isinstance(outcome, runlock.RunBusyError):
+        finished = read_result(run_dir)  # the other process may have finished it meanwhile
+        if finished is not None and finished.status in FINAL_STATUSES:
+            store.ingest(db_path, finished, run_dir / RESULT_FILE)
+            return finished
         result = RunResult.without_run(spec, "skipped", reason=str(outcome), started_at=now())
         store.ingest(db_path, result, run_dir / RESULT_FILE)
         return result

@@ -66,6 +66,13 @@ def main(argv: list[str]) -> int:
     if lock is None:
         print(f"{run_dir} is held by another live run process: not started", file=sys.stderr)
         return runlock.BUSY_EXIT
+
+    if (run_dir / RESULT_FILE).exists():
+        # The runner that started this process cleared the folder first: a result now is another
+        # runner's, whose run finished while this process was starting. Running again would
+        # run it twice; the runner reads that result instead.
+        print(f"{run_dir} was finished by another run process meanwhile: not run", file=sys.stderr)
+        return 0
     configure_offline_mode()
     determinism.configure_env(json.loads(spec_path.read_text()))  # before torch is imported
     from harness.runs.lifecycle import execute  # torch is imported here, after the env is set
@@ -95,14 +102,18 @@ def forked(spec_path: Path, run_dir: Path, log_path: Path, env: dict[str, str]) 
     os.setsid()
     os.environ.clear()
     os.environ.update(env)
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     for stream in (1, 2):
         os.dup2(log, stream)
     try:
-        main([str(spec_path), str(run_dir)])
+        code = main([str(spec_path), str(run_dir)])
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
+    # multiprocessing's exit code is 0 whatever the target returns: main's code (BUSY_EXIT for
+    # a run another process holds) must leave as SystemExit, as `python -m` would.
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -31,15 +31,16 @@ from harness.store.queries import (
 from harness.store.schema import (
     DEFAULT_DB,
     SCHEMA_VERSION,
+    DatabaseError,
     SchemaMismatchError,
     connect,
     open_connection,
 )
 
 __all__ = [
-    "DEFAULT_DB", "SCHEMA_VERSION", "SYSTEMS_ONLY_SPLIT", "SchemaMismatchError", "connect",
-    "export", "ingest", "ingest_expected_best", "ingest_trials", "leaderboard", "metric_means",
-    "open_connection",
-    "record_repro", "record_suite", "repro_history", "run_issues",
+    "DEFAULT_DB", "SCHEMA_VERSION", "SYSTEMS_ONLY_SPLIT", "DatabaseError", "SchemaMismatchError",
+    "connect", "export", "ingest", "ingest_expected_best", "ingest_trials", "leaderboard",
+    "metric_means", "open_connection", "record_repro", "record_suite", "repro_history",
+    "run_issues",
     "run_scores", "summarize",
 ]  # fmt: skip

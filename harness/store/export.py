@@ -8,6 +8,10 @@ from typing import Any
 from harness.store.schema import connect, declared_tables, ensure_tables
 
 
+class UnknownSuiteError(ValueError):
+    """`export --suite NAME` of a suite with no runs in the database."""
+
+
 def export(db_path: Path | str, out: Path, fmt: str, suite: str | None = None) -> int:
     """Write one row per (run, metric) with the run's config and measurements, and beside it
     `<name>_<table>.<fmt>` for every result table with rows (e.g. scores per embedding width);
@@ -15,6 +19,18 @@ def export(db_path: Path | str, out: Path, fmt: str, suite: str | None = None) -
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"unknown export format {fmt!r}: use csv or parquet")
     ensure_tables(db_path)
+    if suite:
+        with connect(db_path, read_only=True) as con:
+            known = [
+                r[0] for r in con.execute("SELECT DISTINCT suite FROM runs ORDER BY 1").fetchall()
+            ]
+        if suite not in known:  # an empty file with exit 0 would look like a suite without runs
+            from harness.suite.registry import did_you_mean
+
+            raise UnknownSuiteError(
+                f"no runs of suite {suite!r} in {db_path}{did_you_mean(suite, known)} "
+                f"(suites there: {', '.join(known) or 'none'})"
+            )
     out.parent.mkdir(parents=True, exist_ok=True)
     where = "WHERE r.suite = $suite" if suite else ""
     query = f"""

@@ -19,8 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from harness.suite.registry import load_plugins
 
-STATUSES = ("ok", "failed", "oom", "diverged", "timeout", "skipped", "pruned", "over_budget")
-Status = Literal["ok", "failed", "oom", "diverged", "timeout", "skipped", "pruned", "over_budget"]
+STATUSES = (
+    "ok", "failed", "oom", "killed", "diverged", "timeout", "skipped", "pruned", "over_budget"
+)  # fmt: skip
+Status = Literal[
+    "ok", "failed", "oom", "killed", "diverged", "timeout", "skipped", "pruned", "over_budget"
+]  # fmt: skip
+# `killed`: the run process died by a signal with no sign of running out of memory (a user's
+# kill, a scheduler's preemption): not final, the next `ftbench run` runs it again. `oom` needs
+# evidence (the out-of-memory exception, or the kernel's OOM-kill record), see harness/runs/oom.py.
 # `over_budget` (predicted not to fit the suite's memory budget) is not final: the verdict is
 # taken again on every run of the suite, so a better estimate or a bigger budget lets it run.
 # A result with one of these is final: a re-run skips it unless forced. `failed` is retried.
@@ -194,7 +201,11 @@ def write_atomic(path: Path, data: RunResult | dict[str, Any]) -> None:
     if isinstance(data, RunResult):
         data = data.to_json()
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
+    try:
+        tmp.write_text(json.dumps(data, indent=2, default=str))
+    except OSError as exc:  # a full disk, say: leave no half file, and name the one meant
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     os.replace(tmp, path)  # readers see the old file or the new one, never half of one
 
 

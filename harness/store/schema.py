@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,21 +136,42 @@ class SchemaMismatchError(RuntimeError):
     pass
 
 
+WAIT_MESSAGE_S = 30.0  # a writer waiting for the file says so this often
+
+
+class DatabaseError(RuntimeError):
+    """The results database cannot be opened (not a DuckDB file, say); the message names it."""
+
+
 def open_connection(
-    db_path: Path | str, read_only: bool = False, retries: int = 40, backoff_s: float = 0.02
-) -> duckdb.DuckDBPyConnection:
+    db_path: Path | str, read_only: bool = False, retries: int | None = None,
+    backoff_s: float = 0.02,
+) -> duckdb.DuckDBPyConnection:  # fmt: skip
     """Open the file, retrying while another process holds its lock (DuckDB allows one writer
     process, and readers must wait for it). The wait grows x1.6 per try, capped at 2 s, with
-    jitter so a reader polling in step with the writer cannot starve it; the last lock error is
-    raised when the retries run out."""
-    for attempt in range(retries + 1):
+    jitter so a reader polling in step with the writer cannot starve it. A writer (retries None,
+    read_only False) waits as long as it takes: a dashboard, notebook or `duckdb` CLI holding
+    the file is normal use, and giving up would stop the suite; it says so every
+    WAIT_MESSAGE_S. A reader gives up after `retries` (default 40) with the last lock error."""
+    if retries is None and read_only:
+        retries = 40
+    started = last_message = time.monotonic()
+    attempt = 0
+    while True:
         try:
             return duckdb.connect(str(db_path), read_only=read_only)
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or attempt == retries:
+            if "lock" not in str(exc).lower() or (retries is not None and attempt >= retries):
                 raise
-            time.sleep(min(2.0, backoff_s * 1.6**attempt) * random.uniform(0.5, 1.5))
-    raise AssertionError("unreachable")
+        if time.monotonic() - last_message >= WAIT_MESSAGE_S:
+            last_message = time.monotonic()
+            print(
+                f"waiting for {db_path}: another process holds it (a dashboard, a notebook or "
+                f"`duckdb` open on it?); {last_message - started:.0f} s so far, still waiting",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
+        time.sleep(min(2.0, backoff_s * 1.6**attempt) * random.uniform(0.5, 1.5))
+        attempt += 1
 
 
 @contextlib.contextmanager
@@ -160,7 +182,14 @@ def connect(
     db_path = Path(db_path)
     if not read_only:
         db_path.parent.mkdir(parents=True, exist_ok=True)
-    con = open_connection(db_path, read_only=read_only)
+    try:
+        con = open_connection(db_path, read_only=read_only)
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DatabaseError(
+            f"{db_path}: cannot open the results database ({first}); move the file away or "
+            "pass another --db"
+        ) from None
     try:
         if not read_only:
             _ensure_schema(con)

@@ -4,6 +4,7 @@
 - registry.py        the one registry helper and plug-in loading
 - spec.py            RunSpec (one fully resolved run; its hash is the run_id) and its blocks
 - suite_file.py      the suite YAML: schema, loading, checks, expansion into RunSpecs
+- yaml_loader.py     the one YAML reader for suite files: bounded, duplicate keys refused
 - tasks.py, metrics.py   what a task's records are and what it reports (direction included)
 - budget_profile.py  the `budget:` block (T4 and custom memory budgets)
 - search_space.py    the `tune:` block and per-method search spaces

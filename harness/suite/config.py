@@ -1,7 +1,7 @@
 """Strict pydantic base for everything read from a suite file.
 
-Unknown keys are errors, and a string is never silently turned into a number: PyYAML reads
-`1e-4` as a string, so a float field must reject it (write `1.0e-4`).
+Unknown keys are errors, and a string is never silently turned into a number: a quoted `'1e-4'`
+is rejected by a float field (unquoted, harness/suite/yaml_loader.py reads it as a float).
 """
 
 from __future__ import annotations

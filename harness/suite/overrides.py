@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import yaml
+from harness.suite.yaml_loader import YamlLoadError, load_text
 
 
 class OverrideError(ValueError):
@@ -25,9 +25,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise OverrideError(f"--set {item!r}: write KEY=VALUE, e.g. training.max_steps=50")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
+        try:  # the suite file's own reader: YAML 1.2 numbers (1e-4 is a float), bounded
+            value = load_text(text, f"--set {key.strip()}")
+        except YamlLoadError as exc:
             raise OverrideError(f"--set {item!r}: the value is not valid YAML: {exc}") from None
         parts = key.strip().split(".")
         node = out

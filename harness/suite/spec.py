@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -194,7 +195,7 @@ class RunSpec(StrictModel):
 
     @property
     def run_id(self) -> str:
-        return config_hash(self.resolved)[:16]
+        return config_hash(self.resolved)[:16]  # RUN_ID below: keep them in step
 
     @property
     def origin(self) -> str:
@@ -218,3 +219,17 @@ class RunSpec(StrictModel):
 def config_hash(obj: Any) -> str:
     canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+RUN_ID = re.compile(r"^[0-9a-f]{16}$")  # RunSpec.run_id: the first 16 hex digits of its hash
+
+
+def check_run_id(text: str) -> str:
+    """`text` when it is a run_id; ValueError otherwise. A run_id given by a user becomes a
+    folder name (results/runs/<run_id>/): nothing else may reach the path."""
+    if not RUN_ID.match(text):
+        raise ValueError(
+            f"{text!r} is not a run_id (16 hex digits, e.g. 3f2a9c0d1b4e5f67; "
+            "`ftbench ls SUITE` lists them)"
+        )
+    return text

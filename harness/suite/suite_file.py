@@ -8,11 +8,9 @@ verdicts and adjustments, upstream stages, availability) is decided once, by har
 from __future__ import annotations
 
 import itertools
-import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, ValidationError
 
 from harness.suite.budget_profile import Budget
@@ -24,6 +22,7 @@ from harness.suite.registry import UnknownNameError, did_you_mean
 from harness.suite.search_space import SearchDim, TuneConfig
 from harness.suite.spec import DatasetSpec, Determinism, ModelSpec, RunSpec, TrainingConfig
 from harness.suite.tasks import TASKS
+from harness.suite.yaml_loader import YamlLoadError, load_file
 
 
 def suites_dir() -> Path:
@@ -180,8 +179,8 @@ def declared_names(folder: Path | None = None) -> dict[Path, str]:
     out: dict[Path, str] = {}
     for path in sorted([*folder.rglob("*.yaml"), *folder.rglob("*.yml")]):
         try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError):
+            data = load_file(path)
+        except YamlLoadError:
             continue
         if isinstance(data, dict) and isinstance(data.get("name"), str):
             out[path] = data["name"]
@@ -200,15 +199,12 @@ def suite_name(name_or_path: str | Path) -> str:
             import json
 
             return str(json.loads(path.read_text())["suite"]["name"])
-        return str(yaml.safe_load(path.read_text())["name"])
-    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
+        return str(load_file(path)["name"])
+    except (OSError, ValueError, KeyError, TypeError):  # YamlLoadError is a ValueError
         return path.stem.removesuffix(".lock")
 
 
 # --------------------------------------------------------------------------- loading
-
-
-_FLOATISH = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 
 
 def _describe(err: dict[str, Any], prefix: tuple[Any, ...] = ()) -> str:
@@ -216,9 +212,6 @@ def _describe(err: dict[str, Any], prefix: tuple[Any, ...] = ()) -> str:
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = "unknown key (check its spelling and where it is nested)"
-    value = err.get("input")
-    if isinstance(value, str) and _FLOATISH.match(value):
-        msg += f"; YAML read {value!r} as a string: write it with a dot, e.g. 1.0e-4"
     return f"{loc}: {msg}"
 
 
@@ -233,9 +226,9 @@ def load_suite(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
     if not path.is_file():
         raise SuiteError(f"{path}: no such suite file (suites live in suites/<name>.yaml)")
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SuiteError(f"{path}: not valid YAML: {exc}") from None
+        raw = load_file(path)
+    except YamlLoadError as exc:
+        raise SuiteError(str(exc)) from None
     if not isinstance(raw, dict):
         raise SuiteError(f"{path}: a suite must be a mapping of keys (name, seeds, grid, ...)")
     if "overrides" in raw:
@@ -309,9 +302,27 @@ def _cross_check(suite: Suite) -> list[str]:
     problems += _check_search(suite)
     if problems:
         return problems
+    if not (suite.grid.methods and suite.grid.models and suite.grid.datasets):
+        empty = [a for a in ("methods", "models", "datasets") if not getattr(suite.grid, a)]
+        return [f"grid.{a}: the list is empty; name at least one declared {a[:-1]}" for a in empty]
     specs, problems = _expand(suite)
     if not specs and not problems:
         problems.append("grid: the grid is empty (every combination is excluded)")
+    return problems + _check_steps(specs)
+
+
+def _check_steps(specs: list[RunSpec]) -> list[str]:
+    """A method that trains needs a step to train: `max_steps: 0` would record an untrained
+    model as the method's result. A baseline (zero_shot, start) trains nothing anyway."""
+    problems = []
+    for spec in specs:
+        if spec.training.max_steps == 0 and getattr(method_for(spec), "trains", True):
+            problem = (
+                f"methods.{spec.method_key}: training.max_steps is 0, but {spec.method!r} trains: "
+                "give at least 1 (a baseline like zero_shot evaluates an untrained model)"
+            )
+            if problem not in problems:
+                problems.append(problem)
     return problems
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import time
+from pathlib import Path
 
 from pydantic import Field
 
@@ -58,3 +61,25 @@ def _register_alignment_faults() -> None:
 
 
 _register_alignment_faults()
+
+
+class ProbeParams(LoraParams):
+    first_sleep_s: float = Field(0.0, ge=0)  # the first execution of a run sleeps (to be killed)
+
+
+@METHODS.register_instance("probe")
+class Probe(Lora):
+    """LoRA that counts its executions: one line per start in $FTBENCH_PROBE_FILE, naming the run
+    folder (the folder of the worker.log its stdout goes to)."""
+
+    Params = ProbeParams
+
+    def setup(self, ctx: MethodContext, params: ProbeParams) -> MethodSetup:
+        run_dir = Path(os.readlink("/proc/self/fd/1")).parent.name
+        path = Path(os.environ["FTBENCH_PROBE_FILE"])
+        with open(path, "a") as out:
+            fcntl.flock(out, fcntl.LOCK_EX)
+            out.write(f"{run_dir} {os.getpid()}\n")
+        if params.first_sleep_s and path.read_text().count(run_dir) == 1:
+            time.sleep(params.first_sleep_s)
+        return super().setup(ctx, params)

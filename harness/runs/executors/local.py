@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 from harness.runs import runlock
 from harness.runs.executors import EXECUTORS, ExecutorConfig
 from harness.runs.launch import Launched, launch
-from harness.store.result import RESULT_FILE, RunResult, now, read_result
+from harness.runs.oom import signal_death
+from harness.store.result import FINAL_STATUSES, RESULT_FILE, RunResult, now, read_result
 from harness.suite.spec import RunSpec
 
 # Set in a run process's environment when it must end with the process that started it (a Ray
@@ -49,7 +50,14 @@ class LocalSubprocessExecutor:
         run_dir.mkdir(parents=True, exist_ok=True)
         if runlock.holder(run_dir):  # its process outlived the runner that started it
             raise runlock.busy(run_dir)
-        for stale in (RESULT_FILE, "progress.json"):
+        finished = read_result(run_dir)
+        if finished is not None and finished.status in FINAL_STATUSES:
+            # Another runner finished it since this one planned it (a forced re-run removes the
+            # old result first, harness/runs/runner.py): running it again would do it twice.
+            return finished
+        # The run process appends to its log: one that finds the run taken by another (which
+        # started or finished meanwhile) adds its line to that run's log instead of erasing it.
+        for stale in (RESULT_FILE, "progress.json", "worker.log"):
             (run_dir / stale).unlink(missing_ok=True)
         spec_path = run_dir / "spec.json"
         spec_path.write_text(json.dumps(spec.model_dump(mode="json"), indent=2))
@@ -81,11 +89,8 @@ class LocalSubprocessExecutor:
         code = proc.wait()
         if code == runlock.BUSY_EXIT:  # another runner started the same run a moment earlier
             raise runlock.busy(run_dir)
-        if code == -signal.SIGKILL:
-            status, reason = (
-                "oom",
-                "the run process was killed (SIGKILL): most likely out of host memory",
-            )
+        if code < 0:  # ended by a signal: `oom` only with the kernel's record of it
+            status, reason = signal_death(code, proc.pid)
         else:
             status, reason = (
                 "failed",

@@ -99,6 +99,7 @@ class AlignContext:
 
 class AlignMethod:
     Params: ClassVar[type[StrictModel]]
+    trains: ClassVar[bool] = True  # False: scores the model as loaded (a baseline row)
 
     def upstream(self, spec: Any, params: Any) -> dict[str, Any]:
         return {}

@@ -16,5 +16,7 @@ from harness.backends.alignment.methods.base import (
 
 @register("start")
 class Start(PolicyMethod):
+    trains = False
+
     def train_policy(self, ctx: AlignContext, params: PolicyParams, proxy) -> Trained:
         return Trained(ctx.load_start())  # nothing trained: steps 0
