@@ -332,6 +332,13 @@ class Splits:
         return {name: len(records) for name, records in self.as_dict().items()}
 
 
+def example_id(record: Record) -> str:
+    """A stable id of one example: a hash of its content (not its position), so every method and
+    seed scored on the same split gives its examples the same ids and the store can pair them."""
+    text = json.dumps(record, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def make_splits(
     records: list[Record],
     sizes: dict[str, int],

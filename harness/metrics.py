@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -41,3 +42,14 @@ def macro_f1(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str
 
 def perplexity(mean_nll: float) -> float:
     return math.exp(min(mean_nll, 700.0))  # exp overflows past ~709
+
+
+def correctness(records: Sequence[dict], gold: Sequence[str], predicted: Sequence[str]) -> Any:
+    """Per-example accuracy (1.0 correct, 0.0 not) keyed by each record's stable id: the
+    ExampleScores the store's per-run intervals and paired tests read."""
+    from harness.data import example_id
+    from harness.result import ExampleScores
+
+    ids = [example_id(r) for r in records]
+    hits = [float(g == p) for g, p in zip(gold, predicted, strict=True)]
+    return ExampleScores(ids=ids, scores={"accuracy": hits})

@@ -18,7 +18,7 @@ from harness.registry import Registry, import_submodules
 if TYPE_CHECKING:
     from harness.data import Splits
     from harness.models import ResolvedModel
-    from harness.result import ResultTable
+    from harness.result import ExampleScores, ResultTable
     from harness.spec import RunSpec
 
 
@@ -74,6 +74,8 @@ class Evaluation:
     metrics: dict[str, float]  # on the run's evaluation split
     tables: dict[str, ResultTable] = field(default_factory=dict)  # declared extra result rows
     notes: dict[str, Any] = field(default_factory=dict)
+    # per-example scores on the evaluation split (the store's intervals and paired tests)
+    examples: ExampleScores | None = None
 
 
 class Backend:

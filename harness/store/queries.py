@@ -2,9 +2,10 @@
 
 `ftbench show`, `ftbench export` and the dashboard all rank with `leaderboard` (the dashboard only
 formats its frame): mean ± std over seeds, a bootstrap interval and a trimmed mean
-(harness/stats.py), cells with more than one diverged seed marked invalid and ranked last, runs
-failing the provenance gate or a data check flagged, ties with the leader, and whether the peak
-memory fits the run's budget.
+(harness/store/stats.py), cells with more than one diverged seed marked invalid and ranked last,
+runs failing the provenance gate or a data check flagged, a per-run interval from the stored
+per-example scores, each row's paired test against the leader (Holm-corrected), and whether the
+peak memory fits the run's budget.
 """
 
 from __future__ import annotations
@@ -37,10 +38,12 @@ SELECT r.run_id, r.suite, r.dataset_key, r.model_key, r.method_key, r.method, r.
        list_concat(i.provenance_issues, i.data_issues) AS issues,
        json_extract_string(r.config, '$.budget.profile') AS budget_profile,
        TRY_CAST(json_extract(r.config, '$.budget.gpu_mem_gb') AS DOUBLE) AS budget_gb,
-       r.config
+       e.ids AS example_ids, e.scores AS example_scores, r.config
 FROM runs r
 LEFT JOIN metrics m
        ON m.run_id = r.run_id AND m.split = $split AND m.name = coalesce($metric, r.headline_metric)
+LEFT JOIN examples e
+       ON e.run_id = r.run_id AND e.split = $split AND e.metric = coalesce($metric, r.headline_metric)
 LEFT JOIN issues i ON i.run_id = r.run_id
 WHERE r.suite = $suite AND coalesce(r.origin, 'run') <> 'trial' AND {QUALITY_RUN}
   AND ($dataset IS NULL OR r.dataset_key = $dataset) AND ($model IS NULL OR r.model_key = $model)
@@ -96,40 +99,48 @@ def leaderboard(
 def summarize(runs):
     """The leaderboard of a run_scores frame.
 
-    Per entry: mean, std, n (ok runs with a value), bootstrap 95% CI (3+ seeds), trimmed mean
-    (5+ seeds), diverged seeds and validity (harness.stats), runs (every status), not_ok (status
-    counts), ok_without_metric, flagged runs and their issues, trainable %, the largest peak
-    memory and whether it fits the run's budget, mean train time, and steady-state tokens/s and
-    samples/s (after the warm-up steps, harness/speed.py), and speed_shared (a run was packed
-    with others on one GPU, so its speed is not comparable). Within each
-    dataset / model / metric: valid cells first, then by mean in the metric's direction (missing
-    last); `rank` counts the ranked rows and `vs_leader` says which are tied with the leader.
+    Per entry: mean, std, n (ok runs with a value), the seed interval ci_low/ci_high (Student t,
+    2+ seeds; ci_method names it), trimmed mean (5+ seeds), diverged seeds and validity
+    (harness/store/stats.py), runs (every status), not_ok (status counts), ok_without_metric,
+    flagged runs and their issues, trainable %, the largest peak memory and whether it fits the
+    run's budget, mean train time, and steady-state tokens/s and samples/s (after the warm-up
+    steps, harness/speed.py), and speed_shared (a run was packed with others on one GPU, so its
+    speed is not comparable).
+
+    From the stored per-example scores (NaN where a run has none): ex_n examples, ex_se and the
+    per-run interval ex_low/ex_high (ex_method: Wilson for correct/incorrect, t otherwise; over
+    several seeds, of the per-example mean over seeds), shown even for one seed.
+
+    Within each dataset / model / metric: valid cells first, then by mean in the metric's
+    direction (missing last); `rank` counts the ranked rows. Each other row is tested against
+    the leader, paired (stats.compare): diff (row - leader) with diff_low/diff_high, p_raw,
+    p_value (Holm-corrected over the ranking's rows), test (which one), and vs_leader
+    (`leader`, `ahead` / `tied` / `behind` from the corrected test, `no test`, `no data` or
+    `invalid`).
     """
     import numpy as np
     import pandas as pd
 
-    from harness import stats
+    from harness.store import stats
     from harness.tasks import higher_is_better
 
-    columns = [
-        *GROUP_KEYS, "method", "origin", "tune_trials", "entry", "higher_is_better", "rank",
-        "mean", "std", "n", "runs", "ci_low", "ci_high", "trimmed_mean", "diverged", "valid",
-        "vs_leader", "not_ok", "ok_without_metric", "flagged", "issues", "trainable_pct",
-        "peak_mem_bytes", "peak_mem_gib", "mem_kind", "budget_fit", "train_s", "tokens_per_s",
-        "samples_per_s", "speed_shared",
-    ]  # fmt: skip
     if runs.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
     runs = runs.rename(columns={"dataset_key": "dataset", "model_key": "model"})
     runs = runs.assign(entry=entries(runs))
+    if "example_ids" not in runs.columns:  # a frame built without the examples join
+        runs = runs.assign(example_ids=None, example_scores=None)
     rows = []
     for (dataset, model, metric, entry), cell in runs.groupby([*GROUP_KEYS, "entry"], sort=True):
         ok = cell[cell["status"] == "ok"]
-        values = ok["score"].dropna().tolist()
+        scored = ok[ok["score"].notna()]
+        values = scored["score"].tolist()
         direction = cell["higher_is_better"].dropna()
         flagged = ok[ok["issues"].map(len) > 0]
         kinds = set(ok["peak_mem_kind"].dropna())
         peak = ok["peak_mem_bytes"].max() if ok["peak_mem_bytes"].notna().any() else math.nan
+        examples = _examples(scored)
+        interval = stats.example_interval(_example_means(examples)) if examples else None
         rows.append({
             "dataset": dataset, "model": model, "metric": metric,
             "method": cell["method_key"].iloc[0], "origin": cell["origin"].iloc[0],
@@ -137,6 +148,12 @@ def summarize(runs):
             "higher_is_better": bool(direction.iloc[0]) if len(direction)
             else higher_is_better(cell["task"].iloc[0], metric),
             **stats.summarize(values, int((cell["status"] == "diverged").sum())),
+            "ci_method": stats.SEED_METHOD if len(values) > 1 else "",
+            "ex_n": interval.n if interval else 0,
+            "ex_se": interval.se if interval else math.nan,
+            "ex_low": interval.low if interval else math.nan,
+            "ex_high": interval.high if interval else math.nan,
+            "ex_method": interval.method if interval else "",
             "runs": len(cell),
             "not_ok": status_counts(cell["status"]),
             "ok_without_metric": int(ok["score"].isna().sum()),
@@ -153,6 +170,8 @@ def summarize(runs):
             "samples_per_s": ok["steady_samples_per_s"].mean(),
             # a run packed with others on one GPU shared its speed: not comparable
             "speed_shared": bool(ok["speed_shared"].any()),
+            "_seeds": dict(zip(scored["seed"].astype(int), scored["score"], strict=True)),
+            "_examples": examples,
         })  # fmt: skip
     board = pd.DataFrame(rows)
     ordered = []
@@ -166,12 +185,76 @@ def summarize(runs):
         )
         ranked = group["mean"].notna().to_numpy()
         group["rank"] = np.where(ranked, np.cumsum(ranked), None)
-        group["vs_leader"] = stats.mark_ties(
-            group["mean"].tolist(), group["ci_low"].tolist(), group["ci_high"].tolist(), up,
-            group["valid"].tolist(),
-        )  # fmt: skip
-        ordered.append(group.drop(columns=["_invalid", "_key"]))
-    return pd.concat(ordered, ignore_index=True)[columns]
+        ordered.append(group.assign(**_against_leader(group, up)))
+    return pd.concat(ordered, ignore_index=True)[LEADERBOARD_COLUMNS]
+
+
+LEADERBOARD_COLUMNS = [
+    *GROUP_KEYS, "method", "origin", "tune_trials", "entry", "higher_is_better", "rank",
+    "mean", "std", "n", "runs", "ci_low", "ci_high", "ci_method", "ex_n", "ex_se", "ex_low",
+    "ex_high", "ex_method", "vs_leader", "diff", "diff_low", "diff_high", "p_raw", "p_value",
+    "test", "trimmed_mean", "diverged", "valid", "not_ok", "ok_without_metric", "flagged",
+    "issues", "trainable_pct", "peak_mem_bytes", "peak_mem_gib", "mem_kind", "budget_fit",
+    "train_s", "tokens_per_s", "samples_per_s", "speed_shared",
+]  # fmt: skip
+
+
+def _examples(scored) -> dict[int, dict[str, float]]:
+    """seed -> {example id: score} of the ok runs with a value; {} unless every one of them
+    stored its per-example scores (a partial set would describe other runs than the mean)."""
+    out = {}
+    for seed, ids, scores in zip(
+        scored["seed"], scored["example_ids"], scored["example_scores"], strict=True
+    ):
+        if not hasattr(ids, "__len__") or not hasattr(scores, "__len__"):  # NULL: NaN, NA, None
+            return {}
+        out[int(seed)] = dict(zip(ids, scores, strict=True))
+    return out
+
+
+def _example_means(examples: dict[int, dict[str, float]]) -> list[float]:
+    """Per example id scored in every seed: its mean over the seeds (one seed: its scores)."""
+    per_seed = list(examples.values())
+    common = set(per_seed[0]).intersection(*per_seed[1:])
+    return [sum(s[i] for s in per_seed) / len(per_seed) for i in sorted(common)]
+
+
+def _against_leader(group, higher_is_better: bool) -> dict[str, list]:
+    """The paired test of each row against the leader (the first ranked valid row), then Holm's
+    correction over the tests of this ranking and the verdicts."""
+    from harness.store import stats
+
+    rows = group.to_dict("records")
+    lead = next((r for r in rows if r["valid"] and not math.isnan(r["mean"])), None)
+    tests: list[stats.Paired | None] = []
+    for r in rows:
+        if lead is None or r is lead or not r["valid"] or math.isnan(r["mean"]):
+            tests.append(None)
+        else:
+            tests.append(
+                stats.compare(r["_seeds"], lead["_seeds"], r["_examples"], lead["_examples"])
+            )
+    nan = math.nan
+    adjusted = stats.holm([t.p if t else nan for t in tests])
+    verdicts = []
+    for r, t, p in zip(rows, tests, adjusted, strict=True):
+        if not r["valid"]:
+            verdicts.append("invalid")
+        elif lead is None or math.isnan(r["mean"]):
+            verdicts.append("no data")
+        elif r is lead:
+            verdicts.append("leader")
+        else:
+            verdicts.append(stats.verdict(t.diff, p, higher_is_better) if t else "no test")
+    return {
+        "vs_leader": verdicts,
+        "diff": [t.diff if t else nan for t in tests],
+        "diff_low": [t.low if t else nan for t in tests],
+        "diff_high": [t.high if t else nan for t in tests],
+        "p_raw": [t.p if t else nan for t in tests],
+        "p_value": adjusted,
+        "test": [t.test if t else "" for t in tests],
+    }
 
 
 def status_counts(statuses) -> str:

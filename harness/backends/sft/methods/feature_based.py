@@ -23,7 +23,7 @@ from pydantic import Field
 
 from harness.backends.sft.methods.base import Method, MethodContext, MethodSetup, register
 from harness.config import StrictModel
-from harness.metrics import accuracy, macro_f1
+from harness.metrics import accuracy, correctness, macro_f1
 
 HEAD_FILE = "feature_head.safetensors"
 
@@ -200,5 +200,6 @@ class FeatureBased(Method):
             predicted = [classes[i] for i in model(features.to(device)).argmax(-1).tolist()]
         gold = [r["label"] for r in records]
         return Evaluation(
-            {"accuracy": accuracy(gold, predicted), "macro_f1": macro_f1(gold, predicted, classes)}
+            {"accuracy": accuracy(gold, predicted), "macro_f1": macro_f1(gold, predicted, classes)},
+            examples=correctness(records, gold, predicted),
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from harness.backends import Evaluation
 from harness.backends.sft import forgetting
 from harness.backends.sft.tasks import SftTask
 from harness.backends.sft.tasks.prompting import (
@@ -17,7 +18,7 @@ from harness.backends.sft.tasks.prompting import (
     score_completions,
     truncate_tokens,
 )
-from harness.metrics import ACCURACY, EVAL_LOSS, MACRO_F1, accuracy, macro_f1
+from harness.metrics import ACCURACY, EVAL_LOSS, MACRO_F1, accuracy, correctness, macro_f1
 from harness.tasks import TASKS, Record
 
 SYSTEM = "Answer with one word: positive or negative."
@@ -55,7 +56,7 @@ class Sentiment(SftTask):
 
     def evaluate(
         self, model: Any, tokenizer: Any, records: list[Record], max_length: int, batch_size: int
-    ) -> dict[str, float]:
+    ) -> Evaluation:
         examples = [self.to_example(r, tokenizer, max_length) for r in records]
         gold = [r["label"] for r in records]
         option_ids = _single_token_ids(
@@ -83,11 +84,12 @@ class Sentiment(SftTask):
                 for k in range(len(records))
             ]
         mean_nll = sum(s.nll for s in gold_scores) / sum(s.n_tokens for s in gold_scores)
-        return {
+        metrics = {
             "accuracy": accuracy(gold, predicted),
             "macro_f1": macro_f1(gold, predicted, LABELS),
             "eval_loss": mean_nll,
         }
+        return Evaluation(metrics, examples=correctness(records, gold, predicted))
 
 
 def _single_token_ids(tokenizer: Any, options: list[str]) -> list[int] | None:
