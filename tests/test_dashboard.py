@@ -160,7 +160,8 @@ def test_leaderboard_table_from_the_fixture(fixture_db):
     assert board.index.tolist() == ["lora", "ia3", "full", "zero_shot", "prompt"]
     assert board.loc["lora", "vs_leader"] == "leader" and board.loc["ia3", "vs_leader"] == "tied"
     assert (
-        board.loc["zero_shot", "vs_leader"] == "" and board.loc["prompt", "vs_leader"] == "no data"
+        board.loc["zero_shot", "vs_leader"] == "behind"
+        and board.loc["prompt", "vs_leader"] == "no data"
     )
     lora = board.loc["lora"]
     assert (
@@ -172,7 +173,9 @@ def test_leaderboard_table_from_the_fixture(fixture_db):
     full = board.loc["full"]
     assert (full["n"], full["runs"], full["not_ok"]) == (1, 3, "failed 1 · oom 1")
     assert math.isnan(full["ci_low"]) and math.isnan(full["ci_high"])  # n=1: no interval
-    assert full["vs_leader"] == "no CI"
+    assert full["vs_leader"] == "no test"  # one seed and no per-example scores: nothing pairs
+    assert board.loc["zero_shot", "p_value"] < 0.05 < board.loc["ia3", "p_value"]
+    assert board.loc["ia3", "test"] == "paired t, 3 seeds" and board.loc["full", "ex_n"] == 0
     assert board.loc["prompt", "ok_without_metric"] == 1
     assert set(board["budget_fit"]) <= {"n/a (CPU)", "–"}  # CPU peaks never claim to fit a GPU
     gpu = data.leaderboard(fixture_db, "demo", "rt", "gpu", "accuracy")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from harness import store
-from harness.store import stats
 from harness.report import format_leaderboard
+from harness.store import stats
 
 
 def test_bootstrap_ci_contains_the_mean_and_shrinks_with_more_seeds():
@@ -208,3 +208,64 @@ def test_friedman_average_ranks_and_the_nemenyi_critical_difference():
     lower = stats.friedman(1 - scores, ["a", "b", "c", "d"], higher_is_better=False)
     assert lower.avg_rank == test.avg_rank
     assert stats.friedman(scores[:, :2], ["a", "b"], True) is None  # k < 3: use the paired test
+
+
+# --- the store: per-example scores in, per-run intervals and paired verdicts out ---------------
+
+
+def _with_examples(run_id, method, seed, correct):
+    res = _result(run_id, method, seed, float(np.mean(correct)))
+    ids = [f"{i:016x}" for i in range(len(correct))]
+    res["train_info"]["examples"] = {"test": {"ids": ids, "scores": {"accuracy": correct}}}
+    return res
+
+
+def test_the_leaderboard_pairs_per_example_scores_and_show_prints_them(tmp_path):
+    rng = np.random.default_rng(1)
+    db = tmp_path / "ex.duckdb"
+    leader = (rng.random(1000) < 0.74).astype(float)
+    row = leader.copy()
+    row[rng.choice(np.flatnonzero(leader == 1), 60, replace=False)] = 0.0
+    row[rng.choice(np.flatnonzero(leader == 0), 20, replace=False)] = 1.0
+    store.ingest(db, _with_examples("a0", "a", 0, leader.tolist()))
+    store.ingest(db, _with_examples("b0", "b", 0, row.tolist()))
+    store.ingest(db, _result("c0", "c", 0, 0.5))  # an older run: no per-example scores
+
+    board = store.leaderboard(db, "s").set_index("method")
+    a, b, c = board.loc["a"], board.loc["b"], board.loc["c"]
+    assert (a["ex_low"], a["ex_high"]) == stats.wilson(leader.sum(), 1000)
+    assert a["ex_method"] == "Wilson" and a["ex_n"] == 1000 and math.isnan(a["ci_low"])
+    assert b["vs_leader"] == "behind" and b["test"] == "McNemar exact, 1000 examples"
+    assert b["diff"] == pytest.approx(-0.04) and b["p_value"] < 1e-4
+    assert c["vs_leader"] == "no test" and c["ex_n"] == 0 and math.isnan(c["ex_low"])
+    # Holm over the two tests of this ranking (c has none): b's p is the only one, unchanged
+    assert b["p_value"] == b["p_raw"]
+
+    text = format_leaderboard(store.leaderboard(db, "s"), "s")
+    assert f"[{a['ex_low']:.4f}, {a['ex_high']:.4f}]" in text
+    assert "behind -0.0400" in text and "McNemar" in text
+    assert "no per-example scores stored" not in text  # some rows have them
+
+    old = tmp_path / "old.duckdb"
+    store.ingest(old, _result("c0", "c", 0, 0.5))
+    store.ingest(old, _result("d0", "d", 0, 0.6))
+    shown = format_leaderboard(store.leaderboard(old, "s"), "s")
+    assert shown.count("no per-example scores stored") == 1
+
+
+def test_show_ranks_entries_across_datasets_and_models():
+    import pandas as pd
+
+    from harness.store.queries import rank_tests
+
+    rows = [
+        {"dataset": d, "model": m, "metric": "accuracy", "entry": e, "mean": v - 0.01 * i,
+         "valid": True, "higher_is_better": True}
+        for i, (d, m) in enumerate([("x", "m1"), ("x", "m2"), ("y", "m1"), ("y", "m2")])
+        for e, v in (("lora", 0.9), ("ia3", 0.8), ("zero_shot", 0.5))
+    ]  # fmt: skip
+    ((metric, test),) = rank_tests(pd.DataFrame(rows))
+    assert metric == "accuracy" and test.n_blocks == 4
+    assert dict(zip(test.entries, test.avg_rank, strict=True)) == {
+        "ia3": 2.0, "lora": 1.0, "zero_shot": 3.0
+    }  # fmt: skip

@@ -257,6 +257,29 @@ def _against_leader(group, higher_is_better: bool) -> dict[str, list]:
     }
 
 
+def rank_tests(board) -> list[tuple[str, Any]]:
+    """Across datasets and models (Demšar 2006): per metric, the entries ranked in every
+    dataset x model cell of the leaderboard (valid, with a mean), their average ranks, the
+    Friedman test and the Nemenyi critical difference (stats.RankTest); metrics with fewer than
+    2 cells or 3 such entries are left out."""
+    from harness.store import stats
+
+    out = []
+    if board.empty:
+        return out
+    usable = board[board["valid"].astype(bool) & board["mean"].notna()]
+    for metric, rows in usable.groupby("metric", sort=True):
+        table = rows.pivot_table(index=["dataset", "model"], columns="entry", values="mean")
+        table = table.dropna(axis=1)  # an entry missing from one cell cannot be ranked in it
+        up = rows["higher_is_better"].dropna()
+        test = stats.friedman(
+            table.to_numpy(), list(table.columns), bool(up.iloc[0]) if len(up) else True
+        )
+        if test is not None:
+            out.append((str(metric), test))
+    return out
+
+
 def status_counts(statuses) -> str:
     """'failed 1 · oom 2' for the runs that are not ok ('' when all are)."""
     counts = statuses[statuses != "ok"].value_counts()
