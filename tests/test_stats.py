@@ -269,3 +269,20 @@ def test_show_ranks_entries_across_datasets_and_models():
     assert dict(zip(test.entries, test.avg_rank, strict=True)) == {
         "ia3": 2.0, "lora": 1.0, "zero_shot": 3.0
     }  # fmt: skip
+
+
+def test_a_version_4_database_without_per_example_rows_still_shows(tmp_path):
+    import duckdb
+
+    db = tmp_path / "v4.duckdb"
+    store.ingest(db, _result("a0", "a", 0, 0.7))
+    store.ingest(db, _result("b0", "b", 0, 0.6))
+    with duckdb.connect(str(db)) as con:  # as ftbench before per-example scores wrote it
+        con.execute("DROP TABLE examples; UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    board = store.leaderboard(db, "s")  # migrates to the current schema first
+    assert list(board["method"]) == ["a", "b"] and (board["ex_n"] == 0).all()
+    assert list(board["vs_leader"]) == ["leader", "no test"]
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM examples").fetchone() == (0,)
+        version = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    assert version == (str(store.SCHEMA_VERSION),)
