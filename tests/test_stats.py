@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harness import store
-from harness.report import format_leaderboard
+from harness.show.leaderboard import format_leaderboard
 from harness.store import stats
 
 

@@ -2,7 +2,7 @@
 
 A task names its backend (causal-LM SFT, preference alignment, sentence embeddings); a backend
 owns its methods and tasks (one subpackage each: sft/, alignment/, embedding/) and implements the
-phases of a run. The one run lifecycle (harness/lifecycle.py) calls the phases and owns everything
+phases of a run. The one run lifecycle (harness/run/lifecycle.py) calls the phases and owns everything
 around them: seeds, the split, callbacks, divergence and pruning, weights, memory, provenance.
 Every module and subpackage here is imported on first use, so a new backend is a new folder.
 """
@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.registry import Registry, import_submodules
+from harness.suite.registry import Registry, import_submodules
 
 if TYPE_CHECKING:
-    from harness.data import Splits
+    from harness.backends.data import Splits
     from harness.models import ResolvedModel
-    from harness.result import ExampleScores, ResultTable
-    from harness.spec import RunSpec
+    from harness.store.result import ExampleScores, ResultTable
+    from harness.suite.spec import RunSpec
 
 
 @dataclass
@@ -126,7 +126,7 @@ def upstream_dir(run_dir: Path, role: str, run_id: str) -> Path:
     not end `ok`."""
     candidates = [base / "runs" / run_id for base in run_dir.parents] + [run_dir.parent / run_id]
     folder = next((c for c in candidates if (c / "result.json").is_file()), candidates[-1])
-    from harness.result import read_result
+    from harness.store.result import read_result
 
     result = read_result(folder)
     status = result.status if result else "not run"
@@ -139,7 +139,7 @@ def upstream_dir(run_dir: Path, role: str, run_id: str) -> Path:
 
 
 def backend_for_task(task_name: str) -> Backend:
-    from harness.tasks import TASKS
+    from harness.suite.tasks import TASKS
 
     return BACKENDS.get(TASKS.get(task_name).backend)
 

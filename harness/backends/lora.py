@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from harness.config import StrictModel, optional
+from harness.suite.config import StrictModel, optional
 
 DROPOUT_DEFAULT = {"sft": 0.05, "embedding": 0.1, "alignment": 0.0}
 

@@ -66,7 +66,7 @@ NO_MEMORY_TERM = {
 class NotEstimated(ArchitectureUnknownError):
     """A run the estimator cannot model (its message says what and why): the budget verdict is
     "unknown" with that reason, which `ftbench plan` prints. A subclass of the error the budget
-    planner already turns into a reason (harness/memory/budget.py), so no planner change."""
+    planner already turns into a reason (harness/plan/budget.py), so no planner change."""
 
 
 def _to_fake_cpu(model: Any, mode: Any) -> None:
@@ -115,7 +115,7 @@ def cached_estimate(key: Any, code: Iterable[Path], compute: Callable[[], Estima
     each configuration once. The key holds `key` (what the run sets up), the source of the modules
     the estimate comes from and the versions of the libraries it traces, so a change to any of
     them makes a new entry."""
-    from harness.cache import cache_dir
+    from harness.models.cache import cache_dir
 
     digest = hashlib.sha256(
         json.dumps([key, _code_version(tuple(sorted(code)))], sort_keys=True, default=str).encode()

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.cache import materialize
-from harness.hub import hub_reachable
-from harness.registry import Registry
+from harness.models.cache import materialize
+from harness.models.offline import hub_reachable
+from harness.suite.registry import Registry
 
 
 class ModelUnavailableError(RuntimeError):
@@ -179,7 +179,7 @@ def _build_tiny_llama(out: Path) -> None:
     from tokenizers import decoders as tok_decoders
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from harness.data import tokenizer_training_text
+    from harness.backends.data import tokenizer_training_text
 
     special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     tok = Tokenizer(models.BPE())

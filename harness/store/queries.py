@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.store.schema import RUN_ISSUES_SQL, connect, ensure_tables, table_names
+from harness.store.schema import NOT_TRIAL, RUN_ISSUES_SQL, connect, ensure_tables
 
 # Systems-only runs (`weights: random`) measure memory and speed; their quality metrics are kept
 # under this split, so no ranking (which reads `test`) ever sees them.
@@ -45,7 +45,7 @@ LEFT JOIN metrics m
 LEFT JOIN examples e
        ON e.run_id = r.run_id AND e.split = $split AND e.metric = coalesce($metric, r.headline_metric)
 LEFT JOIN issues i ON i.run_id = r.run_id
-WHERE r.suite = $suite AND coalesce(r.origin, 'run') <> 'trial' AND {QUALITY_RUN}
+WHERE r.suite = $suite AND {NOT_TRIAL} AND {QUALITY_RUN}
   AND ($dataset IS NULL OR r.dataset_key = $dataset) AND ($model IS NULL OR r.model_key = $model)
 ORDER BY r.dataset_key, r.model_key, r.method_key, r.seed
 """
@@ -104,7 +104,7 @@ def summarize(runs):
     (harness/store/stats.py), runs (every status), not_ok (status counts), ok_without_metric,
     flagged runs and their issues, trainable %, the largest peak memory and whether it fits the
     run's budget, mean train time, and steady-state tokens/s and samples/s (after the warm-up
-    steps, harness/speed.py), and speed_shared (a run was packed with others on one GPU, so its
+    steps, harness/run/speed.py), and speed_shared (a run was packed with others on one GPU, so its
     speed is not comparable).
 
     From the stored per-example scores (NaN where a run has none): ex_n examples, ex_se and the
@@ -122,7 +122,7 @@ def summarize(runs):
     import pandas as pd
 
     from harness.store import stats
-    from harness.tasks import higher_is_better
+    from harness.suite.tasks import higher_is_better
 
     if runs.empty:
         return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
@@ -164,8 +164,9 @@ def summarize(runs):
             "peak_mem_gib": peak / 2**30,
             "mem_kind": ", ".join(sorted(kinds)),
             "budget_fit": budget_fit(peak, kinds, _limit(ok)),
+            "budget_gb": _limit(ok) / 1e9,
             "train_s": ok["train_s"].mean(),
-            # steady state (harness/speed.py): what a user's run sustains after its warm-up
+            # steady state (harness/run/speed.py): what a user's run sustains after its warm-up
             "tokens_per_s": ok["steady_tokens_per_s"].mean(),
             "samples_per_s": ok["steady_samples_per_s"].mean(),
             # a run packed with others on one GPU shared its speed: not comparable
@@ -195,7 +196,7 @@ LEADERBOARD_COLUMNS = [
     "ex_high", "ex_method", "vs_leader", "diff", "diff_low", "diff_high", "p_raw", "p_value",
     "test", "trimmed_mean", "diverged", "valid", "not_ok", "ok_without_metric", "flagged",
     "issues", "trainable_pct", "peak_mem_bytes", "peak_mem_gib", "mem_kind", "budget_fit",
-    "train_s", "tokens_per_s", "samples_per_s", "speed_shared",
+    "budget_gb", "train_s", "tokens_per_s", "samples_per_s", "speed_shared",
 ]  # fmt: skip
 
 
@@ -288,7 +289,7 @@ def status_counts(statuses) -> str:
 
 def _limit(ok) -> float:
     """The budget the runs were held to, in bytes: their suite's, else a T4's usable 15 GB."""
-    from harness.memory.profile import T4_USABLE_GB
+    from harness.suite.budget_profile import T4_USABLE_GB
 
     if ok.empty:
         return T4_USABLE_GB * 1e9
@@ -296,13 +297,12 @@ def _limit(ok) -> float:
     return (gb if profile == "custom" and gb == gb else T4_USABLE_GB) * 1e9
 
 
-def budget_fit(peak: float, kinds: set[str], limit: float) -> str:
-    """Only CUDA peaks say anything about fitting a GPU; a CPU RSS peak is not pretended to."""
-    if not kinds or peak != peak:
-        return "–"
-    if not kinds <= CUDA_KINDS:
-        return "n/a (CPU)"
-    return "✅ fits" if peak <= limit else f"❌ > {limit / 1e9:.1f} GB"
+def budget_fit(peak: float, kinds: set[str], limit: float) -> bool | None:
+    """Whether the CUDA peak fits the budget; None when unknown: no peak, or a CPU RSS peak,
+    which says nothing about fitting a GPU (views say which, from mem_kind)."""
+    if not kinds or peak != peak or not kinds <= CUDA_KINDS:
+        return None
+    return bool(peak <= limit)
 
 
 def run_issues(db_path: Path | str, suite: str | None = None):
@@ -326,14 +326,3 @@ def repro_history(db_path: Path | str, suite: str | None = None):
             f"SELECT * FROM repro_checks {where} ORDER BY checked_at DESC",
             {"suite": suite} if suite else {},
         ).df()
-
-
-def query_result_table(db_path: Path | str, table: str, sql: str, params: dict[str, Any]):
-    """A backend's query over its declared result table; an empty frame while no run has
-    created the table yet."""
-    import pandas as pd
-
-    with connect(db_path, read_only=True) as con:
-        if table not in table_names(con):
-            return pd.DataFrame()
-        return con.execute(sql, params).df()

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.registry import UnknownNameError, did_you_mean
+from harness.suite.registry import UnknownNameError, did_you_mean
 
 CATALOGUE_DIR = Path(__file__).parent
 

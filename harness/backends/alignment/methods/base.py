@@ -19,9 +19,9 @@ from harness.backends.alignment.stages import StageConfig, stage_spec
 from harness.backends.alignment.task import Partitions, opening
 from harness.backends.lora import DROPOUT_DEFAULT, LoraParams
 from harness.backends.trainer_args import trainer_kwargs, weights_dtype
-from harness.config import StrictModel
 from harness.models import load_causal_lm
-from harness.registry import Registry
+from harness.suite.config import StrictModel
+from harness.suite.registry import Registry
 
 
 @dataclass

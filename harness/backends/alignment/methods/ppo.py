@@ -33,7 +33,7 @@ from harness.backends.alignment.methods.base import (
     timed_train,
     train_prompts,
 )
-from harness.config import optional
+from harness.suite.config import optional
 
 LOGGED = ("objective/rlhf_reward", "objective/scores", "objective/kl", "loss/policy_avg",
           "loss/value_avg", "policy/clipfrac_avg", "val/ratio")  # fmt: skip

@@ -20,8 +20,8 @@ from typing import Any
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from harness.backends.sft.methods.base import Method, MethodContext, MethodSetup, register
-from harness.config import StrictModel
-from harness.registry import did_you_mean
+from harness.suite.config import StrictModel
+from harness.suite.registry import did_you_mean
 
 TASK_TYPE = "CAUSAL_LM"
 # Set by the harness, not by a suite: the type is `peft_type`, the task is the backend's, and

@@ -1,8 +1,8 @@
 """RunSpec: one fully resolved run, and the config blocks it is made of.
 
 Everything that determines a run's result is here and nothing else; its hash is the run_id. These
-models are data only: turning a suite file into RunSpecs is harness/suite.py, deciding how each
-will run (budget, upstream stages, availability) is harness/plan.py.
+models are data only: turning a suite file into RunSpecs is harness/suite/suite_file.py, deciding how each
+will run (budget, upstream stages, availability) is harness/plan/plan.py.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from harness.config import StrictModel, optional
-from harness.memory.profile import Budget
-from harness.tuning.space import TrialRef, TunedRef
+from harness.suite.budget_profile import Budget
+from harness.suite.config import StrictModel, optional
+from harness.suite.search_space import TrialRef, TunedRef
 
 Precision = Literal["fp32", "fp16", "bf16"]
 
@@ -121,8 +121,8 @@ class DatasetSpec(StrictModel):
 
     @model_validator(mode="after")
     def _known(self) -> DatasetSpec:
-        from harness.data import DATA_SOURCES
-        from harness.tasks import TASKS
+        from harness.backends.data import DATA_SOURCES
+        from harness.suite.tasks import TASKS
 
         source = DATA_SOURCES.get(self.source)
         source.Options.model_validate(self.options)
@@ -139,7 +139,7 @@ class DatasetSpec(StrictModel):
 
     @property
     def headline_metric(self) -> str:
-        from harness.tasks import TASKS
+        from harness.suite.tasks import TASKS
 
         return self.metric or TASKS.get(self.task).primary_metric
 

@@ -2,7 +2,7 @@
 
 A suite declares seeds, a budget, training defaults, models, datasets, methods and a grid. This
 module reads and checks the file and expands the grid; how each spec will actually run (budget
-verdicts and adjustments, upstream stages, availability) is decided once, by harness/plan.py.
+verdicts and adjustments, upstream stages, availability) is decided once, by harness/plan/plan.py.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 import yaml
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, ValidationError
 
-from harness.config import EntryFieldError, StrictModel, optional
-from harness.executors import ExecutorConfig
-from harness.memory.profile import Budget
-from harness.registry import UnknownNameError, did_you_mean
-from harness.spec import DatasetSpec, Determinism, ModelSpec, RunSpec, TrainingConfig
-from harness.tuning.space import SearchDim, TuneConfig
+from harness.suite.budget_profile import Budget
+from harness.suite.config import EntryFieldError, StrictModel, optional
+from harness.suite.executor_config import ExecutorConfig
+from harness.suite.registry import UnknownNameError, did_you_mean
+from harness.suite.search_space import SearchDim, TuneConfig
+from harness.suite.spec import DatasetSpec, Determinism, ModelSpec, RunSpec, TrainingConfig
 
 SUITES_DIR = Path("suites")
 
@@ -330,7 +330,7 @@ def split_values(
 
 def _check_search(suite: Suite) -> list[str]:
     """Search keys must name a training field or a method parameter; `tune` needs a space."""
-    from harness.tasks import TASKS
+    from harness.suite.tasks import TASKS
 
     problems = []
     for key, entry in suite.methods.items():

@@ -20,8 +20,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from harness.config import StrictModel
-from harness.registry import Registry
+from harness.suite.config import StrictModel
+from harness.suite.registry import Registry
 
 Record = dict[str, str]
 
@@ -186,7 +186,7 @@ class HubDataset(DataSource):
         """The dataset's builder (metadata only), checked against the options."""
         from datasets import load_dataset_builder
 
-        from harness.hub import hub_reachable
+        from harness.models.offline import hub_reachable
 
         try:
             builder = load_dataset_builder(options.path, options.name, revision=options.revision)
@@ -215,7 +215,7 @@ def _hub_load_error(options: HubOptions, exc: Exception) -> str:
     from datasets import config
     from datasets.exceptions import DatasetNotFoundError
 
-    from harness.hub import hub_reachable
+    from harness.models.offline import hub_reachable
 
     path, text = options.path, str(exc)
     page = f"https://huggingface.co/datasets/{path}"
@@ -410,7 +410,7 @@ def _merge_groups(
 
 
 def check_no_overlap(splits: dict[str, list[Record]], key_field: str) -> None:
-    from harness.checks import shared_with_train
+    from harness.backends.checks import shared_with_train
 
     for name, shared in shared_with_train(splits, key_field).items():
         if shared:
@@ -421,7 +421,7 @@ def check_no_overlap(splits: dict[str, list[Record]], key_field: str) -> None:
 
 
 def load_splits(dataset_spec: Any) -> Splits:
-    from harness.tasks import TASKS
+    from harness.suite.tasks import TASKS
 
     source = DATA_SOURCES.get(dataset_spec.source)
     task = TASKS.get(dataset_spec.task)

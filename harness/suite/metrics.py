@@ -1,6 +1,6 @@
 """Metrics: what a task reports, each with its direction, and the scoring functions tasks share.
 
-A task declares its own metrics (harness/tasks.py); this module only holds the definition type and
+A task declares its own metrics (harness/suite/tasks.py); this module only holds the definition type and
 the few metrics more than one task reports, so a new task never edits a central table.
 """
 
@@ -47,8 +47,8 @@ def perplexity(mean_nll: float) -> float:
 def correctness(records: Sequence[dict], gold: Sequence[str], predicted: Sequence[str]) -> Any:
     """Per-example accuracy (1.0 correct, 0.0 not) keyed by each record's stable id: the
     ExampleScores the store's per-run intervals and paired tests read."""
-    from harness.data import example_id
-    from harness.result import ExampleScores
+    from harness.backends.data import example_id
+    from harness.store.result import ExampleScores
 
     ids = [example_id(r) for r in records]
     hits = [float(g == p) for g, p in zip(gold, predicted, strict=True)]
