@@ -234,8 +234,14 @@ def test_leaderboard_page(fixture_db, monkeypatch):
     assert board.set_index("method").loc["ia3", "vs_leader"] == "tied"
     assert {b.label for b in at.get("download_button")} == {"Download CSV", "Download Parquet"}
     body = texts(at)
+    # the page formats the store's numbers: the same verdicts, differences and p-values
+    stored = data.leaderboard(fixture_db, "demo", "rt", "tiny", "accuracy").set_index("method")
+    page = board.set_index("method")
+    assert page["p_value"].equals(stored["p_value"]) and page["test"].equals(stored["test"])
+    assert page.loc["zero_shot", "diff_ci"].startswith(f"{stored.loc['zero_shot', 'diff']:+.4f} [")
+    assert body.count("No per-example scores stored") == 1
     assert (
-        "Fewer than 3 seeds" in body
+        "One seed: no interval over seeds" in body
         and "failed 1 · oom 1" in body
         and "recorded no `accuracy`" in body
     )

@@ -26,16 +26,16 @@ def _shared(r) -> bool:
     return bool(getattr(r, "speed_shared", False))
 
 
-def _interval(low, high, fmt: str = ".4f") -> str:
+def interval_text(low, high, fmt: str = ".4f") -> str:
     return "-" if _num(low, fmt) == "-" else f"[{low:{fmt}}, {high:{fmt}}]"
 
 
-def _versus(r) -> str:
+def versus_text(r) -> str:
     """'behind −0.0400 [−0.06, −0.02] p=0.001' (p Holm-corrected), or the plain verdict."""
     verdict = getattr(r, "vs_leader", "")
     p = getattr(r, "p_value", float("nan"))
     if verdict in ("ahead", "tied", "behind") and not pd.isna(p):
-        return f"{verdict} {r.diff:+.4f} {_interval(r.diff_low, r.diff_high)} p={p:.2g}"
+        return f"{verdict} {r.diff:+.4f} {interval_text(r.diff_low, r.diff_high)} p={p:.2g}"
     return verdict
 
 
@@ -60,9 +60,9 @@ def format_leaderboard(frame: pd.DataFrame, suite: str) -> str:
             rows.append({
                 "method": name + flags(r),
                 metric: score,
-                "95% CI seeds": _interval(r.ci_low, r.ci_high),
-                "95% CI test set": _interval(r.ex_low, r.ex_high),
-                "vs leader (Δ [95%] p)": _versus(r),
+                "95% CI seeds": interval_text(r.ci_low, r.ci_high),
+                "95% CI test set": interval_text(r.ex_low, r.ex_high),
+                "vs leader (Δ [95%] p)": versus_text(r),
                 "trimmed": _num(getattr(r, "trimmed_mean", None), ".4f"),
                 "n": f"{r.n}/{r.runs}",
                 "trainable %": _num(r.trainable_pct, ".3f"),
