@@ -15,7 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.store.schema import NOT_TRIAL, RUN_ISSUES_SQL, connect, ensure_tables
+from harness.store.schema import (
+    NOT_TRIAL,
+    RUN_ISSUES_SQL,
+    SchemaMismatchError,
+    connect,
+    ensure_tables,
+    is_current,
+)
 
 # Systems-only runs (`weights: random`) measure memory and speed; their quality metrics are kept
 # under this split, so no ranking (which reads `test`) ever sees them.
@@ -72,12 +79,15 @@ def run_scores(
     with_config: bool = False,
 ):
     """One row per leaderboard run of a suite with its score (see RUN_SCORES_SQL)."""
-    ensure_tables(db_path)
     params = {"suite": suite, "dataset": dataset, "model": model, "metric": metric, "split": split}
-    with connect(db_path, read_only=True) as con:
-        # the configs only when asked: the largest column, a third of the query's time
-        sql = RUN_SCORES_SQL.replace("{config}", ", r.config" if with_config else "")
-        return con.execute(sql, params).df()
+    # the configs only when asked: the largest column, a third of the query's time
+    sql = RUN_SCORES_SQL.replace("{config}", ", r.config" if with_config else "")
+    for _ in range(2):  # one open when the file is current (each open costs ~20 ms)
+        with connect(db_path, read_only=True) as con:
+            if is_current(con):
+                return con.execute(sql, params).df()
+        ensure_tables(db_path)
+    raise SchemaMismatchError(f"{db_path}: could not bring the schema up to date")
 
 
 def entries(runs) -> Any:
@@ -160,7 +170,11 @@ def _cells(runs):
     from harness.store import stats
     from harness.suite.tasks import higher_is_better
 
-    keys = [*GROUP_KEYS, "entry"]
+    # one integer code per cell: every aggregation groups by it (factorising the four string keys
+    # once, not once per aggregation); rows with a NULL key (no metric) rank nowhere
+    code = runs.groupby([*GROUP_KEYS, "entry"], sort=True).ngroup()
+    runs = runs.assign(_cell=code)[code >= 0]
+    keys = "_cell"
     ok = runs["status"] == "ok"
     scored = ok & runs["score"].notna()
     if "n_issues" not in runs.columns:  # a frame built by hand
@@ -170,7 +184,8 @@ def _cells(runs):
         _diverged=runs["status"] == "diverged", _missing=ok & runs["score"].isna(), _flag=flagged
     )
     cells = runs.groupby(keys, sort=True).agg(
-        method=("method_key", "first"), origin=("origin", "first"),
+        dataset=("dataset", "first"), model=("model", "first"), metric=("metric", "first"),
+        entry=("entry", "first"), method=("method_key", "first"), origin=("origin", "first"),
         tune_trials=("tune_trials", "max"), higher_is_better=("higher_is_better", "first"),
         task=("task", "first"), runs=("status", "size"), diverged=("_diverged", "sum"),
         ok_without_metric=("_missing", "sum"), flagged=("_flag", "sum"),
@@ -188,7 +203,7 @@ def _cells(runs):
         budget_profile=("budget_profile", "first"), budget_gb=("budget_gb", "first"),
     ).reindex(cells.index)  # fmt: skip
     kinds = (
-        runs[ok].dropna(subset=["peak_mem_kind"]).drop_duplicates([*keys, "peak_mem_kind"])
+        runs[ok].dropna(subset=["peak_mem_kind"]).drop_duplicates([keys, "peak_mem_kind"])
         .groupby(keys)["peak_mem_kind"].agg(lambda k: ", ".join(sorted(k)))
         .reindex(cells.index).fillna("")
     )  # fmt: skip
@@ -203,7 +218,7 @@ def _cells(runs):
                                "samples_per_s")},
         speed_shared=agg["speed_shared"].fillna(False).astype(bool),
         mem_kind=kinds,
-    ).reset_index()  # fmt: skip
+    ).reset_index(drop=True)  # fmt: skip
     board["peak_mem_gib"] = board["peak_mem_bytes"] / 2**30
     limits = [_budget(p, gb) for p, gb in zip(agg["budget_profile"], agg["budget_gb"], strict=True)]
     board["budget_gb"] = np.asarray(limits) / 1e9
@@ -237,10 +252,10 @@ def _not_ok(runs, keys):
     """Per cell: 'failed 1 · oom 2' for its runs that are not ok."""
     import pandas as pd
 
-    counts = runs.groupby([*keys, "status"]).size()
-    out: dict[tuple, list[str]] = {}
-    for (*key, status), count in sorted(counts.items()):
-        out.setdefault(tuple(key), []).append(f"{status} {count}")
+    counts = runs.groupby([keys, "status"]).size()
+    out: dict[int, list[str]] = {}
+    for (key, status), count in sorted(counts.items()):
+        out.setdefault(key, []).append(f"{status} {count}")
     return pd.Series({k: " · ".join(v) for k, v in out.items()}, dtype=object)
 
 
@@ -250,10 +265,10 @@ def _issues(runs, keys):
 
     if "issues_text" not in runs.columns:  # a frame built by hand
         runs = runs.assign(issues_text=runs["issues"].map("; ".join))
-    out: dict[tuple, set[str]] = {}
-    distinct = runs.groupby([*keys, "issues_text"], sort=False).size()  # few kinds per cell
-    for *key, text in distinct.index:
-        out.setdefault(tuple(key), set()).update(text.split("; "))
+    out: dict[int, set[str]] = {}
+    distinct = runs.groupby([keys, "issues_text"], sort=False).size()  # few kinds per cell
+    for key, text in distinct.index:
+        out.setdefault(key, set()).update(text.split("; "))
     return pd.Series({k: "; ".join(sorted(v)) for k, v in out.items()}, dtype=object)
 
 

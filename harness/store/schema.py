@@ -209,13 +209,24 @@ def ensure_tables(db_path: Path | str) -> None:
     """A file written by an older ftbench may lack newer tables or columns: bring it up to date
     once (a write), before reading it."""
     with connect(db_path, read_only=True) as con:
-        present = table_names(con)
-        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    current = row is not None and row[0] == str(SCHEMA_VERSION)
-    if not current or not {"data_checks", "repro_checks", "memory", "run_links",
-                           "result_tables", "examples"} <= present:  # fmt: skip
+        current = is_current(con)
+    if not current:
         with connect(db_path):
             pass
+
+
+def is_current(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether an open file has this ftbench's schema version and every table it reads."""
+    present = table_names(con)
+    if "meta" not in present:
+        return False
+    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return (
+        row is not None
+        and row[0] == str(SCHEMA_VERSION)
+        and {"data_checks", "repro_checks", "memory", "run_links", "result_tables", "examples"}
+        <= present
+    )
 
 
 def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
