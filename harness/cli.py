@@ -316,7 +316,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 1
     suite = _name(args.suite) if args.suite else None
     out = Path(args.out or Path(args.results) / "exports" / f"{suite or 'all'}.{args.format}")
-    rows = export(db, out, args.format, suite)
+    rows = export(db, out, args.format, suite, examples=args.examples)
     print(f"wrote {rows} rows to {out}")
     return 0
 
@@ -426,6 +426,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite")
     p.add_argument("--format", choices=["csv", "parquet"], default="csv")
     p.add_argument("--out")
+    p.add_argument(
+        "--examples", action="store_true",
+        help="also write <out>_examples: one row per run x example with its score",
+    )  # fmt: skip
     p.set_defaults(func=cmd_export)
     return parser
 

@@ -286,3 +286,22 @@ def test_a_version_4_database_without_per_example_rows_still_shows(tmp_path):
         assert con.execute("SELECT count(*) FROM examples").fetchone() == (0,)
         version = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     assert version == (str(store.SCHEMA_VERSION),)
+
+
+def test_export_can_include_the_per_example_scores(tmp_path):
+    import pandas as pd
+
+    db = tmp_path / "e.duckdb"
+    store.ingest(db, _with_examples("a0", "a", 0, [1.0, 0.0, 1.0]))
+    store.ingest(db, _result("c0", "c", 0, 0.5))
+    out = tmp_path / "x.csv"
+    store.export(db, out, "csv", "s", examples=True)
+    rows = pd.read_csv(tmp_path / "x_examples.csv", dtype={"example_id": str})
+    assert rows["run_id"].tolist() == ["a0"] * 3 and rows["metric"].unique().tolist() == [
+        "accuracy"
+    ]
+    assert dict(zip(rows["example_id"], rows["score"], strict=True)) == {
+        f"{i:016x}": v for i, v in enumerate([1.0, 0.0, 1.0])
+    }
+    store.export(db, tmp_path / "y.csv", "csv", "s")
+    assert not (tmp_path / "y_examples.csv").exists()  # only when asked
