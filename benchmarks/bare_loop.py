@@ -10,7 +10,7 @@ longest example, same length, precision and optimizer (torch AdamW, gradients cl
 Trainer's default norm). The loss computes the LM head on the trained positions only, as TRL's
 default `chunked_nll` does, so both loops do the same arithmetic; nothing else (no Trainer, no
 callbacks, no logging, no metrics, no learning-rate schedule). Each optimizer step is timed as the
-harness times it (harness/run/speed.py: wall time between step ends, synchronised on CUDA).
+harness times it (harness/runs/speed.py: wall time between step ends, synchronised on CUDA).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
     from harness.backends.sft.methods import METHODS, MethodContext
     from harness.backends.sft.methods.base import load_dtype
     from harness.models import load_tokenizer, resolve_model
-    from harness.run.speed import summarize
+    from harness.runs.speed import summarize
     from harness.suite.spec import RunSpec
     from harness.suite.tasks import TASKS
 

@@ -18,16 +18,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from harness.memory.accuracy import Pair, format_summary, summarize
-from harness.memory.calibration import bands_from_pairs, exact_bytes, write_bands
+from harness.memory.calibration import (
+    band_key,
+    bands_from_pairs,
+    calibration_path,
+    coverage,
+    covered,
+    exact_bytes,
+    read_bands,
+    write_bands,
+)
 
 LIMIT_GB = 15.0
 QV = {"target_modules": ["q_proj", "v_proj"]}
@@ -47,6 +56,41 @@ GRID = [
     ("qwen2.5-0.5b", ["lora", "qlora", "prompt"]),
     ("gpt2", ["full", "lora"]),
 ]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of a grid: an architecture, a method, and how it differs from TRAINING."""
+
+    arch: str
+    method: str
+    checkpointing: bool = False
+    peft_t4: bool = False  # peft_t4's settings and budget (t4, over_budget: adjust)
+
+    @property
+    def key(self) -> str:  # the suite's method key
+        return (
+            self.method + ("_ckpt" if self.checkpointing else "") + ("_t4" if self.peft_t4 else "")
+        )
+
+
+# `make gpu-check`'s grid (--grid check), sized for about 2 minutes, every run from a saved
+# checkpoint (faster to load than a model built on the CPU): every method family on the
+# SmolLM2-135M shape, checkpointing as its own factor, the TinyLlama shape, and the Llama-2-7B
+# QLoRA cell with peft_t4's settings (its budget picks the adjustments a T4 user would get).
+CHECK_GRID = [
+    *(Cell("smollm2-135m", m) for m in ("full", "freeze", "lora", "qlora", "prompt", "prefix")),
+    *(Cell("smollm2-135m", m, checkpointing=True) for m in ("full", "lora", "qlora")),
+    Cell("tinyllama-1.1b", "lora"),
+    Cell("tinyllama-1.1b", "lora", checkpointing=True),
+    Cell("tinyllama-1.1b", "qlora"),
+    Cell("llama-2-7b", "qlora", peft_t4=True),
+]
+GRIDS = {"full": [Cell(a, m) for a, methods in GRID for m in methods], "check": CHECK_GRID}
+SAVED_WEIGHTS = {"full": False, "check": True}  # every run from a saved checkpoint (QLoRA always)
+# peft_t4.yaml's training for its QLoRA cells (a shorter run) and its budget.
+PEFT_T4_TRAINING = {"batch_size": 8, "grad_accum": 2, "max_length": 512, "precision": "fp16"}
+PEFT_T4_BUDGET = {"profile": "t4", "over_budget": "adjust"}
 TRAINING = {
     "max_steps": 4,
     "batch_size": 8,
@@ -71,34 +115,46 @@ def method_params(arch: str, method: str) -> dict[str, Any]:
     return params
 
 
-def suites(models_dir: Path, only: set[str] | None = None) -> list[dict[str, Any]]:
-    """One suite per architecture and weights kind (random / saved 4-bit source): the grid as
-    suite dicts, runs named by their method so the method family is the entry key."""
+def suites(
+    models_dir: Path, only: set[str] | None = None, grid: str = "full"
+) -> list[dict[str, Any]]:
+    """One suite per architecture, weights kind (random, or a saved checkpoint: QLoRA, and
+    every cell of the check grid) and budget: the grid as suite dicts, runs named by their cell's
+    key (`lora_ckpt`: LoRA with gradient checkpointing), the method family as `method`."""
+    groups: dict[tuple[str, bool, bool], list[Cell]] = {}
+    for c in GRIDS[grid]:
+        if only is None or c.method in only:
+            saved = SAVED_WEIGHTS[grid] or c.method == "qlora"
+            groups.setdefault((c.arch, saved, c.peft_t4), []).append(c)
     out = []
-    for arch, methods in GRID:
-        chosen = [m for m in methods if only is None or m in only]
-        for saved in (False, True):
-            picked = [m for m in chosen if (m == "qlora") == saved]
-            if not picked:
-                continue
-            if saved:
-                model = {"path": str(models_dir / arch), "architecture": arch}
-            else:
-                model = {"path": str(models_dir / "tok"), "architecture": arch, "weights": "random"}
-            name = f"memory_gpu_{arch.replace('.', '_')}{'_4bit' if saved else ''}"
-            out.append(
-                {
-                    "name": name,
-                    "description": "make bench-memory-gpu: systems-only memory calibration",
-                    "seeds": [0],
-                    "budget": {"profile": "custom", "gpu_mem_gb": 1000.0},  # estimate, no cap
-                    "training": TRAINING,
-                    "models": {arch: model},
-                    "datasets": {"imdb": DATASET},
-                    "methods": {m: {"params": method_params(arch, m)} for m in picked},
-                    "grid": {"methods": picked, "models": [arch], "datasets": ["imdb"]},
-                }
-            )
+    for (arch, saved, peft_t4), picked in groups.items():
+        if saved:
+            model = {"path": str(models_dir / arch), "architecture": arch}
+        else:
+            model = {"path": str(models_dir / "tok"), "architecture": arch, "weights": "random"}
+        methods = {}
+        for c in picked:
+            entry: dict[str, Any] = {"method": c.method, "params": method_params(arch, c.method)}
+            if c.checkpointing:
+                entry["training"] = {"gradient_checkpointing": True}
+            methods[c.key] = entry
+        suffix = ("_saved" if saved else "") + ("_t4" if peft_t4 else "")
+        out.append(
+            {
+                "name": f"memory_gpu_{arch.replace('.', '_').replace('-', '_')}{suffix}",
+                "description": "make bench-memory-gpu: systems-only memory calibration",
+                "seeds": [0],
+                # estimated with no cap, except where a T4 user's budget is the point
+                "budget": PEFT_T4_BUDGET
+                if peft_t4
+                else {"profile": "custom", "gpu_mem_gb": 1000.0},
+                "training": {**TRAINING, **(PEFT_T4_TRAINING if peft_t4 else {})},
+                "models": {arch: model},
+                "datasets": {"imdb": DATASET},
+                "methods": methods,
+                "grid": {"methods": list(methods), "models": [arch], "datasets": ["imdb"]},
+            }
+        )
     return out
 
 
@@ -106,60 +162,55 @@ def saved_architectures(suite_dicts: list[dict[str, Any]]) -> list[str]:
     return sorted({a for s in suite_dicts for a, m in s["models"].items() if "weights" not in m})
 
 
-def make_models(models_dir: Path, archs: list[str]) -> None:
-    """The tiny tokenizer (valid ids for every catalogued vocabulary) and, for QLoRA, random
-    fp16 checkpoints with it, built on the GPU."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from harness.models import MODEL_ASSETS
-    from harness.models.architectures import catalogue, config_from_dict
-
-    source = Path(MODEL_ASSETS.get("tiny-random-llama").resolve().location)
-    tokenizer_files = [
-        f for f in source.iterdir()
-        if f.name.startswith("tokenizer") or f.name in ("special_tokens_map.json", "chat_template.jinja")
-    ]  # fmt: skip
-    for folder in [models_dir / "tok", *(models_dir / a for a in archs)]:
-        folder.mkdir(parents=True, exist_ok=True)
-        for f in tokenizer_files:
-            shutil.copy(f, folder / f.name)
-    for arch in archs:
-        if (models_dir / arch / "config.json").exists():
-            continue
-        started = time.perf_counter()
-        with torch.device("cuda"):
-            model = AutoModelForCausalLM.from_config(
-                config_from_dict(catalogue()[arch]["config"]), dtype=torch.float16
-            )
-        model.save_pretrained(models_dir / arch)
-        del model
-        torch.cuda.empty_cache()
-        print(f"saved a random {arch} checkpoint in {time.perf_counter() - started:.0f} s")
-
-
 QUERY = """
-SELECT r.suite, r.method_key, r.model_key, r.status, r.cuda_max_allocated, m.estimate
+SELECT r.suite, r.method_key, r.method, r.model_key, r.status, r.cuda_max_allocated, m.estimate,
+       r.config
 FROM runs r JOIN memory m USING (run_id)
 WHERE r.suite LIKE 'memory_gpu_%' ORDER BY r.suite, r.method_key
 """
 
 
 def pairs_from_db(db_path: Path) -> tuple[list[Pair], list[str]]:
-    """Predicted (the run's own recorded CUDA estimate) vs CUDA max allocated, per ok run."""
+    """Predicted (the run's own recorded CUDA estimate) vs CUDA max allocated, per ok run; a
+    pair's family is its calibration key (checkpointed runs apart: calibration.band_key)."""
     from harness.store import connect
 
     with connect(db_path, read_only=True) as con:
         records = con.execute(QUERY).fetchall()
     pairs, problems = [], []
-    for suite, method, model, status, allocated, estimate_json in records:
-        label = f"{model} {method}{' (4-bit source)' if suite.endswith('_4bit') else ''}"
+    for suite, key, method, model, status, allocated, estimate_json, config in records:
+        label = f"{model} {key}{' (saved weights)' if '_saved' in suite else ''}"
         parts = (json.loads(estimate_json or "{}").get("cuda") or {}).get("parts")
         if status != "ok" or not allocated or not parts:
             problems.append(f"{label}: status {status}, no measured/predicted pair")
             continue
-        pairs.append(Pair(label, method, parts["total"], allocated, exact_bytes(parts)))
+        training = json.loads(config or "{}").get("training") or {}
+        family = band_key(method, bool(training.get("gradient_checkpointing")))
+        pairs.append(Pair(label, family, parts["total"], allocated, exact_bytes(parts)))
     return pairs, problems
+
+
+def to_json(pairs: list[Pair], problems: list[str], device: str) -> dict[str, Any]:
+    """What `--json` writes: every pair, the summary, band coverage, the runs without a pair."""
+    bands = read_bands(calibration_path())
+    return {
+        "device": device,
+        "rows": [
+            {
+                "label": p.label,
+                "key": p.family,
+                "predicted": p.predicted,
+                "measured": p.measured,
+                "exact": p.exact,
+                "error_pct": 100 * p.error,
+                "in_band": covered(bands, p),
+            }
+            for p in pairs
+        ],  # fmt: skip
+        "summary": summarize(pairs, int(LIMIT_GB * 1e9)) if pairs else None,
+        "band_coverage": coverage(bands, pairs) if pairs else None,
+        "problems": problems,
+    }
 
 
 def report(pairs: list[Pair]) -> str:
@@ -179,6 +230,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=Path("results/memory_gpu"))
     parser.add_argument("--only", help="methods to run, comma-separated (default: the grid)")
     parser.add_argument("--write", type=Path, metavar="PATH", help="write calibration bands")
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="full",
+                        help="full: the calibration grid (~6 min); check: make gpu-check's")  # fmt: skip
+    parser.add_argument("--models", type=Path, help="models folder (default: OUT/models)")
+    parser.add_argument("--tokenizer", type=Path, help="tokenizer files (default: the tiny asset)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the pairs as JSON")
     args = parser.parse_args(argv)
 
     import torch
@@ -186,12 +242,15 @@ def main(argv: list[str]) -> int:
     if not torch.cuda.is_available():
         print("bench-memory-gpu needs a CUDA GPU (none here): `make bench-memory` is the CPU check")
         return 2
+    from gpu_models import make_models  # benchmarks/ is on sys.path when run as a script
+
     from harness.plan.plan import make_plan
-    from harness.run.runner import run_plan
+    from harness.runs.runner import run_plan
 
     only = set(args.only.split(",")) if args.only else None
-    suite_dicts = suites(args.out / "models", only)
-    make_models(args.out / "models", saved_architectures(suite_dicts))
+    models = args.models or args.out / "models"
+    suite_dicts = suites(models, only, args.grid)
+    make_models(models, saved_architectures(suite_dicts), args.tokenizer)
     db = args.out / "memory_gpu.duckdb"
     started = time.perf_counter()
     for suite in suite_dicts:
@@ -203,6 +262,10 @@ def main(argv: list[str]) -> int:
           f"{time.perf_counter() - started:.0f} s of runs; database {db}")  # fmt: skip
     pairs, problems = pairs_from_db(db)
     print("\n".join(problems))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        found = to_json(pairs, problems, torch.cuda.get_device_name(0))
+        args.json.write_text(json.dumps(found, indent=1))
     if not pairs:
         print("no run produced a measurement")
         return 1

@@ -9,7 +9,7 @@ The public API is a few names over the modules that implement them:
     harness.tune("tune_smoke")                              # Optuna studies, then tuned re-runs
 
 Data flow, one folder each: suite/ (what a user declares) -> plan/ (how each run will run) ->
-run/ (each run in its own process; the backend does the training, backends/) -> store/ (DuckDB:
+runs/ (each run in its own process; the backend does the training, backends/) -> store/ (DuckDB:
 results, queries, statistics) -> show/ and the dashboard (views of the store). Imports go down
 that flow only (import-linter contracts in pyproject.toml). Imports here are lazy: a run process
 pays only for what it uses.
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from harness.plan.plan import Only, Plan
-    from harness.run.runner import Executor, SuiteReport
+    from harness.runs.runner import Executor, SuiteReport
     from harness.suite.suite_file import Suite
     from harness.tuning.study import TuneReport
 
@@ -61,7 +61,7 @@ def run(
     """Plan and run a suite; each run in its own process, each result ingested as it finishes."""
     from harness.models.offline import configure_offline_mode
     from harness.plan.plan import Plan
-    from harness.run.runner import run_plan
+    from harness.runs.runner import run_plan
 
     configure_offline_mode()
     plan = suite if isinstance(suite, Plan) else make_plan(suite, only=only)

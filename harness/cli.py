@@ -1,4 +1,4 @@
-"""ftbench command line: validate, ls, plan, run, tune, show, export, lock, repro, memcheck.
+"""ftbench command line: validate, ls, plan, run, tune, show, export, merge, lock, repro, memcheck.
 
 Every command that names runs goes through the plan (harness/plan/plan.py), so `ls`, `plan`, `lock`,
 `run` and `tune` agree on every run_id. A suite is given as suites/NAME.yaml, as a path, or by
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -22,7 +23,10 @@ def _plan(args: argparse.Namespace, **kwargs):
     from harness.suite.suite_file import SuiteError
 
     try:
-        return make_plan(args.suite, only=getattr(args, "only", None), **kwargs)
+        return make_plan(
+            args.suite, only=getattr(args, "only", None), shard=getattr(args, "shard", None),
+            **kwargs,
+        )  # fmt: skip
     except (SuiteError, LockError) as exc:
         print(exc, file=sys.stderr)
         return None
@@ -145,7 +149,7 @@ def _print_plan_notes(plan) -> bool:
 
 def _executor(args: argparse.Namespace, plan):
     """The executor of the suite's `executor:` block, with the command line's flags over it."""
-    from harness.run.executors import ExecutorConfig, build
+    from harness.runs.executors import ExecutorConfig, build
 
     config = plan.suite.executor or ExecutorConfig()
     flags = {
@@ -161,7 +165,7 @@ def _executor(args: argparse.Namespace, plan):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.run.runner import run_plan
+    from harness.runs.runner import run_plan
 
     plan = _plan(args)
     if plan is None:
@@ -282,7 +286,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def cmd_repro(args: argparse.Namespace) -> int:
-    from harness.run.repro import ReproError, format_check, reproduce, sample_run_ids
+    from harness.runs.repro import ReproError, format_check, reproduce, sample_run_ids
 
     if bool(args.run_id) == bool(args.suite):
         print("give a RUN_ID or --suite SUITE (not both)", file=sys.stderr)
@@ -321,8 +325,40 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from harness.store import SchemaMismatchError
+    from harness.store.merge import merge
+
+    into = Path(args.into)
+    try:
+        report = merge([Path(s) for s in args.sources], into)
+    except (FileNotFoundError, ValueError, SchemaMismatchError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    for source in args.sources:
+        print(
+            f"{source}: {report.added.get(source, 0)} runs added, "
+            f"{report.same.get(source, 0)} already there with the same results"
+        )
+    if report.folders_missing:
+        print(
+            f"{len(report.folders_missing)} merged runs have no run folder here (result.json "
+            "not found); copy each machine's RESULTS/runs/ next to its database to keep them"
+        )
+    for conflict in report.conflicts:
+        print(conflict, file=sys.stderr)
+    print(
+        f"merged into {into}" + (f"; {len(report.conflicts)} conflicts" if report.conflicts else "")
+    )
+    return 1 if report.conflicts else 0
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     import subprocess
+
+    from harness.suite.extras import require
+
+    require("dashboard")
 
     app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--", "--db", str(_db(args))]
@@ -348,6 +384,10 @@ def _executor_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+SHARD_HELP = (
+    "run the K-th of N slices of the suite (K/N, e.g. 1/3), dealt by run_id, each run with the "
+    "stages it needs; merge the slices' databases with `ftbench merge`"
+)
 ONLY_HELP = (
     "only these grid cells (their stages come along): KEY=VALUE[|VALUE...][,...] with KEY one "
     "of method, model, dataset, seed; e.g. --only method=lora|qlora,seed=0"
@@ -356,8 +396,15 @@ ONLY_HELP = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ftbench", description=__doc__)
-    parser.add_argument("--results", default="results", help="results folder (default: results)")
-    parser.add_argument("--db", default=None, help="DuckDB file (default: RESULTS/ftbench.duckdb)")
+    parser.add_argument("--version", action="version", version=f"ftbench {_version()}")
+    parser.add_argument(
+        "--results", default=os.environ.get("FTBENCH_RESULTS") or "results",
+        help="results folder (default: $FTBENCH_RESULTS, else results)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--db", default=os.environ.get("FTBENCH_DB") or None,
+        help="DuckDB file (default: $FTBENCH_DB, else RESULTS/ftbench.duckdb)",
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate", help="check suite files; nothing runs")
@@ -369,11 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("suite", nargs="?")
     p.add_argument("--only", help=ONLY_HELP)
+    p.add_argument("--shard", help=SHARD_HELP)
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("run", help="run a suite (finished runs are skipped)")
     p.add_argument("suite", help="suites/NAME.yaml, a suite name, or a lock file")
     p.add_argument("--only", help=ONLY_HELP)
+    p.add_argument("--shard", help=SHARD_HELP)
     p.add_argument("--force", action="store_true", help="re-run finished runs too")
     _executor_flags(p)
     p.set_defaults(func=cmd_run)
@@ -381,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="predict each run's peak GPU memory against the budget")
     p.add_argument("suite", help="suites/NAME.yaml, a suite name, or a lock file")
     p.add_argument("--only", help=ONLY_HELP)
+    p.add_argument("--shard", help=SHARD_HELP)
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=cmd_plan)
 
@@ -419,6 +469,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.set_defaults(func=cmd_repro)
 
+    p = sub.add_parser(
+        "merge", help="combine result databases (e.g. of --shard slices) into one, by run_id"
+    )
+    p.add_argument("sources", nargs="+", help="DuckDB files to merge, in order (first wins)")
+    p.add_argument("--into", required=True, help="the merged DuckDB file (created if missing)")
+    p.set_defaults(func=cmd_merge)
+
     p = sub.add_parser("dashboard", help="serve the Streamlit leaderboard over the results DB")
     p.set_defaults(func=cmd_dashboard)
 
@@ -434,10 +491,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ftbench")
+    except PackageNotFoundError:
+        return "(not installed: pip install -e .)"
+
+
 def main(argv: list[str] | None = None) -> int:
+    from harness.suite.extras import MissingExtraError
+
     args = build_parser().parse_args(argv)
     configure_offline_mode()  # before transformers is imported anywhere
-    return args.func(args)
+    try:
+        return args.func(args)
+    except MissingExtraError as exc:
+        print(exc, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

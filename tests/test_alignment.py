@@ -11,7 +11,7 @@ from helpers import suite_dict
 from harness import store
 from harness.backends.alignment.task import partitions
 from harness.plan.plan import make_plan
-from harness.run.runner import run_plan
+from harness.runs.runner import run_plan
 from harness.store.result import RunResult
 
 STAGE = {"max_steps": 2, "batch_size": 2}

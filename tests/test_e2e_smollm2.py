@@ -7,7 +7,7 @@ import pytest
 from helpers import suite_dict
 
 from harness.plan.plan import make_plan
-from harness.run.runner import run_plan
+from harness.runs.runner import run_plan
 from harness.store import leaderboard
 
 pytestmark = pytest.mark.slow

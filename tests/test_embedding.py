@@ -16,7 +16,7 @@ from harness.backends.embedding.evaluate import RetrievalSet, evaluate_at_dims, 
 from harness.backends.embedding.methods.base import TrainParams, check_dims
 from harness.models import MODEL_ASSETS
 from harness.plan.plan import make_plan
-from harness.run.lifecycle import execute
+from harness.runs.lifecycle import execute
 from harness.store.browse import embedding_scores
 from harness.suite.suite_file import Suite, SuiteError, expand, load_suite
 

@@ -8,7 +8,7 @@ import torch
 from helpers import grid_specs, load_specs, suite_dict
 
 from harness.backends.sft.methods.feature_based import HEAD_FILE
-from harness.run.lifecycle import execute
+from harness.runs.lifecycle import execute
 from harness.suite.suite_file import SuiteError
 
 

@@ -13,7 +13,7 @@ from test_methods import Snapshot
 from harness.backends.sft.methods import METHODS
 from harness.backends.sft.methods.generic_peft import build_config
 from harness.plan.budget import estimate_or_reason
-from harness.run.lifecycle import execute
+from harness.runs.lifecycle import execute
 from harness.suite.suite_file import SuiteError
 
 T = ["q_proj", "v_proj"]

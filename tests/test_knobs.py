@@ -10,7 +10,7 @@ from helpers import grid_specs, load_specs, suite_dict
 from transformers import TrainerCallback
 
 from harness.plan.budget import estimate_or_reason
-from harness.run.lifecycle import execute
+from harness.runs.lifecycle import execute
 from harness.suite.suite_file import SuiteError
 
 

@@ -13,8 +13,8 @@ from harness.backends.sft.methods import METHODS
 from harness.models.architectures import catalogue, config_from_dict
 from harness.plan.budget import BudgetPlanner
 from harness.plan.plan import make_plan
-from harness.run.lifecycle import execute
-from harness.run.runner import run_plan
+from harness.runs.lifecycle import execute
+from harness.runs.runner import run_plan
 from harness.show.memcheck import collect, summarize
 from harness.suite.spec import TrainingConfig
 from harness.suite.suite_file import Suite, expand

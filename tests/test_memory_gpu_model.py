@@ -191,11 +191,13 @@ def test_the_shipped_calibration_has_a_band_for_every_calibrated_family():
 def _benchmark(name: str):
     """A script of benchmarks/ as a module (they are not a package)."""
     import importlib.util
+    import sys
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while it runs
     spec.loader.exec_module(module)
     return module
 

@@ -9,7 +9,7 @@ import torch
 from helpers import suite_dict
 from transformers import TrainerCallback
 
-from harness.run.lifecycle import execute
+from harness.runs.lifecycle import execute
 from harness.suite.suite_file import Suite, expand
 
 

@@ -15,10 +15,10 @@ import pytest
 from helpers import suite_dict
 
 from harness.plan.plan import make_plan
-from harness.run import runlock
-from harness.run.executors import ExecutorConfig, build
-from harness.run.executors.ray import PLACEMENT_FILE
-from harness.run.runner import run_plan
+from harness.runs import runlock
+from harness.runs.executors import ExecutorConfig, build
+from harness.runs.executors.ray import PLACEMENT_FILE
+from harness.runs.runner import run_plan
 
 ray = pytest.importorskip("ray", reason="ray is not installed (`make setup` installs it)")
 
@@ -70,9 +70,9 @@ def test_the_tiny_suite_on_ray_gives_the_rows_of_the_local_executor(cluster, tmp
 
 
 def test_an_executor_block_is_optional_and_never_part_of_a_run_id(cluster, write_suite):
-    from harness.run.executors.local import LocalSubprocessExecutor
-    from harness.run.executors.ray import RayExecutor
-    from harness.run.runner import default_executor
+    from harness.runs.executors.local import LocalSubprocessExecutor
+    from harness.runs.executors.ray import RayExecutor
+    from harness.runs.runner import default_executor
     from harness.suite.suite_file import load_suite
 
     plain = suite_dict(seeds=[0, 1])
@@ -202,7 +202,7 @@ def test_runs_packed_on_a_shared_gpu_have_their_speed_marked_not_comparable(tmp_
 def test_an_upstream_stage_folder_comes_from_the_artifact_store_or_the_fix_is_named(
     tmp_path, write_suite
 ):
-    from harness.run.executors.ray import _missing_upstream
+    from harness.runs.executors.ray import _missing_upstream
 
     (spec,) = make_plan(write_suite(suite_dict())).specs
     spec = spec.model_copy(update={"upstream": {"reward": "stage1"}})

@@ -20,7 +20,7 @@ from harness.backends.data import MovieReviewOptions, MovieReviews
 from harness.cli import main as cli
 from harness.plan.lock import LockError, load_locked
 from harness.plan.plan import make_plan
-from harness.run.runner import run_plan
+from harness.runs.runner import run_plan
 from harness.store.result import read_result
 from harness.suite.suite_file import SuiteError, load_suite
 

@@ -10,7 +10,7 @@ import pytest
 from helpers import load_specs, suite_dict
 
 from harness.plan.plan import make_plan
-from harness.run.trial import journal_storage
+from harness.runs.trial import journal_storage
 from harness.suite.search_space import SearchDim
 from harness.suite.suite_file import SuiteError, with_values
 from harness.tuning.study import expected_best, study_file, suggest_all, tune_plan

@@ -14,6 +14,11 @@ no rows for. A family's band is never narrower than the pooled band of every row
 p95 of the errors on each side), so a family with two rows does not get a band from two numbers.
 `make bench-memory-gpu --write` rewrites the file from the harness's own GPU runs;
 benchmarks/memory_h100.py --write-calibration from the H100 reference table.
+
+Gradient checkpointing is a factor of its own (it changes which activations live at the peak):
+a band keyed `FAMILY+checkpointing` applies to checkpointed runs of that family and falls back to
+the family's band, then `default`. `widen_bands` (used by `make gpu-check`) widens a file's bands
+from the harness's own measured runs when they cover fewer than 95 % of them, never narrowing one.
 """
 
 from __future__ import annotations
@@ -94,10 +99,81 @@ def calibration_path() -> Path:
     return Path(os.environ.get(ENV) or SHIPPED)
 
 
-def band_for(family: str, path: Path | None = None) -> Band:
-    """The band of a method family (a method's registered name), or the default band."""
-    bands = _cached(str(path or calibration_path()))
+CHECKPOINTING = "+checkpointing"
+COVERAGE_TARGET = 0.95  # below this share of measured peaks inside their bands, bands are widened
+
+
+def band_key(family: str, checkpointing: bool = False) -> str:
+    """The calibration key of a method family (a method's registered name), with or without
+    gradient checkpointing."""
+    return family + CHECKPOINTING if checkpointing else family
+
+
+def lookup(bands: dict[str, Band], key: str) -> Band:
+    """A key's band: its own, else (for a checkpointed key) its family's, else the default."""
+    if key in bands:
+        return bands[key]
+    family = key.removesuffix(CHECKPOINTING)
     return bands.get(family, bands["default"])
+
+
+def band_for(family: str, path: Path | None = None, checkpointing: bool = False) -> Band:
+    """The band of a method family (checkpointed or not), or the default band."""
+    return lookup(_cached(str(path or calibration_path())), band_key(family, checkpointing))
+
+
+def covered(bands: dict[str, Band], pair: Pair) -> bool:
+    """Whether a measured peak lies inside the band of its pair's key (Pair.family)."""
+    low, high = lookup(bands, pair.family).bounds(pair.predicted, pair.exact)
+    return low <= pair.measured <= high
+
+
+def coverage(bands: dict[str, Band], pairs: Iterable[Pair]) -> float:
+    pairs = list(pairs)
+    if not pairs:
+        raise ValueError("no measured rows to check the bands on")
+    return sum(covered(bands, p) for p in pairs) / len(pairs)
+
+
+def widen_bands(
+    bands: dict[str, Band], pairs: Iterable[Pair], source: str
+) -> tuple[dict[str, Band], dict[str, Any]]:
+    """Bands that cover the harness's own measured rows, never narrower than `bands`.
+
+    Each pair's `family` is its key (`band_key`: family, `+checkpointing` when it ran
+    checkpointed). When the current bands cover at least COVERAGE_TARGET of the rows they are
+    returned unchanged. Otherwise every key with a row outside its band gets the band it had
+    (by `lookup`: a checkpointed key starts from its family's) widened to its rows' extreme
+    ratios, and `default` widened to the pooled p95 on each side, so each
+    row is inside its band afterwards. Keys without rows keep their bands. Returns the bands and
+    a summary: coverage before and after, and which keys changed."""
+    pairs = list(pairs)
+    before = coverage(bands, pairs)
+    summary: dict[str, Any] = {"rows": len(pairs), "coverage_before": before, "widened": {}}
+    if before >= COVERAGE_TARGET:
+        return dict(bands), {**summary, "coverage_after": before}
+    out = dict(bands)
+    ratios = [ratio(p) for p in pairs]
+    old = bands["default"]
+    out["default"] = Band(
+        min(old.lower, -percentile([max(-r, 0.0) for r in ratios], 95)),
+        max(old.upper, percentile([max(r, 0.0) for r in ratios], 95)),
+        old.rows,
+        f"{source}; widened from: {old.source}",
+    )
+    if (out["default"].lower, out["default"].upper) != (old.lower, old.upper):
+        summary["widened"]["default"] = {"was": [old.lower, old.upper],
+                                         "now": [out["default"].lower, out["default"].upper]}  # fmt: skip
+    for key in sorted({p.family for p in pairs}):
+        mine = [ratio(p) for p in pairs if p.family == key]
+        was = lookup(bands, key)
+        lower, upper = min(was.lower, min(mine)), max(was.upper, max(mine))
+        if (lower, upper) == (was.lower, was.upper):
+            continue  # its rows were inside: the band (or the one it falls back to) stays
+        rows = len(mine) + (bands[key].rows if key in bands else 0)
+        out[key] = Band(lower, upper, rows, f"{source}; widened from: {was.source}")
+        summary["widened"][key] = {"was": [was.lower, was.upper], "now": [lower, upper]}
+    return out, {**summary, "coverage_after": coverage(out, pairs)}
 
 
 _BANDS: dict[str, dict[str, Band]] = {}

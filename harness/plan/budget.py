@@ -12,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.backends import backend_for
 from harness.memory.calibration import band_for, exact_bytes
 from harness.memory.estimate import GB, Estimate, Verdict, verdict
+from harness.models.architectures import ArchitectureUnknownError
 from harness.suite.spec import RunSpec, TrainingConfig, config_hash
 
 
@@ -42,8 +44,6 @@ class Fitted:
 
 
 def estimate_or_reason(spec: RunSpec, device: str = "cuda") -> tuple[Estimate | None, str]:
-    from harness.backends import backend_for
-    from harness.models.architectures import ArchitectureUnknownError
 
     try:
         found = backend_for(spec).estimate_memory(spec, device)
@@ -76,7 +76,7 @@ class BudgetPlanner:
     def _fit(self, spec: RunSpec) -> Fitted:
         limit = spec.budget.limit_bytes
         found, why = estimate_or_reason(spec)
-        band = band_for(spec.method)
+        band = band_for(spec.method, checkpointing=spec.training.gradient_checkpointing)
         first = verdict(found, limit, why, band)
         if first.fits is not False or spec.budget.over_budget != "adjust" or not self.adjust:
             return Fitted(spec, first, found)
@@ -87,7 +87,8 @@ class BudgetPlanner:
                               first.upper_bytes, first.band)  # fmt: skip
             return Fitted(spec, refused, found)
         new_spec, new_estimate, notes = adjusted
-        return Fitted(new_spec, verdict(new_estimate, limit, band=band), new_estimate, notes)
+        new_band = band_for(spec.method, checkpointing=new_spec.training.gradient_checkpointing)
+        return Fitted(new_spec, verdict(new_estimate, limit, band=new_band), new_estimate, notes)
 
 
 def _memory_key(spec: RunSpec) -> str:
@@ -137,6 +138,7 @@ def _adjust(spec: RunSpec, limit: int) -> tuple[RunSpec, Estimate, list[str]] | 
         found, _ = estimate_or_reason(candidate)
         if found is None:
             continue
-        if band_for(spec.method).bounds(found.total, exact_bytes(found.parts))[1] <= limit:
+        band = band_for(spec.method, checkpointing=candidate.training.gradient_checkpointing)
+        if band.bounds(found.total, exact_bytes(found.parts))[1] <= limit:
             return candidate, found, notes
     return None

@@ -13,8 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.backends import backend_for
+from harness.backends.data import DATA_SOURCES
 from harness.memory.estimate import GB
+from harness.models import ModelUnavailableError, resolve_model
 from harness.plan.budget import BudgetPlanner, Fitted
+from harness.plan.lock import load_locked
 from harness.suite.registry import did_you_mean
 from harness.suite.spec import RunSpec
 from harness.suite.suite_file import Suite, SuiteError, expand, load_suite, locate
@@ -71,6 +75,39 @@ class Only:
                     f"{source}: --only {key}={value} matches no run{did_you_mean(value, known)} "
                     f"(its {key}s: {', '.join(known)})"
                 )
+
+
+@dataclass(frozen=True)
+class Shard:
+    """`--shard K/N`: the K-th of N deterministic slices of a suite's grid runs, to run a suite on
+    several machines and merge the databases (`ftbench merge`). The grid runs, sorted by run_id,
+    are dealt round-robin, so the slices differ in size by one run at most and every machine that
+    plans the same suite (or lock file) deals the same slices. The upstream stages a run starts
+    from come with it: a stage two slices need runs in both (same run_id; merge keeps one)."""
+
+    index: int = 1
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str | None) -> Shard:
+        if not text:
+            return cls()
+        k, sep, n = text.strip().partition("/")
+        if not (sep and k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+            raise SuiteError(
+                f"--shard {text!r}: expected K/N with 1 <= K <= N (e.g. --shard 2/4 runs the "
+                "second of four slices)"
+            )
+        return cls(int(k), int(n))
+
+    def __bool__(self) -> bool:
+        return self.count > 1
+
+    def select(self, specs: list[RunSpec]) -> list[RunSpec]:
+        """The specs of this slice, in their original order."""
+        ids = sorted({s.run_id for s in specs})
+        mine = set(ids[self.index - 1 :: self.count])
+        return [s for s in specs if s.run_id in mine]
 
 
 @dataclass
@@ -171,7 +208,6 @@ class Planner:
 
     def plan(self, spec: RunSpec, stage: bool = False) -> list[PlannedRun]:
         """`spec` as it will run, preceded by the stages it starts from (recursively)."""
-        from harness.backends import backend_for
 
         fitted = self.budget.fit(spec)
         out: list[PlannedRun] = []
@@ -193,25 +229,29 @@ def make_plan(
     source: str | Path,
     *,
     only: Only | str | None = None,
+    shard: Shard | str | None = None,
     availability: bool = True,
     estimates: bool = False,
 ) -> Plan:
     """The plan of a suite file, a suite name (its `name:`) or a lock file.
 
-    `only` keeps the matching grid cells (and their stages); `availability` checks that models
-    and datasets can be had here (it may convert an offline asset into the cache once);
+    `only` keeps the matching grid cells (and their stages), `shard` one slice of those (see
+    Shard); `availability` checks that models and datasets can be had here (it may convert an
+    offline asset into the cache once);
     `estimates` estimates memory even for runs without a budget (for `ftbench plan`).
     """
     only = only if isinstance(only, Only) else Only.parse(only)
+    shard = shard if isinstance(shard, Shard) else Shard.parse(shard)
     path = locate(source)
     if path.suffix == ".json":
-        plan = _locked_plan(path, only, estimates)
+        plan = _locked_plan(path, only, shard, estimates)
     else:
         suite = load_suite(path)
         grid = expand(suite)
         if only:
             only.check(grid, path)
             grid = [s for s in grid if only.matches(s)]
+        grid = shard.select(grid)
         planner = Planner(estimate_without_budget=estimates)
         runs: dict[str, PlannedRun] = {}
         for spec in grid:
@@ -240,13 +280,16 @@ def stored_run(spec: RunSpec) -> PlannedRun:
     return run
 
 
-def _locked_plan(path: Path, only: Only, estimates: bool) -> Plan:
-    from harness.plan.lock import load_locked
+def _locked_plan(path: Path, only: Only, shard: Shard, estimates: bool) -> Plan:
 
     suite, specs = load_locked(path)
-    if only:
+    if only or shard:
         only.check(specs, path)
-        keep = {s.run_id for s in specs if only.matches(s)}
+        kept = [s for s in specs if only.matches(s)]
+        if shard:  # deal the grid runs; the stages come with them below
+            stages = {up for s in specs for up in (s.upstream or {}).values()}
+            kept = shard.select([s for s in kept if s.run_id not in stages])
+        keep = {s.run_id for s in kept}
         by_id = {s.run_id: s for s in specs}
         pending = list(keep)
         while pending:  # the stages the kept runs start from come with them
@@ -263,8 +306,6 @@ def _locked_plan(path: Path, only: Only, estimates: bool) -> Plan:
 
 def unavailable_runs(specs: list[RunSpec]) -> dict[str, str]:
     """run_id -> reason, for runs that would fail for want of a model or dataset."""
-    from harness.backends.data import DATA_SOURCES
-    from harness.models import ModelUnavailableError, resolve_model
 
     model_reasons: dict[str, str | None] = {}
     data_reasons: dict[str, str | None] = {}

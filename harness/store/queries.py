@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.store import stats
 from harness.store.schema import (
     NOT_TRIAL,
     RUN_ISSUES_SQL,
@@ -23,6 +24,8 @@ from harness.store.schema import (
     ensure_tables,
     is_current,
 )
+from harness.suite.budget_profile import T4_USABLE_GB
+from harness.suite.tasks import higher_is_better
 
 # Systems-only runs (`weights: random`) measure memory and speed; their quality metrics are kept
 # under this split, so no ranking (which reads `test`) ever sees them.
@@ -122,7 +125,7 @@ def summarize(runs):
     (harness/store/stats.py), runs (every status), not_ok (status counts), ok_without_metric,
     flagged runs and their issues, trainable %, the largest peak memory and whether it fits the
     run's budget, mean train time, and steady-state tokens/s and samples/s (after the warm-up
-    steps, harness/run/speed.py), and speed_shared (a run was packed with others on one GPU, so its
+    steps, harness/runs/speed.py), and speed_shared (a run was packed with others on one GPU, so its
     speed is not comparable).
 
     From the stored per-example scores (NaN where a run has none): ex_n examples, ex_se and the
@@ -166,9 +169,6 @@ def _cells(runs):
     aggregated with groupby (no Python loop over runs: 100k runs take well under a second),
     plus `_seeds` and `_examples` for the paired tests."""
     import numpy as np
-
-    from harness.store import stats
-    from harness.suite.tasks import higher_is_better
 
     # one integer code per cell: every aggregation groups by it (factorising the four string keys
     # once, not once per aggregation); rows with a NULL key (no metric) rank nowhere
@@ -310,11 +310,9 @@ def _example_means(examples: dict[int, dict[str, float]]) -> list[float]:
     return [sum(s[i] for s in per_seed) / len(per_seed) for i in sorted(common)]
 
 
-def _against_leader(group, higher_is_better: bool) -> dict[str, list]:
+def _against_leader(group, up: bool) -> dict[str, list]:
     """The paired test of each row against the leader (the first ranked valid row), then Holm's
     correction over the tests of this ranking and the verdicts."""
-    from harness.store import stats
-
     rows = group.to_dict("records")
     lead = next((r for r in rows if r["valid"] and not math.isnan(r["mean"])), None)
     tests: list[stats.Paired | None] = []
@@ -336,7 +334,7 @@ def _against_leader(group, higher_is_better: bool) -> dict[str, list]:
         elif r is lead:
             verdicts.append("leader")
         else:
-            verdicts.append(stats.verdict(t.diff, p, higher_is_better) if t else "no test")
+            verdicts.append(stats.verdict(t.diff, p, up) if t else "no test")
     return {
         "vs_leader": verdicts,
         "diff": [t.diff if t else nan for t in tests],
@@ -353,8 +351,6 @@ def rank_tests(board) -> list[tuple[str, Any]]:
     dataset x model cell of the leaderboard (valid, with a mean), their average ranks, the
     Friedman test and the Nemenyi critical difference (stats.RankTest); metrics with fewer than
     2 cells or 3 such entries are left out."""
-    from harness.store import stats
-
     out = []
     if board.empty:
         return out
@@ -373,7 +369,6 @@ def rank_tests(board) -> list[tuple[str, Any]]:
 
 def _budget(profile, gb) -> float:
     """The budget the runs were held to, in bytes: their suite's, else a T4's usable 15 GB."""
-    from harness.suite.budget_profile import T4_USABLE_GB
 
     custom = profile == "custom" and gb is not None and gb == gb
     return (gb if custom else T4_USABLE_GB) * 1e9

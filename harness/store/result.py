@@ -125,7 +125,7 @@ class TrainInfo(_Model):
     memory: Memory | None = None
     train_tokens: int | None = None
     tokens_per_s: float | None = None  # over the whole training time (train_tokens / train_s)
-    speed: dict[str, Any] | None = None  # per-step times, steady state (harness/run/speed.py)
+    speed: dict[str, Any] | None = None  # per-step times, steady state (harness/runs/speed.py)
     artifact_bytes: int | None = None
     precision_effective: str | None = None
     split_sizes: dict[str, int] | None = None
@@ -166,7 +166,7 @@ class RunResult(_Model):
     train_info: TrainInfo
     meta_info: dict[str, Any] = Field(
         default_factory=dict
-    )  # provenance (harness/run/provenance.py)
+    )  # provenance (harness/runs/provenance.py)
 
     @field_validator("meta_info", mode="before")
     @classmethod

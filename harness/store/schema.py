@@ -18,6 +18,8 @@ from typing import Any
 
 import duckdb
 
+from harness.store.result import IDENTIFIER
+
 SCHEMA_VERSION = 5
 DEFAULT_DB = Path("results/ftbench.duckdb")
 
@@ -122,7 +124,7 @@ FROM ({RUN_ISSUES_SQL});
 MIGRATIONS = [
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS origin VARCHAR DEFAULT 'run'; "
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS tune_trials INTEGER;",
-    # v3: steady-state speed (harness/run/speed.py); older runs keep NULL (they timed no steps).
+    # v3: steady-state speed (harness/runs/speed.py); older runs keep NULL (they timed no steps).
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS steady_tokens_per_s DOUBLE; "
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS steady_samples_per_s DOUBLE; "
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS first_step_s DOUBLE;",
@@ -242,7 +244,6 @@ def declared_tables(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]
 def declare_table(con: duckdb.DuckDBPyConnection, name: str, table: Any) -> None:
     """Create a backend's result table on first use; a table of the same name declared with
     other columns is refused, naming both (a backend changed its table: a migration is due)."""
-    from harness.store.result import IDENTIFIER
 
     if not IDENTIFIER.match(name):  # spliced into SQL: a checked identifier, never free text
         raise ValueError(f"result table name {name!r}: lower-case identifier expected")

@@ -18,11 +18,28 @@ from pydantic import Field, StrictBool, StrictFloat, StrictInt, ValidationError
 from harness.suite.budget_profile import Budget
 from harness.suite.config import EntryFieldError, StrictModel, optional
 from harness.suite.executor_config import ExecutorConfig
+from harness.suite.plugins import all_method_names, backend_for_task, method_for
 from harness.suite.registry import UnknownNameError, did_you_mean
 from harness.suite.search_space import SearchDim, TuneConfig
 from harness.suite.spec import DatasetSpec, Determinism, ModelSpec, RunSpec, TrainingConfig
+from harness.suite.tasks import TASKS
 
-SUITES_DIR = Path("suites")
+
+def suites_dir() -> Path:
+    """suites/ of the working directory; else the suites that came with ftbench: the checkout's
+    (an editable install run from elsewhere) or the copy a wheel installs (pyproject.toml's
+    data-files, under the environment's data path), so `pip install ftbench` then
+    `ftbench run smoke` finds the suite."""
+    import site
+    import sysconfig
+
+    here = Path("suites")
+    shipped = [
+        Path(__file__).resolve().parents[2] / "suites",
+        Path(sysconfig.get_path("data")) / "share" / "ftbench" / "suites",
+        Path(site.USER_BASE or "") / "share" / "ftbench" / "suites",
+    ]
+    return next((p for p in [here, *shipped] if p.is_dir()), here)
 
 
 class SuiteError(ValueError):
@@ -126,9 +143,10 @@ class Suite(StrictModel):
 # --------------------------------------------------------------------------- finding a suite
 
 
-def locate(name_or_path: str | Path, folder: Path = SUITES_DIR) -> Path:
+def locate(name_or_path: str | Path, folder: Path | None = None) -> Path:
     """The suite file a user means: a path, suites/NAME.yaml, or the file whose `name:` is NAME
     (the file's stem need not be its name). A lock file (*.json) is returned as given."""
+    folder = folder or suites_dir()
     path = Path(name_or_path)
     if path.suffix == ".json" or path.is_file():
         return path
@@ -153,8 +171,9 @@ def locate(name_or_path: str | Path, folder: Path = SUITES_DIR) -> Path:
     )
 
 
-def declared_names(folder: Path = SUITES_DIR) -> dict[Path, str]:
+def declared_names(folder: Path | None = None) -> dict[Path, str]:
     """Every suite file under `folder` (recursively) with the `name:` it declares."""
+    folder = folder or suites_dir()
     out: dict[Path, str] = {}
     for path in sorted([*folder.rglob("*.yaml"), *folder.rglob("*.yml")]):
         try:
@@ -234,8 +253,6 @@ def _report(path: Path, problems: list[str]) -> str:
 
 def _cross_check(suite: Suite) -> list[str]:
     """Checks across sections: grid names exist, methods are known, params validate."""
-    from harness.backends import all_method_names
-
     problems: list[str] = []
     for axis, known in (
         ("methods", suite.methods),
@@ -330,8 +347,6 @@ def split_values(
 
 def _check_search(suite: Suite) -> list[str]:
     """Search keys must name a training field or a method parameter; `tune` needs a space."""
-    from harness.suite.tasks import TASKS
-
     problems = []
     for key, entry in suite.methods.items():
         method = _grid_method(suite, key)
@@ -362,8 +377,6 @@ def _check_search(suite: Suite) -> list[str]:
 def _grid_method(suite: Suite, method_key: str) -> Any:
     """The method object a method entry resolves to, through the backend of a dataset it is
     combined with in the grid (None when no dataset's backend knows it)."""
-    from harness.backends import backend_for_task
-
     name = suite.methods[method_key].method or method_key
     for dataset_key in suite.grid.datasets:
         dataset = suite.datasets.get(dataset_key)
@@ -375,8 +388,6 @@ def _grid_method(suite: Suite, method_key: str) -> Any:
 def with_values(spec: RunSpec, values: dict[str, Any], **update: Any) -> RunSpec:
     """A copy of `spec` with searched values applied (training fields or method params). Its
     upstream stages and budget verdict are the plan's to decide again (plan.plan_spec)."""
-    from harness.backends import method_for
-
     method = method_for(spec)
     params, training, problems = split_values(values, method.Params, f"methods.{spec.method_key}")
     if problems:
@@ -407,8 +418,6 @@ def expand(suite: Suite) -> list[RunSpec]:
 
 
 def _expand(suite: Suite) -> tuple[list[RunSpec], list[str]]:
-    from harness.backends import backend_for_task
-
     specs: list[RunSpec] = []
     problems: list[str] = []
     grid = suite.grid

@@ -28,7 +28,26 @@ def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
 
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no")
+    if commit is None and (installed := installed_commit()):
+        # Installed from a git URL (a notebook's `pip install git+...`): pip built exactly that
+        # commit, so the code is clean at it.
+        return {"git_commit": installed, "git_dirty": False}
     return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
+
+
+def installed_commit() -> str | None:
+    """The commit pip installed ftbench from (PEP 610 direct_url.json: vcs_info.commit_id); None
+    for an install from a folder, an index or an editable checkout."""
+    import json
+
+    try:
+        text = importlib.metadata.distribution("ftbench").read_text("direct_url.json")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    try:
+        return (json.loads(text or "{}").get("vcs_info") or {}).get("commit_id")
+    except (ValueError, AttributeError):
+        return None
 
 
 def package_versions() -> dict[str, str | None]:

@@ -10,7 +10,7 @@ runs on one card: their memory verdicts hold under the budget's cap, their speed
 shared and are marked not comparable), elsewhere `cpus_per_run` CPUs.
 
 Faults: the run process of a task dies with the task's worker (a parent-death signal,
-harness/run/worker.py), so Ray's retry (`max_retries`) can take the run's lock; after the last retry
+harness/runs/worker.py), so Ray's retry (`max_retries`) can take the run's lock; after the last retry
 the run is recorded `failed` with the reason "node lost".
 """
 
@@ -27,9 +27,9 @@ from typing import Any
 import ray
 import ray.exceptions
 
-from harness.run import runlock
-from harness.run.executors import EXECUTORS, ExecutorConfig
-from harness.run.executors.local import LocalSubprocessExecutor
+from harness.runs import runlock
+from harness.runs.executors import EXECUTORS, ExecutorConfig
+from harness.runs.executors.local import LocalSubprocessExecutor
 from harness.store.result import RunResult, now
 from harness.suite.spec import RunSpec
 

@@ -1,6 +1,6 @@
 """Schedule a plan's runs on an executor, and ingest every finished run.
 
-Each run executes in its own process (harness/run/executors/): a crash, OOM or hang in one run cannot
+Each run executes in its own process (harness/runs/executors/): a crash, OOM or hang in one run cannot
 take down the suite or pollute the next run's memory measurement. Finished runs are skipped on a
 re-run (resume); `force` re-runs them. Runs the plan says must not run (model or data
 unavailable, over budget) and runs whose upstream stage did not end `ok` are recorded with that
@@ -11,6 +11,7 @@ is the only DuckDB writer, whatever executes the runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,9 @@ from tqdm.auto import tqdm
 
 from harness import store
 from harness.plan.plan import Plan, PlannedRun
-from harness.run import runlock
-from harness.run.executors import Executor
-from harness.run.executors.local import LocalSubprocessExecutor, run_progress, schedulable
+from harness.runs import runlock
+from harness.runs.executors import Executor, build
+from harness.runs.executors.local import LocalSubprocessExecutor, run_progress, schedulable
 from harness.store.result import (
     FINAL_STATUSES,
     RESULT_FILE,
@@ -32,7 +33,9 @@ from harness.store.result import (
 )
 from harness.suite.spec import RunSpec
 
-__all__ = ["Executor", "LocalSubprocessExecutor", "run_plan", "run_planned", "run_progress"]
+__all__ = [
+    "Executor", "LocalSubprocessExecutor", "drive", "run_plan", "run_progress",
+]  # fmt: skip
 
 DEFAULT_RESULTS = Path("results")
 
@@ -100,29 +103,10 @@ def record(
     return outcome
 
 
-def run_planned(
-    run: PlannedRun,
-    results_dir: Path,
-    db_path: Path,
-    executor: Executor,
-    *,
-    force: bool = False,
-) -> tuple[RunResult, bool]:
-    """One planned run, waited for: (its result, whether it ran now)."""
-    done = prepare(run, results_dir, db_path, force=force)
-    if done is not None:
-        return done
-    executor = schedulable(executor)
-    handle = executor.submit(run.spec, results_dir / "runs" / run.spec.run_id)
-    _, outcome = executor.wait_any([handle])
-    return record(run, outcome, results_dir, db_path), True
-
-
 def default_executor(plan: Plan) -> Executor:
     """The suite's `executor:` block when it has one, else the local executor."""
     if plan.suite.executor is None:
         return LocalSubprocessExecutor()
-    from harness.run.executors import build
 
     return build(plan.suite.executor)
 
@@ -145,36 +129,59 @@ def run_plan(
     report = SuiteReport()
     waiting = list(plan.runs)
     open_ids = {run.spec.run_id for run in waiting}  # not finished yet in this invocation
-    in_flight: dict[Any, PlannedRun] = {}
     bar = tqdm(total=len(waiting), desc=f"suite {plan.suite.name}", unit="run", position=0)
-    while waiting or in_flight:
-        for run in list(waiting):
-            if len(in_flight) >= executor.parallel:
-                break
-            if open_ids & set((run.spec.upstream or {}).values()):
-                continue  # an upstream stage is still waiting or running
-            waiting.remove(run)
-            done = prepare(run, results_dir, db_path, force=force)
-            if done is not None:
-                _finish(report, bar, run, *done, open_ids)
-                continue
-            bar.set_postfix_str(run.spec.label)
-            run_dir = results_dir / "runs" / run.spec.run_id
-            in_flight[executor.submit(run.spec, run_dir)] = run
-        if not in_flight:
-            continue
-        handle, outcome = executor.wait_any(list(in_flight))
-        run = in_flight.pop(handle)
-        _finish(report, bar, run, record(run, outcome, results_dir, db_path), True, open_ids)
+
+    def next_ready() -> PlannedRun | None:
+        for run in waiting:  # the plan's order: stages before the runs that start from them
+            if not open_ids & set((run.spec.upstream or {}).values()):
+                waiting.remove(run)
+                bar.set_postfix_str(run.spec.label)
+                return run
+        return None  # the rest wait for a run in flight
+
+    def finished(run: PlannedRun, result: RunResult, ran: bool) -> None:
+        open_ids.discard(run.spec.run_id)
+        (report.executed if ran else report.skipped).append(result)
+        bar.update(1)
+        if ran and result.status != "ok":
+            tqdm.write(f"[{result.status}] {run.spec.label}: {result.train_info.reason}")
+
+    drive(executor, next_ready, finished, results_dir, db_path, force=force)
     bar.close()
     return report
 
 
-def _finish(
-    report: SuiteReport, bar: Any, run: PlannedRun, result: RunResult, ran: bool, open_ids: set
+def drive(
+    executor: Executor,
+    next_run: Callable[[], PlannedRun | None],
+    finished: Callable[[PlannedRun, RunResult, bool], None],
+    results_dir: Path,
+    db_path: Path,
+    *,
+    force: bool = False,
 ) -> None:
-    open_ids.discard(run.spec.run_id)
-    (report.executed if ran else report.skipped).append(result)
-    bar.update(1)
-    if ran and result.status != "ok":
-        tqdm.write(f"[{result.status}] {run.spec.label}: {result.train_info.reason}")
+    """The one scheduler loop (a suite's runs, and a study's trials in harness/tuning/study.py).
+
+    While fewer than `executor.parallel` runs are in flight, `next_run()` gives the next run that
+    may start (None: nothing can start before a run in flight ends, or nothing is left); a run
+    that need not execute (finished, or recorded as not runnable) is finished at once. Results
+    are written and ingested in the order runs complete, and `finished(run, result, ran)` hears
+    of each; the loop ends when nothing is in flight and `next_run()` has nothing.
+    """
+    executor = schedulable(executor)
+    in_flight: dict[Any, PlannedRun] = {}
+    while True:
+        while len(in_flight) < executor.parallel:
+            run = next_run()
+            if run is None:
+                break
+            done = prepare(run, results_dir, db_path, force=force)
+            if done is not None:
+                finished(run, *done)
+                continue
+            in_flight[executor.submit(run.spec, results_dir / "runs" / run.spec.run_id)] = run
+        if not in_flight:
+            return
+        handle, outcome = executor.wait_any(list(in_flight))
+        run = in_flight.pop(handle)
+        finished(run, record(run, outcome, results_dir, db_path), True)
