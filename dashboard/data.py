@@ -114,9 +114,12 @@ def pareto(
     runs = run_scores(db, suite, dataset, metric, model, "test", True)
     runs = apply_filter(runs, clauses) if clauses else runs
     board = store.summarize(runs.drop(columns=["config"]))
-    configs: dict[tuple[str, ...], str] = {}
-    for r, entry in zip(runs.itertuples(), entries(runs), strict=True):  # a cell's first run
-        configs.setdefault((r.dataset_key, r.model_key, r.metric, entry), config_summary(r.config))
+    cells = ["dataset_key", "model_key", "metric", "entry"]
+    first = runs.assign(entry=entries(runs)).drop_duplicates(cells)  # a cell's first run
+    configs = {
+        (r.dataset_key, r.model_key, r.metric, r.entry): config_summary(r.config)
+        for r in first.itertuples()
+    }
     board["config"] = [
         configs.get((r.dataset, r.model, r.metric, r.entry), "") for r in board.itertuples()
     ]

@@ -379,7 +379,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     suite = _name(args.suite) if args.suite else None
     out = Path(args.out or Path(args.results) / "exports" / f"{suite or 'all'}.{args.format}")
     try:
-        rows = export(db, out, args.format, suite)
+        rows = export(db, out, args.format, suite, examples=args.examples)
     except UnknownSuiteError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -574,6 +574,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite")
     p.add_argument("--format", choices=["csv", "parquet"], default="csv")
     p.add_argument("--out")
+    p.add_argument(
+        "--examples", action="store_true",
+        help="also write <out>_examples: one row per run x example with its score",
+    )  # fmt: skip
     p.set_defaults(func=cmd_export)
     return parser
 

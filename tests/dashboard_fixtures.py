@@ -1,7 +1,7 @@
 """A small results database for the dashboard tests, built through the real harness.store.ingest.
 
-Values are chosen so the expected leaderboard is known: on model `tiny`, lora and ia3 overlap
-(tied), zero_shot is far behind, full has one ok seed plus an oom and a failed run, prompt is an
+Values are chosen so the expected leaderboard is known: on model `tiny`, lora and ia3 are
+tied (paired t over seeds), zero_shot is far behind, full has one ok seed plus an oom and a failed run, prompt is an
 ok run that recorded no metrics; model `gpu` has CUDA peaks (one fits a T4, one does not); suite
 `qa` has a lower-is-better headline (perplexity).
 """
@@ -30,7 +30,7 @@ def fixture_results() -> list[dict]:
             seed=seed,
             metrics={"accuracy": acc, "macro_f1": acc - 0.01},
         )
-    for seed, acc in enumerate([0.79, 0.81, 0.83]):
+    for seed, acc in enumerate([0.81, 0.79, 0.83]):  # paired with lora's seeds: no clear gap
         add(method="ia3", model="tiny", seed=seed, metrics={"accuracy": acc, "macro_f1": acc - 0.02},
             params={"target_modules": ["k_proj", "v_proj"]}, trainable_pct=0.04, peak_mem_bytes=GIB)  # fmt: skip
     for seed, acc in enumerate([0.50, 0.50, 0.51]):

@@ -136,7 +136,8 @@ def test_leaderboard_table_from_the_fixture(fixture_db):
     assert board.index.tolist() == ["lora", "ia3", "full", "zero_shot", "prompt"]
     assert board.loc["lora", "vs_leader"] == "leader" and board.loc["ia3", "vs_leader"] == "tied"
     assert (
-        board.loc["zero_shot", "vs_leader"] == "" and board.loc["prompt", "vs_leader"] == "no data"
+        board.loc["zero_shot", "vs_leader"] == "behind"
+        and board.loc["prompt", "vs_leader"] == "no data"
     )
     lora = board.loc["lora"]
     assert (
@@ -148,7 +149,9 @@ def test_leaderboard_table_from_the_fixture(fixture_db):
     full = board.loc["full"]
     assert (full["n"], full["runs"], full["not_ok"]) == (1, 3, "failed 1 · oom 1")
     assert math.isnan(full["ci_low"]) and math.isnan(full["ci_high"])  # n=1: no interval
-    assert full["vs_leader"] == "no CI"
+    assert full["vs_leader"] == "no test"  # one seed and no per-example scores: nothing pairs
+    assert board.loc["zero_shot", "p_value"] < 0.05 < board.loc["ia3", "p_value"]
+    assert board.loc["ia3", "test"] == "paired t, 3 seeds" and board.loc["full", "ex_n"] == 0
     assert board.loc["prompt", "ok_without_metric"] == 1
     assert board["budget_fit"].isna().all()  # CPU peaks never claim to fit a GPU
     assert {tables.budget_fit_text(r.budget_fit, r.mem_kind, r.budget_gb)
@@ -231,8 +234,14 @@ def test_leaderboard_page(fixture_db, monkeypatch):
     assert board.set_index("method").loc["ia3", "vs_leader"] == "tied"
     assert {b.label for b in at.get("download_button")} == {"Download CSV", "Download Parquet"}
     body = texts(at)
+    # the page formats the store's numbers: the same verdicts, differences and p-values
+    stored = data.leaderboard(fixture_db, "demo", "rt", "tiny", "accuracy").set_index("method")
+    page = board.set_index("method")
+    assert page["p_value"].equals(stored["p_value"]) and page["test"].equals(stored["test"])
+    assert page.loc["zero_shot", "diff_ci"].startswith(f"{stored.loc['zero_shot', 'diff']:+.4f} [")
+    assert body.count("No per-example scores stored") == 1
     assert (
-        "Fewer than 3 seeds" in body
+        "One seed: no interval over seeds" in body
         and "failed 1 · oom 1" in body
         and "recorded no `accuracy`" in body
     )

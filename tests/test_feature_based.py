@@ -38,6 +38,10 @@ def test_only_the_head_trains(params, tmp_path):
     }  # fmt: skip
     assert info.metrics["test"]["forgetting"] == 0.0
     assert (tmp_path / "weights" / HEAD_FILE).is_file() and info.artifact_bytes > 0
+    # per-example correctness on the same ids the SFT rows use, averaging to the accuracy
+    scored = info.examples["test"]
+    assert len(scored.ids) == len(scored.scores["accuracy"]) == len(set(scored.ids)) > 0
+    assert sum(scored.scores["accuracy"]) / len(scored.ids) == info.metrics["test"]["accuracy"]
 
 
 def test_same_lm_weights_after_training(tmp_path):

@@ -180,5 +180,5 @@ def test_show_and_the_dashboard_rank_the_same_way(tmp_path, monkeypatch, capsys)
         number = next(t for t in row[1:] if t[0].isdigit())
         assert number == f"{cell['mean']:.4f}"
     assert page["flags"].tolist() == ["⚑", "", "✗"]
-    assert page["vs_leader"].tolist() == ["leader", "no CI", "invalid"]
+    assert page["vs_leader"].tolist() == ["leader", "tied", "invalid"]  # paired t, 2 seeds
     assert "1 of 2 runs flagged: dirty tree" in shown and "invalid: 2 seeds diverged" in shown

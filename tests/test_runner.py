@@ -94,10 +94,24 @@ def test_everything_is_in_duckdb_and_the_leaderboard_reads_back(faulty_run):
         == 1
     )
     assert _count(db, "SELECT value FROM meta WHERE key = 'schema_version'") == str(SCHEMA_VERSION)
+    # Per-example correctness of each ok run on the 8 test examples, ids the same for every run
+    # (they pair), and the mean of the scores is the stored accuracy.
+    assert _count(db, "SELECT count(*) FROM examples WHERE metric = 'accuracy'") == 2
+    assert _count(db, "SELECT count(DISTINCT list_sort(ids)) FROM examples") == 1
+    assert _count(db, "SELECT max(len(ids)) FROM examples") == 8
+    assert (
+        _count(
+            db,
+            "SELECT max(abs(list_avg(e.scores) - m.value)) FROM examples e JOIN metrics m "
+            "ON m.run_id = e.run_id AND m.split = e.split AND m.name = e.metric",
+        )
+        < 1e-12
+    )
     board = leaderboard(db, "tiny")
     lora = board[board["method"] == "lora"].iloc[0]
     assert lora["n"] == 2 and 0.0 <= lora["mean"] <= 1.0
     assert lora["std"] >= 0.0
+    assert lora["ex_n"] == 8 and lora["ex_low"] <= lora["mean"] <= lora["ex_high"]
     explode = board[board["method"] == "explode"].iloc[0]
     assert explode["n"] == 0 and explode["not_ok"] == "failed 2"
 

@@ -9,8 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, tables, ui
-from harness.show.leaderboard import flags
-from harness.store.stats import N_RESAMPLES
+from harness.show.leaderboard import flags, interval_text
+from harness.store.stats import SEED_METHOD
 
 st.title("Leaderboard")
 ui.require_runs()
@@ -21,18 +21,20 @@ board = ui.query(data.leaderboard, suite, dataset, model, metric, clauses)
 
 st.caption(
     f"Suite **{suite}** · dataset **{dataset}** · model **{model}** · test **{metric}** "
-    f"({ui.direction_arrow(hib)}) · mean over seeds with a 95% bootstrap CI"
+    f"({ui.direction_arrow(hib)}) · mean over seeds with a 95% CI ({SEED_METHOD}), a test-set "
+    "interval from the per-example scores, and a paired test against the leader (Holm-corrected)"
 )
 if board.empty:
     st.info("No runs match the filter.")
     st.stop()
 
-ci = [
-    "–" if pd.isna(lo) else f"{lo:.4f} – {hi:.4f}"
-    for lo, hi in zip(board["ci_low"], board["ci_high"], strict=True)
-]
 shown = board.assign(
-    ci=ci,
+    ci=[interval_text(r.ci_low, r.ci_high) for r in board.itertuples()],
+    ex_ci=[interval_text(r.ex_low, r.ex_high) for r in board.itertuples()],
+    diff_ci=[
+        "" if pd.isna(r.diff) else f"{r.diff:+.4f} {interval_text(r.diff_low, r.diff_high)}"
+        for r in board.itertuples()
+    ],
     flags=[flags(r).strip() for r in board.itertuples()],
     budget_fit=[
         tables.budget_fit_text(r.budget_fit, r.mem_kind, r.budget_gb) for r in board.itertuples()
@@ -51,7 +53,11 @@ st.dataframe(
         "std",
         "n",
         "ci",
+        "ex_ci",
         "vs_leader",
+        "diff_ci",
+        "p_value",
+        "test",
         "trimmed_mean",
         "trainable_pct",
         "peak_mem_gib",
@@ -75,10 +81,28 @@ st.dataframe(
         "std": st.column_config.NumberColumn("std", format="%.4f"),
         "n": st.column_config.NumberColumn("n seeds", help="ok runs with a value of the metric"),
         "ci": st.column_config.TextColumn(
-            "95% CI", help=f"bootstrap of the mean over seeds ({N_RESAMPLES:,} resamples; 3+ seeds)"
+            "95% CI seeds",
+            help="Student t over the seeds' scores (2+ seeds): the expected score over seeds",
+        ),
+        "ex_ci": st.column_config.TextColumn(
+            "95% CI test set",
+            help="from the stored per-example scores (Wilson for correct/incorrect, t otherwise): "
+            "test-set sampling only, one seed too; empty for runs without per-example scores",
         ),
         "vs_leader": st.column_config.TextColumn(
-            "vs leader", help="tied: the 95% CI overlaps the leader's; no CI: fewer than 3 seeds"
+            "vs leader",
+            help="ahead / tied / behind from the paired test against the leader (Holm-corrected "
+            "p < 0.05); no test: nothing pairs (no shared seed, or one seed without per-example "
+            "scores)",
+        ),
+        "diff_ci": st.column_config.TextColumn("Δ vs leader [95%]", help="row − leader"),
+        "p_value": st.column_config.NumberColumn(
+            "p (Holm)", format="%.2g", help="over the rows of this ranking"
+        ),
+        "test": st.column_config.TextColumn(
+            "test",
+            help="paired t over shared seeds (2+); with one seed, McNemar exact (correct or not) "
+            "or a paired bootstrap over the examples",
         ),
         "trimmed_mean": st.column_config.NumberColumn(
             "trimmed", format="%.4f", help="mean without the best and worst seed (5+ seeds)"
@@ -109,10 +133,16 @@ st.dataframe(
 )
 
 notes = []
-if (board["n"].between(1, 2)).any():
+if (board["n"] == 1).any():
     notes.append(
-        "Fewer than 3 seeds: no confidence interval and no tie verdict (`no CI`); run more "
-        "seeds for a real interval."
+        "One seed: no interval over seeds; the test-set interval and a per-example paired test "
+        "say nothing about another training seed. Run more seeds for that."
+    )
+if (board["ex_n"] == 0).all():
+    notes.append(
+        "No per-example scores stored for these runs (written before schema 5, or a metric that "
+        "is not a mean over examples): the test-set interval is empty and one-seed rows get no "
+        "test."
     )
 if board["mem_kind"].str.contains("cpu_peak_rss").any():
     notes.append(

@@ -26,7 +26,7 @@ from harness.suite.registry import Registry, import_submodules
 if TYPE_CHECKING:
     from harness.backends.data import Splits
     from harness.models import ResolvedModel
-    from harness.store.result import ResultTable
+    from harness.store.result import ExampleScores, ResultTable
     from harness.suite.spec import RunSpec
 
 
@@ -82,6 +82,8 @@ class Evaluation:
     metrics: dict[str, float]  # on the run's evaluation split
     tables: dict[str, ResultTable] = field(default_factory=dict)  # declared extra result rows
     notes: dict[str, Any] = field(default_factory=dict)
+    # per-example scores on the evaluation split (the store's intervals and paired tests)
+    examples: ExampleScores | None = None
 
 
 class Backend:

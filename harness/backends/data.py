@@ -22,6 +22,7 @@ from pydantic import Field
 from harness.backends.checks import shared_with_train
 from harness.models.hub import cached_revisions, describe
 from harness.models.offline import hub_reachable
+from harness.store.result import ExampleScores
 from harness.suite.config import StrictModel
 from harness.suite.plugins import DATA_SOURCES
 
@@ -342,6 +343,38 @@ class Splits:
     @property
     def split_sizes(self) -> dict[str, int]:
         return {name: len(records) for name, records in self.as_dict().items()}
+
+
+def example_id(record: Record) -> str:
+    """A stable id of one example: a hash of its content (not its position), so every method and
+    seed scored on the same split gives its examples the same ids and the store can pair them."""
+    text = json.dumps(record, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def example_ids(records: list[Record]) -> list[str]:
+    """example_id of each record; a record repeated within the split (a user's file may hold
+    duplicate rows) gets its occurrence appended, so ids stay unique and stable."""
+    seen: dict[str, int] = {}
+    ids = []
+    for record in records:
+        base = example_id(record)
+        seen[base] = seen.get(base, 0) + 1
+        ids.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
+    return ids
+
+
+def example_scores(records: list[Record], **scores: list[float]) -> ExampleScores:
+    """Per-example scores of an evaluation (metric name -> one score per record, in order),
+    keyed by the records' ids: what the store's per-run intervals and paired tests read. Only
+    metrics that are the mean of these scores belong here."""
+    return ExampleScores(ids=example_ids(records), scores=scores)
+
+
+def correctness(records: list[Record], gold: list[str], predicted: list[str]) -> ExampleScores:
+    """Per-example accuracy: 1.0 where the prediction is the gold label, 0.0 where not."""
+    hits = [float(g == p) for g, p in zip(gold, predicted, strict=True)]
+    return example_scores(records, accuracy=hits)
 
 
 def make_splits(

@@ -152,6 +152,7 @@ def execute(
         data_checks=_data_checks(spec, prepared),
         intermediate=reporter.intermediate if reporter else None,
         tables=evaluation.tables or None,
+        examples={run.split: evaluation.examples} if evaluation.examples else None,
     )
     meta = provenance.collect(
         prepared.resolved.provenance, prepared.splits.fingerprint, spec.seed,

@@ -12,10 +12,14 @@ class UnknownSuiteError(ValueError):
     """`export --suite NAME` of a suite with no runs in the database."""
 
 
-def export(db_path: Path | str, out: Path, fmt: str, suite: str | None = None) -> int:
+def export(
+    db_path: Path | str, out: Path, fmt: str, suite: str | None = None, examples: bool = False
+) -> int:
     """Write one row per (run, metric) with the run's config and measurements, and beside it
     `<name>_<table>.<fmt>` for every result table with rows (e.g. scores per embedding width);
-    returns the main file's row count."""
+    with `examples`, `<name>_examples.<fmt>`: one row per run x split x metric x example with
+    its id and score (the per-example scores the statistics read); returns the main file's row
+    count."""
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"unknown export format {fmt!r}: use csv or parquet")
     ensure_tables(db_path)
@@ -50,6 +54,15 @@ def export(db_path: Path | str, out: Path, fmt: str, suite: str | None = None) -
                 f"""SELECT r.suite, r.dataset_key, r.model_key, r.method_key, r.seed, e.*
                 FROM {table} e JOIN runs r USING (run_id) {where}
                 ORDER BY r.suite, r.dataset_key, r.model_key, r.method_key, r.seed, {order}""",
+                params,
+            ).df()
+        if examples:
+            extra["examples"] = con.execute(
+                f"""SELECT r.suite, r.dataset_key, r.model_key, r.method_key, r.seed, e.run_id,
+                    e.split, e.metric, unnest(e.ids) AS example_id, unnest(e.scores) AS score
+                FROM examples e JOIN runs r USING (run_id) {where}
+                ORDER BY r.suite, r.dataset_key, r.model_key, r.method_key, r.seed, e.metric,
+                    example_id""",
                 params,
             ).df()
     _write_frame(frame, out, fmt)

@@ -82,6 +82,12 @@ def ingest(
         if name != "step"
     ]
     curve_rows += [[run_id, "step_s", i, s] for i, s in enumerate(fast.get("step_s") or [], 1)]
+    example_rows = [
+        [run_id, split, name, scored.ids, values]
+        for split, scored in (info.examples or {}).items()
+        if not systems_only  # like its metrics, a systems-only run's scores are never ranked
+        for name, values in scored.scores.items()
+    ]
     link_rows = [[run_id, role, up] for role, up in (spec.get("upstream") or {}).items()]
     tables = info.tables or {}
     with connect(db_path) as con:
@@ -97,6 +103,7 @@ def ingest(
                 list(run.values()),
             )
             _insert(con, "metrics", metric_rows)
+            _insert(con, "examples", example_rows)
             _insert_curves(con, curve_rows)
             _insert(con, "run_links", link_rows)
             if meta:

@@ -2,9 +2,10 @@
 
 `ftbench show`, `ftbench export` and the dashboard all rank with `leaderboard` (the dashboard only
 formats its frame): mean ± std over seeds, a bootstrap interval and a trimmed mean
-(harness/store/stats.py), cells with more than one diverged seed marked invalid and ranked last, runs
-failing the provenance gate or a data check flagged, ties with the leader, and whether the peak
-memory fits the run's budget.
+(harness/store/stats.py), cells with more than one diverged seed marked invalid and ranked last,
+runs failing the provenance gate or a data check flagged, a per-run interval from the stored
+per-example scores, each row's paired test against the leader (Holm-corrected), and whether the
+peak memory fits the run's budget.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.store import stats
-from harness.store.schema import NOT_TRIAL, RUN_ISSUES_SQL, connect, ensure_tables
+from harness.store.schema import (
+    NOT_TRIAL,
+    RUN_ISSUES_SQL,
+    SchemaMismatchError,
+    connect,
+    ensure_tables,
+    is_current,
+)
 from harness.suite.budget_profile import T4_USABLE_GB
 from harness.suite.tasks import higher_is_better
 
@@ -27,8 +35,13 @@ QUALITY_RUN = "coalesce(json_extract_string(r.config, '$.model.weights'), 'pretr
 # One row per leaderboard run (tuning trials and systems-only runs are never ranked) with its
 # value of the metric ($metric, or each run's headline metric when NULL); every run is kept, so a
 # failed run or one without the metric is counted, not silently dropped.
+_SELECTED = (
+    "suite = $suite AND ($dataset IS NULL OR dataset_key = $dataset) "
+    "AND ($model IS NULL OR model_key = $model)"
+)
 RUN_SCORES_SQL = f"""
-WITH issues AS ({RUN_ISSUES_SQL})
+-- the gate's issues of the selected runs only (a filter DuckDB does not push into the CTE)
+WITH issues AS (SELECT * FROM ({RUN_ISSUES_SQL}) WHERE {_SELECTED})
 SELECT r.run_id, r.suite, r.dataset_key, r.model_key, r.method_key, r.method, r.task, r.seed,
        r.status, r.reason, coalesce(r.origin, 'run') AS origin, r.tune_trials,
        coalesce($metric, r.headline_metric) AS metric, m.value AS score, m.higher_is_better,
@@ -38,12 +51,16 @@ SELECT r.run_id, r.suite, r.dataset_key, r.model_key, r.method_key, r.method, r.
        coalesce(TRY_CAST(json_extract(r.notes, '$.executor.gpus_per_run') AS DOUBLE) < 1, false)
            AS speed_shared,
        list_concat(i.provenance_issues, i.data_issues) AS issues,
+       len(i.provenance_issues) + len(i.data_issues) AS n_issues,
+       array_to_string(list_concat(i.provenance_issues, i.data_issues), '; ') AS issues_text,
        json_extract_string(r.config, '$.budget.profile') AS budget_profile,
        TRY_CAST(json_extract(r.config, '$.budget.gpu_mem_gb') AS DOUBLE) AS budget_gb,
-       r.config
+       e.ids AS example_ids, e.scores AS example_scores{{config}}
 FROM runs r
 LEFT JOIN metrics m
        ON m.run_id = r.run_id AND m.split = $split AND m.name = coalesce($metric, r.headline_metric)
+LEFT JOIN examples e
+       ON e.run_id = r.run_id AND e.split = $split AND e.metric = coalesce($metric, r.headline_metric)
 LEFT JOIN issues i ON i.run_id = r.run_id
 WHERE r.suite = $suite AND {NOT_TRIAL} AND {QUALITY_RUN}
   AND ($dataset IS NULL OR r.dataset_key = $dataset) AND ($model IS NULL OR r.model_key = $model)
@@ -65,11 +82,15 @@ def run_scores(
     with_config: bool = False,
 ):
     """One row per leaderboard run of a suite with its score (see RUN_SCORES_SQL)."""
-    ensure_tables(db_path)
     params = {"suite": suite, "dataset": dataset, "model": model, "metric": metric, "split": split}
-    with connect(db_path, read_only=True) as con:
-        frame = con.execute(RUN_SCORES_SQL, params).df()
-    return frame if with_config else frame.drop(columns=["config"])
+    # the configs only when asked: the largest column, a third of the query's time
+    sql = RUN_SCORES_SQL.replace("{config}", ", r.config" if with_config else "")
+    for _ in range(2):  # one open when the file is current (each open costs ~20 ms)
+        with connect(db_path, read_only=True) as con:
+            if is_current(con):
+                return con.execute(sql, params).df()
+        ensure_tables(db_path)
+    raise SchemaMismatchError(f"{db_path}: could not bring the schema up to date")
 
 
 METRIC_MEANS_SQL = f"""
@@ -119,63 +140,35 @@ def leaderboard(
 def summarize(runs):
     """The leaderboard of a run_scores frame.
 
-    Per entry: mean, std, n (ok runs with a value), bootstrap 95% CI (3+ seeds), trimmed mean
-    (5+ seeds), diverged seeds and validity (harness.store.stats), runs (every status), not_ok (status
-    counts), ok_without_metric, flagged runs and their issues, trainable %, the largest peak
-    memory and whether it fits the run's budget, mean train time, and steady-state tokens/s and
-    samples/s (after the warm-up steps, harness/runs/speed.py), and speed_shared (a run was packed
-    with others on one GPU, so its speed is not comparable). Within each
-    dataset / model / metric: valid cells first, then by mean in the metric's direction (missing
-    last); `rank` counts the ranked rows and `vs_leader` says which are tied with the leader.
+    Per entry: mean, std, n (ok runs with a value), the seed interval ci_low/ci_high (Student t,
+    2+ seeds; ci_method names it), trimmed mean (5+ seeds), diverged seeds and validity
+    (harness/store/stats.py), runs (every status), not_ok (status counts), ok_without_metric,
+    flagged runs and their issues, trainable %, the largest peak memory and whether it fits the
+    run's budget, mean train time, and steady-state tokens/s and samples/s (after the warm-up
+    steps, harness/runs/speed.py), and speed_shared (a run was packed with others on one GPU, so its
+    speed is not comparable).
+
+    From the stored per-example scores (NaN where a run has none): ex_n examples, ex_se and the
+    per-run interval ex_low/ex_high (ex_method: Wilson for correct/incorrect, t otherwise; over
+    several seeds, of the per-example mean over seeds), shown even for one seed.
+
+    Within each dataset / model / metric: valid cells first, then by mean in the metric's
+    direction (missing last); `rank` counts the ranked rows. Each other row is tested against
+    the leader, paired (stats.compare): diff (row - leader) with diff_low/diff_high, p_raw,
+    p_value (Holm-corrected over the ranking's rows), test (which one), and vs_leader
+    (`leader`, `ahead` / `tied` / `behind` from the corrected test, `no test`, `no data` or
+    `invalid`).
     """
     import numpy as np
     import pandas as pd
 
-    columns = [
-        *GROUP_KEYS, "method", "origin", "tune_trials", "entry", "higher_is_better", "rank",
-        "mean", "std", "n", "runs", "ci_low", "ci_high", "trimmed_mean", "diverged", "valid",
-        "vs_leader", "not_ok", "ok_without_metric", "flagged", "issues", "trainable_pct",
-        "peak_mem_bytes", "peak_mem_gib", "mem_kind", "budget_fit", "budget_gb", "train_s", "tokens_per_s",
-        "samples_per_s", "speed_shared",
-    ]  # fmt: skip
     if runs.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
     runs = runs.rename(columns={"dataset_key": "dataset", "model_key": "model"})
     runs = runs.assign(entry=entries(runs))
-    rows = []
-    for (dataset, model, metric, entry), cell in runs.groupby([*GROUP_KEYS, "entry"], sort=True):
-        ok = cell[cell["status"] == "ok"]
-        values = ok["score"].dropna().tolist()
-        direction = cell["higher_is_better"].dropna()
-        flagged = ok[ok["issues"].map(len) > 0]
-        kinds = set(ok["peak_mem_kind"].dropna())
-        peak = ok["peak_mem_bytes"].max() if ok["peak_mem_bytes"].notna().any() else math.nan
-        rows.append({
-            "dataset": dataset, "model": model, "metric": metric,
-            "method": cell["method_key"].iloc[0], "origin": cell["origin"].iloc[0],
-            "tune_trials": cell["tune_trials"].max(), "entry": entry,
-            "higher_is_better": bool(direction.iloc[0]) if len(direction)
-            else higher_is_better(cell["task"].iloc[0], metric),
-            **stats.summarize(values, int((cell["status"] == "diverged").sum())),
-            "runs": len(cell),
-            "not_ok": status_counts(cell["status"]),
-            "ok_without_metric": int(ok["score"].isna().sum()),
-            "flagged": len(flagged),
-            "issues": "; ".join(sorted({i for found in flagged["issues"] for i in found})),
-            "trainable_pct": ok["trainable_pct"].mean(),
-            "peak_mem_bytes": peak,
-            "peak_mem_gib": peak / 2**30,
-            "mem_kind": ", ".join(sorted(kinds)),
-            "budget_fit": budget_fit(peak, kinds, _limit(ok)),
-            "budget_gb": _limit(ok) / 1e9,
-            "train_s": ok["train_s"].mean(),
-            # steady state (harness/runs/speed.py): what a user's run sustains after its warm-up
-            "tokens_per_s": ok["steady_tokens_per_s"].mean(),
-            "samples_per_s": ok["steady_samples_per_s"].mean(),
-            # a run packed with others on one GPU shared its speed: not comparable
-            "speed_shared": bool(ok["speed_shared"].any()),
-        })  # fmt: skip
-    board = pd.DataFrame(rows)
+    if "example_ids" not in runs.columns:  # a frame built without the examples join
+        runs = runs.assign(example_ids=None, example_scores=None)
+    board = _cells(runs)
     ordered = []
     for _, group in board.groupby(GROUP_KEYS, sort=True):
         up = group["higher_is_better"].dropna()
@@ -187,27 +180,218 @@ def summarize(runs):
         )
         ranked = group["mean"].notna().to_numpy()
         group["rank"] = np.where(ranked, np.cumsum(ranked), None)
-        group["vs_leader"] = stats.mark_ties(
-            group["mean"].tolist(), group["ci_low"].tolist(), group["ci_high"].tolist(), up,
-            group["valid"].tolist(),
-        )  # fmt: skip
-        ordered.append(group.drop(columns=["_invalid", "_key"]))
-    return pd.concat(ordered, ignore_index=True)[columns]
+        ordered.append(group.assign(**_against_leader(group, up)))
+    return pd.concat(ordered, ignore_index=True)[LEADERBOARD_COLUMNS]
 
 
-def status_counts(statuses) -> str:
-    """'failed 1 · oom 2' for the runs that are not ok ('' when all are)."""
-    counts = statuses[statuses != "ok"].value_counts()
-    return " · ".join(f"{status} {n}" for status, n in sorted(counts.items()))
+def _cells(runs):
+    """One row per dataset / model / metric / entry: the per-entry columns of `summarize`,
+    aggregated with groupby (no Python loop over runs: 100k runs take well under a second),
+    plus `_seeds` and `_examples` for the paired tests."""
+    import numpy as np
+
+    # one integer code per cell: every aggregation groups by it (factorising the four string keys
+    # once, not once per aggregation); rows with a NULL key (no metric) rank nowhere
+    code = runs.groupby([*GROUP_KEYS, "entry"], sort=True).ngroup()
+    runs = runs.assign(_cell=code)[code >= 0]
+    keys = "_cell"
+    ok = runs["status"] == "ok"
+    scored = ok & runs["score"].notna()
+    if "n_issues" not in runs.columns:  # a frame built by hand
+        runs = runs.assign(n_issues=runs["issues"].map(len))
+    flagged = ok & (runs["n_issues"] > 0)
+    runs = runs.assign(
+        _diverged=runs["status"] == "diverged", _missing=ok & runs["score"].isna(), _flag=flagged
+    )
+    cells = runs.groupby(keys, sort=True).agg(
+        dataset=("dataset", "first"), model=("model", "first"), metric=("metric", "first"),
+        entry=("entry", "first"), method=("method_key", "first"), origin=("origin", "first"),
+        tune_trials=("tune_trials", "max"), higher_is_better=("higher_is_better", "first"),
+        task=("task", "first"), runs=("status", "size"), diverged=("_diverged", "sum"),
+        ok_without_metric=("_missing", "sum"), flagged=("_flag", "sum"),
+    )  # fmt: skip
+    score = runs[scored].groupby(keys)["score"].agg(["count", "mean", "std", "sum", "min", "max"])
+    score = score.reindex(cells.index)
+    n = score["count"].fillna(0).astype(int)
+    low, high = stats.t_intervals(n, score["mean"], score["std"])
+    trim = (score["sum"] - score["min"] - score["max"]) / (n - 2)
+    ok_runs = runs[ok].groupby(keys)
+    agg = ok_runs.agg(
+        trainable_pct=("trainable_pct", "mean"), peak_mem_bytes=("peak_mem_bytes", "max"),
+        train_s=("train_s", "mean"), tokens_per_s=("steady_tokens_per_s", "mean"),
+        samples_per_s=("steady_samples_per_s", "mean"), speed_shared=("speed_shared", "any"),
+        budget_profile=("budget_profile", "first"), budget_gb=("budget_gb", "first"),
+    ).reindex(cells.index)  # fmt: skip
+    kinds = (
+        runs[ok].dropna(subset=["peak_mem_kind"]).drop_duplicates([keys, "peak_mem_kind"])
+        .groupby(keys)["peak_mem_kind"].agg(lambda k: ", ".join(sorted(k)))
+        .reindex(cells.index).fillna("")
+    )  # fmt: skip
+    board = cells.assign(
+        n=n, mean=score["mean"], std=score["std"].where(n > 1), ci_low=low, ci_high=high,
+        ci_method=np.where(n > 1, stats.SEED_METHOD, ""),
+        trimmed_mean=trim.where(n >= stats.MIN_TRIMMED_SEEDS),
+        valid=cells["diverged"] <= stats.MAX_DIVERGED,
+        not_ok=_not_ok(runs[~ok], keys).reindex(cells.index).fillna(""),
+        issues=_issues(runs[flagged], keys).reindex(cells.index).fillna(""),
+        **{c: agg[c] for c in ("trainable_pct", "peak_mem_bytes", "train_s", "tokens_per_s",
+                               "samples_per_s")},
+        speed_shared=agg["speed_shared"].fillna(False).astype(bool),
+        mem_kind=kinds,
+    ).reset_index(drop=True)  # fmt: skip
+    board["peak_mem_gib"] = board["peak_mem_bytes"] / 2**30
+    limits = [_budget(p, gb) for p, gb in zip(agg["budget_profile"], agg["budget_gb"], strict=True)]
+    board["budget_gb"] = np.asarray(limits) / 1e9
+    board["budget_fit"] = [
+        budget_fit(peak, set(kind.split(", ")) if kind else set(), limit)
+        for peak, kind, limit in zip(board["peak_mem_bytes"], kinds, limits, strict=True)
+    ]
+    missing = board["higher_is_better"].isna()
+    board["higher_is_better"] = [
+        higher_is_better(task, metric) if gap else bool(up)
+        for task, metric, up, gap in zip(
+            board["task"], board["metric"], board["higher_is_better"], missing, strict=True
+        )
+    ]
+    for column in ("tune_trials",):
+        board[column] = board[column].astype("Int64")
+    seeds, examples = _per_cell(runs[scored], keys)
+    board["_seeds"] = [seeds.get(k, {}) for k in cells.index]
+    board["_examples"] = [examples.get(k, {}) for k in cells.index]
+    interval = [
+        stats.example_interval(_example_means(e)) if e else None for e in board["_examples"]
+    ]
+    board["ex_n"] = [i.n if i else 0 for i in interval]
+    for column in ("se", "low", "high"):
+        board[f"ex_{column}"] = [getattr(i, column) if i else math.nan for i in interval]
+    board["ex_method"] = [i.method if i else "" for i in interval]
+    return board
 
 
-def _limit(ok) -> float:
+def _not_ok(runs, keys):
+    """Per cell: 'failed 1 · oom 2' for its runs that are not ok."""
+    import pandas as pd
+
+    counts = runs.groupby([keys, "status"]).size()
+    out: dict[int, list[str]] = {}
+    for (key, status), count in sorted(counts.items()):
+        out.setdefault(key, []).append(f"{status} {count}")
+    return pd.Series({k: " · ".join(v) for k, v in out.items()}, dtype=object)
+
+
+def _issues(runs, keys):
+    """Per cell: the provenance and data issues of its flagged runs, '; '-joined."""
+    import pandas as pd
+
+    if "issues_text" not in runs.columns:  # a frame built by hand
+        runs = runs.assign(issues_text=runs["issues"].map("; ".join))
+    out: dict[int, set[str]] = {}
+    distinct = runs.groupby([keys, "issues_text"], sort=False).size()  # few kinds per cell
+    for key, text in distinct.index:
+        out.setdefault(key, set()).update(text.split("; "))
+    return pd.Series({k: "; ".join(sorted(v)) for k, v in out.items()}, dtype=object)
+
+
+def _per_cell(scored, keys) -> tuple[dict, dict]:
+    """Per cell: {seed: score} of its scored runs, and seed -> {example id: score} when every
+    one of them stored per-example scores (a partial set would describe other runs than the
+    mean)."""
+    seed_of = scored["seed"].astype(int).to_numpy()
+    score_of = scored["score"].to_numpy(dtype=float)
+    ids_of, values_of = scored["example_ids"].to_numpy(), scored["example_scores"].to_numpy()
+    has = [
+        hasattr(i, "__len__") and hasattr(v, "__len__")
+        for i, v in zip(ids_of, values_of, strict=True)
+    ]
+    seeds, examples = {}, {}
+    for key, rows in scored.groupby(keys, sort=False).indices.items():
+        seeds[key] = dict(zip(seed_of[rows].tolist(), score_of[rows].tolist(), strict=True))
+        if all(has[i] for i in rows):  # NULL lists read as NaN, NA or None
+            examples[key] = {
+                int(seed_of[i]): dict(zip(ids_of[i], values_of[i], strict=True)) for i in rows
+            }
+    return seeds, examples
+
+
+LEADERBOARD_COLUMNS = [
+    *GROUP_KEYS, "method", "origin", "tune_trials", "entry", "higher_is_better", "rank",
+    "mean", "std", "n", "runs", "ci_low", "ci_high", "ci_method", "ex_n", "ex_se", "ex_low",
+    "ex_high", "ex_method", "vs_leader", "diff", "diff_low", "diff_high", "p_raw", "p_value",
+    "test", "trimmed_mean", "diverged", "valid", "not_ok", "ok_without_metric", "flagged",
+    "issues", "trainable_pct", "peak_mem_bytes", "peak_mem_gib", "mem_kind", "budget_fit",
+    "budget_gb", "train_s", "tokens_per_s", "samples_per_s", "speed_shared",
+]  # fmt: skip
+
+
+def _example_means(examples: dict[int, dict[str, float]]) -> list[float]:
+    """Per example id scored in every seed: its mean over the seeds (one seed: its scores)."""
+    per_seed = list(examples.values())
+    common = set(per_seed[0]).intersection(*per_seed[1:])
+    return [sum(s[i] for s in per_seed) / len(per_seed) for i in sorted(common)]
+
+
+def _against_leader(group, up: bool) -> dict[str, list]:
+    """The paired test of each row against the leader (the first ranked valid row), then Holm's
+    correction over the tests of this ranking and the verdicts."""
+    rows = group.to_dict("records")
+    lead = next((r for r in rows if r["valid"] and not math.isnan(r["mean"])), None)
+    tests: list[stats.Paired | None] = []
+    for r in rows:
+        if lead is None or r is lead or not r["valid"] or math.isnan(r["mean"]):
+            tests.append(None)
+        else:
+            tests.append(
+                stats.compare(r["_seeds"], lead["_seeds"], r["_examples"], lead["_examples"])
+            )
+    nan = math.nan
+    adjusted = stats.holm([t.p if t else nan for t in tests])
+    verdicts = []
+    for r, t, p in zip(rows, tests, adjusted, strict=True):
+        if not r["valid"]:
+            verdicts.append("invalid")
+        elif lead is None or math.isnan(r["mean"]):
+            verdicts.append("no data")
+        elif r is lead:
+            verdicts.append("leader")
+        else:
+            verdicts.append(stats.verdict(t.diff, p, up) if t else "no test")
+    return {
+        "vs_leader": verdicts,
+        "diff": [t.diff if t else nan for t in tests],
+        "diff_low": [t.low if t else nan for t in tests],
+        "diff_high": [t.high if t else nan for t in tests],
+        "p_raw": [t.p if t else nan for t in tests],
+        "p_value": adjusted,
+        "test": [t.test if t else "" for t in tests],
+    }
+
+
+def rank_tests(board) -> list[tuple[str, Any]]:
+    """Across datasets and models (Demšar 2006): per metric, the entries ranked in every
+    dataset x model cell of the leaderboard (valid, with a mean), their average ranks, the
+    Friedman test and the Nemenyi critical difference (stats.RankTest); metrics with fewer than
+    2 cells or 3 such entries are left out."""
+    out = []
+    if board.empty:
+        return out
+    usable = board[board["valid"].astype(bool) & board["mean"].notna()]
+    for metric, rows in usable.groupby("metric", sort=True):
+        table = rows.pivot_table(index=["dataset", "model"], columns="entry", values="mean")
+        table = table.dropna(axis=1)  # an entry missing from one cell cannot be ranked in it
+        up = rows["higher_is_better"].dropna()
+        test = stats.friedman(
+            table.to_numpy(), list(table.columns), bool(up.iloc[0]) if len(up) else True
+        )
+        if test is not None:
+            out.append((str(metric), test))
+    return out
+
+
+def _budget(profile, gb) -> float:
     """The budget the runs were held to, in bytes: their suite's, else a T4's usable 15 GB."""
 
-    if ok.empty:
-        return T4_USABLE_GB * 1e9
-    profile, gb = ok["budget_profile"].iloc[0], ok["budget_gb"].iloc[0]
-    return (gb if profile == "custom" and gb == gb else T4_USABLE_GB) * 1e9
+    custom = profile == "custom" and gb is not None and gb == gb
+    return (gb if custom else T4_USABLE_GB) * 1e9
 
 
 def budget_fit(peak: float, kinds: set[str], limit: float) -> bool | None:

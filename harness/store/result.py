@@ -70,6 +70,27 @@ class ResultTable(_Model):
         return self.model_copy(update={"rows": rows})
 
 
+class ExampleScores(_Model):
+    """Per-example scores of one evaluation: the split's example ids (harness.data.example_id)
+    and, per metric, one score per id in the same order. Only metrics that are the mean of their
+    per-example scores belong here (accuracy: 1.0 correct / 0.0 not), so the store's per-run
+    intervals and paired tests are about the metric the leaderboard shows."""
+
+    ids: list[str]
+    scores: dict[str, list[float]]
+
+    @model_validator(mode="after")
+    def _check(self) -> ExampleScores:
+        if len(set(self.ids)) != len(self.ids):
+            raise ValueError("example ids must be unique within one evaluation")
+        for name, values in self.scores.items():
+            if len(values) != len(self.ids):
+                raise ValueError(
+                    f"per-example scores of {name!r}: {len(values)} values for {len(self.ids)} ids"
+                )
+        return self
+
+
 # train_info keys under which older result.json files kept a backend's rows -> the table they are
 # now. Backends add theirs (harness/backends/embedding/evaluate.py).
 LEGACY_TABLES: dict[str, ResultTable] = {}
@@ -119,6 +140,7 @@ class TrainInfo(_Model):
     data_checks: dict[str, Any] | None = None
     intermediate: list[dict[str, int | float]] | None = None  # a tuning trial's reports
     tables: dict[str, ResultTable] | None = None
+    examples: dict[str, ExampleScores] | None = None  # split -> per-example scores
 
     @model_validator(mode="before")
     @classmethod

@@ -21,7 +21,7 @@ import duckdb
 
 from harness.store.result import IDENTIFIER
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DEFAULT_DB = Path("results/ftbench.duckdb")
 
 SCHEMA = """
@@ -75,6 +75,12 @@ CREATE TABLE IF NOT EXISTS repro_checks (
     PRIMARY KEY (original_run_id, repro_dir));
 CREATE TABLE IF NOT EXISTS run_links (
     run_id VARCHAR, role VARCHAR, upstream_run_id VARCHAR, PRIMARY KEY (run_id, role));
+-- Per-example scores of a run's evaluation, one row per run x split x metric: the example ids of
+-- the split (harness.data.example_id) and the scores in the same order (lists: one row per run
+-- keeps ingest at one insert; harness/store/stats.py reads them for intervals and paired tests).
+CREATE TABLE IF NOT EXISTS examples (
+    run_id VARCHAR, split VARCHAR, metric VARCHAR, ids VARCHAR[], scores DOUBLE[],
+    PRIMARY KEY (run_id, split, metric));
 CREATE TABLE IF NOT EXISTS result_tables (name VARCHAR PRIMARY KEY, columns JSON, key JSON);
 """
 
@@ -125,11 +131,23 @@ MIGRATIONS = [
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS first_step_s DOUBLE;",
     # v4: the revision a suite asked for (a branch, a tag) beside the commit it resolved to.
     "ALTER TABLE provenance ADD COLUMN IF NOT EXISTS model_revision_requested VARCHAR;",
+    # v5: per-example scores (the `examples` table, created by SCHEMA); older runs have none, and
+    # their rows show without per-run intervals or per-example tests.
+    "SELECT 1;",
 ]
 
 # Tables holding rows of one run (deleted and re-inserted when the run is ingested again);
 # declared result tables are added to these.
-RUN_TABLES = ("metrics", "curves", "provenance", "data_checks", "memory", "run_links", "runs")
+RUN_TABLES = (
+    "metrics",
+    "examples",
+    "curves",
+    "provenance",
+    "data_checks",
+    "memory",
+    "run_links",
+    "runs",
+)
 
 
 class SchemaMismatchError(RuntimeError):
@@ -222,13 +240,24 @@ def ensure_tables(db_path: Path | str) -> None:
     """A file written by an older ftbench may lack newer tables or columns: bring it up to date
     once (a write), before reading it."""
     with connect(db_path, read_only=True) as con:
-        present = table_names(con)
-        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    current = row is not None and row[0] == str(SCHEMA_VERSION)
-    if not current or not {"data_checks", "repro_checks", "memory", "run_links",
-                           "result_tables"} <= present:  # fmt: skip
+        current = is_current(con)
+    if not current:
         with connect(db_path):
             pass
+
+
+def is_current(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether an open file has this ftbench's schema version and every table it reads."""
+    present = table_names(con)
+    if "meta" not in present:
+        return False
+    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return (
+        row is not None
+        and row[0] == str(SCHEMA_VERSION)
+        and {"data_checks", "repro_checks", "memory", "run_links", "result_tables", "examples"}
+        <= present
+    )
 
 
 def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:

@@ -269,10 +269,9 @@ class SftBackend(Backend):
         evaluation = run.method.evaluate(run, prepared, model)
         if evaluation is None:
             t = run.spec.training
-            metrics = prepared.task.evaluate(
+            evaluation = prepared.task.evaluate(
                 model, prepared.tokenizer, prepared.eval_records, t.max_length, t.eval_batch_size
             )
-            evaluation = Evaluation(metrics)
         if not intermediate:  # a tuning trial's report needs only the headline metric
             evaluation.metrics.update(self._forgetting(run, prepared, model))
         return evaluation

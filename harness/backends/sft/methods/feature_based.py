@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from harness.backends import Evaluation, Trained
-from harness.backends.data import load_splits
+from harness.backends.data import correctness, load_splits
 from harness.backends.sft.methods.base import Method, MethodContext, MethodSetup, register
 from harness.suite.config import StrictModel
 from harness.suite.metrics import accuracy, macro_f1
@@ -198,5 +198,6 @@ class FeatureBased(Method):
             predicted = [classes[i] for i in model(features.to(device)).argmax(-1).tolist()]
         gold = [r["label"] for r in records]
         return Evaluation(
-            {"accuracy": accuracy(gold, predicted), "macro_f1": macro_f1(gold, predicted, classes)}
+            {"accuracy": accuracy(gold, predicted), "macro_f1": macro_f1(gold, predicted, classes)},
+            examples=correctness(records, gold, predicted),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from harness.backends import Evaluation
 from harness.suite.registry import import_submodules
 from harness.suite.tasks import Record, Task
 
@@ -22,7 +23,9 @@ class SftTask(Task):
 
     def evaluate(
         self, model: Any, tokenizer: Any, records: list[Record], max_length: int, batch_size: int
-    ) -> dict[str, float]:
+    ) -> Evaluation:
+        """The metrics on `records`, and per-example scores (harness.result.ExampleScores) for
+        the metrics that are a mean over examples."""
         raise NotImplementedError
 
 

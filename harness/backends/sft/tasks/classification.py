@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from harness.backends.data import DataUnavailableError
+from harness.backends import Evaluation
+from harness.backends.data import DataUnavailableError, correctness
 from harness.backends.sft import forgetting
 from harness.backends.sft.tasks import SftTask
 from harness.backends.sft.tasks.prompting import (
@@ -150,7 +151,7 @@ class Classification(SftTask):
 
     def evaluate(
         self, model: Any, tokenizer: Any, records: list[Record], max_length: int, batch_size: int
-    ) -> dict[str, float]:
+    ) -> Evaluation:
         labels = self.labels
         if not labels:
             raise ValueError("classification scored without its classes (task_for without data)")
@@ -178,12 +179,13 @@ class Classification(SftTask):
             ]
         mean_nll = sum(s.nll for s in gold_scores) / sum(s.n_tokens for s in gold_scores)
         per_class = f1_per_class(gold, predicted, labels)
-        return {
+        metrics = {
             "accuracy": accuracy(gold, predicted),
             "macro_f1": macro_f1(gold, predicted, labels),
             "eval_loss": mean_nll,
             **{f"{PER_CLASS_F1}{label}": f1 for label, f1 in per_class.items()},
         }
+        return Evaluation(metrics, examples=correctness(records, gold, predicted))
 
 
 def _single_token_ids(tokenizer: Any, options: list[str]) -> list[int] | None:

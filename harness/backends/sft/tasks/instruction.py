@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from harness.backends import Evaluation
+from harness.backends.data import example_scores
 from harness.backends.sft import forgetting
 from harness.backends.sft.tasks import SftTask
 from harness.backends.sft.tasks.prompting import (
@@ -61,7 +63,7 @@ class Instruction(SftTask):
 
     def evaluate(
         self, model: Any, tokenizer: Any, records: list[Record], max_length: int, batch_size: int
-    ) -> dict[str, float]:
+    ) -> Evaluation:
         examples = [self.to_example(r, tokenizer, max_length) for r in records]
         scores = score_completions(
             model, tokenizer, [(e["prompt"], e["completion"]) for e in examples], batch_size
@@ -72,12 +74,18 @@ class Instruction(SftTask):
             self.options.max_new_tokens,
         )  # fmt: skip
         gold = [r["response"] for r in records]
-        return {
+        matched = list(map(exact_match, answers, gold))
+        overlap = list(map(token_f1, answers, gold))
+        metrics = {
             "eval_loss": mean_nll,
             "perplexity": perplexity(mean_nll),
-            "exact_match": sum(map(exact_match, answers, gold)) / len(gold),
-            "token_f1": sum(map(token_f1, answers, gold)) / len(gold),
+            "exact_match": sum(matched) / len(gold),
+            "token_f1": sum(overlap) / len(gold),
         }
+        # exact match and token F1 are means over answers: their per-answer scores pair runs
+        return Evaluation(
+            metrics, examples=example_scores(records, exact_match=matched, token_f1=overlap)
+        )
 
 
 def generate(

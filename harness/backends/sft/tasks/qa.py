@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.backends import Evaluation
 from harness.backends.sft import forgetting
 from harness.backends.sft.tasks import SftTask
 from harness.backends.sft.tasks.prompting import (
@@ -41,10 +42,11 @@ class QuestionAnswer(SftTask):
 
     def evaluate(
         self, model: Any, tokenizer: Any, records: list[Record], max_length: int, batch_size: int
-    ) -> dict[str, float]:
+    ) -> Evaluation:
         examples = [self.to_example(r, tokenizer, max_length) for r in records]
         scores = score_completions(
             model, tokenizer, [(e["prompt"], e["completion"]) for e in examples], batch_size
         )
         mean_nll = sum(s.nll for s in scores) / sum(s.n_tokens for s in scores)
-        return {"eval_loss": mean_nll, "perplexity": perplexity(mean_nll)}
+        # eval_loss is token-weighted, not a mean over examples: no per-example scores for it
+        return Evaluation({"eval_loss": mean_nll, "perplexity": perplexity(mean_nll)})
