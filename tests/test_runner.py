@@ -182,7 +182,8 @@ def test_cli_run_show_export(tmp_path, write_suite, capsys):
 
     frame = pd.read_csv(tmp_path / "export.csv")
     assert set(frame["metric"]) == {
-        "accuracy", "macro_f1", "eval_loss", "general_loss_before", "general_loss", "forgetting"
+        "accuracy", "macro_f1", "eval_loss", "general_loss_before", "general_loss", "forgetting",
+        "f1/negative", "f1/positive",  # sentiment is a classification preset: F1 per class
     }  # fmt: skip
 
 

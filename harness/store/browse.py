@@ -21,6 +21,7 @@ import pandas as pd
 
 from harness.store.schema import (
     NOT_TRIAL,
+    DatabaseError,
     SchemaMismatchError,
     ensure_tables,
     open_connection,
@@ -54,7 +55,7 @@ def reading(db: Path | str, retries: int = READ_RETRIES) -> Iterator[duckdb.Duck
     try:
         ensure_tables(path)
         con = open_connection(path, read_only=True, retries=retries)
-    except SchemaMismatchError as exc:
+    except (SchemaMismatchError, DatabaseError) as exc:
         raise ReadError(str(exc)) from exc
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
@@ -79,7 +80,7 @@ def guarded(fn: Any, db: Path | str, *args: Any, **kwargs: Any) -> Any:
         raise DatabaseMissingError(f"no results database at {path}")
     try:
         return fn(path, *args, **kwargs)
-    except SchemaMismatchError as exc:
+    except (SchemaMismatchError, DatabaseError) as exc:
         raise ReadError(str(exc)) from exc
     except duckdb.Error as exc:
         raise ReadError(f"cannot read {path}: {exc}") from exc
