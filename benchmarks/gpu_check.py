@@ -528,8 +528,8 @@ def step_env(paths: Paths) -> dict[str, str]:
 
 
 def _run_suite(path: Path, results: Path, only: str | None = None) -> None:
-    from harness.plan import make_plan
-    from harness.runner import run_plan
+    from harness.plan.plan import make_plan
+    from harness.runs.runner import run_plan
 
     run_plan(make_plan(path, only=only), results_dir=results, db_path=results / "ftbench.duckdb")
 
@@ -576,7 +576,7 @@ def glue_smoke(paths: Paths) -> int:
 
 def glue_memcheck(paths: Paths) -> int:
     from harness.memory.accuracy import Pair, summarize
-    from harness.memory.check import T4_LIMIT_BYTES, collect
+    from harness.show.memcheck import T4_LIMIT_BYTES, collect
 
     db = paths.work / "smoke" / "ftbench.duckdb"
     subprocess.run([sys.executable, "-m", "harness", "--db", str(db), "memcheck"], check=False)
@@ -620,7 +620,7 @@ def glue_alignment(paths: Paths) -> int:
     """Policy methods the estimator covers run; the others are recorded as skipped with its
     reason (PPO today), and a method the harness does not have (GRPO today) says so."""
     from harness.backends.alignment.methods import ALIGN_METHODS as REGISTERED
-    from harness.plan import make_plan
+    from harness.plan.plan import make_plan
 
     suite = paths.suites / "gpu_check_alignment.yaml"
     declared = _yaml().safe_load(suite.read_text())["grid"]["methods"]

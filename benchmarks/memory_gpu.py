@@ -243,8 +243,8 @@ def main(argv: list[str]) -> int:
         return 2
     from gpu_models import make_models  # benchmarks/ is on sys.path when run as a script
 
-    from harness.plan import make_plan
-    from harness.runner import run_plan
+    from harness.plan.plan import make_plan
+    from harness.runs.runner import run_plan
 
     only = set(args.only.split(",")) if args.only else None
     models = args.models or args.out / "models"

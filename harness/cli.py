@@ -1,6 +1,6 @@
-"""ftbench command line: validate, ls, plan, run, tune, show, export, lock, repro, memcheck.
+"""ftbench command line: validate, ls, plan, run, tune, show, export, merge, lock, repro, memcheck.
 
-Every command that names runs goes through the plan (harness/plan.py), so `ls`, `plan`, `lock`,
+Every command that names runs goes through the plan (harness/plan/plan.py), so `ls`, `plan`, `lock`,
 `run` and `tune` agree on every run_id. A suite is given as suites/NAME.yaml, as a path, or by
 the `name:` it declares; a lock file (NAME.lock.json) runs exactly what it locked.
 """
@@ -8,28 +8,35 @@ the `name:` it declares; a lock file (NAME.lock.json) runs exactly what it locke
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-from harness.hub import configure_offline_mode
+from harness.models.offline import configure_offline_mode
 
 
 def _plan(args: argparse.Namespace, **kwargs):
     """The plan of args.suite (narrowed by --only), or None after printing why there is none."""
-    from harness.lock import LockError
-    from harness.plan import make_plan
-    from harness.suite import SuiteError
+    from harness.plan.lock import LockError
+    from harness.plan.plan import make_plan
+    from harness.suite.suite_file import SuiteError
 
     try:
-        return make_plan(args.suite, only=getattr(args, "only", None), **kwargs)
+        return make_plan(
+            args.suite, only=getattr(args, "only", None), shard=getattr(args, "shard", None),
+            overrides=getattr(args, "set", None) or (),
+            **kwargs,
+        )  # fmt: skip
     except (SuiteError, LockError) as exc:
         print(exc, file=sys.stderr)
         return None
 
 
 def _name(suite_arg: str) -> str:
-    from harness.suite import suite_name
+    from harness.suite.suite_file import suite_name
 
     return suite_name(suite_arg)
 
@@ -39,7 +46,7 @@ def _db(args: argparse.Namespace) -> Path:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from harness.suite import SuiteError, expand, load_suite, locate
+    from harness.suite.suite_file import SuiteError, expand, load_suite, locate
 
     failed = 0
     for item in args.suites:
@@ -58,9 +65,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     from harness.backends import all_method_names
-    from harness.data import DATA_SOURCES
+    from harness.backends.data import DATA_SOURCES
     from harness.models import MODEL_ASSETS
-    from harness.tasks import TASKS
+    from harness.suite.tasks import TASKS
 
     if args.suite:
         plan = _plan(args, availability=False)
@@ -88,7 +95,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from harness.plan import format_plan
+    from harness.plan.plan import format_plan
 
     plan = _plan(args, estimates=True)
     if plan is None:
@@ -145,7 +152,7 @@ def _print_plan_notes(plan) -> bool:
 
 def _executor(args: argparse.Namespace, plan):
     """The executor of the suite's `executor:` block, with the command line's flags over it."""
-    from harness.executors import ExecutorConfig, build
+    from harness.runs.executors import ExecutorConfig, build
 
     config = plan.suite.executor or ExecutorConfig()
     flags = {
@@ -160,18 +167,67 @@ def _executor(args: argparse.Namespace, plan):
     return build(config)
 
 
+def _trackers_ok(args: argparse.Namespace, plan) -> bool:
+    """`--report-to` or each run's training.report_to name trackers that exist and are
+    installed here."""
+    from harness.backends.trainer_args import check_trackers, report_to
+
+    with _report_to(args):
+        names = sorted({name for run in plan.runs for name in report_to(run.spec)})
+    problems = check_trackers(names)
+    for problem in problems:
+        print(f"{plan.source}: {problem}", file=sys.stderr)
+    return not problems
+
+
+@contextlib.contextmanager
+def _report_to(args: argparse.Namespace) -> Iterator[None]:
+    """`--report-to` for this command: in FTBENCH_REPORT_TO, which run processes inherit."""
+    import os
+
+    from harness.backends.trainer_args import REPORT_TO_ENV
+
+    before = os.environ.get(REPORT_TO_ENV)
+    if args.report_to is not None:
+        os.environ[REPORT_TO_ENV] = args.report_to
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(REPORT_TO_ENV, None)
+        else:
+            os.environ[REPORT_TO_ENV] = before
+
+
+def _set_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set", action="append", metavar="KEY=VALUE",
+        help="override a suite field for this command (repeatable), e.g. --set "
+        "training.max_steps=50; VALUE is YAML; an overridden run is a new run_id",
+    )  # fmt: skip
+
+
+def _report_to_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--report-to", metavar="TRACKERS",
+        help="comma-separated trackers the trainers log to (tensorboard, mlflow, wandb, trackio; "
+        "'' for none), over each run's training.report_to; not part of any run_id",
+    )  # fmt: skip
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.runner import run_plan
+    from harness.runs.runner import run_plan
 
     plan = _plan(args)
-    if plan is None:
+    if plan is None or not _trackers_ok(args, plan):
         return 2
     if not _print_plan_notes(plan):
         return 3
-    report = run_plan(
-        plan, results_dir=Path(args.results), db_path=_db(args), force=args.force,
-        executor=_executor(args, plan),
-    )  # fmt: skip
+    with _report_to(args):
+        report = run_plan(
+            plan, results_dir=Path(args.results), db_path=_db(args), force=args.force,
+            executor=_executor(args, plan),
+        )  # fmt: skip
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(report.statuses.items()))
     print(
         f"suite {plan.suite.name}: {len(report.executed)} run now, "
@@ -184,7 +240,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from harness.tuning.study import tune_plan
 
     plan = _plan(args)
-    if plan is None:
+    if plan is None or not _trackers_ok(args, plan):
         return 2
     if plan.suite.tune is None:
         print(f"{plan.source}: no `tune:` block; add one (see README, Tuning)", file=sys.stderr)
@@ -196,10 +252,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     pruner = plan.suite.tune.pruner
     if args.pruner:
         pruner = pruner.model_copy(update={"type": args.pruner})
-    report = tune_plan(
-        plan, results_dir=Path(args.results), db_path=_db(args), pruner=pruner,
-        final_runs=not args.no_final, executor=_executor(args, plan), storage=args.storage,
-    )  # fmt: skip
+    with _report_to(args):
+        report = tune_plan(
+            plan, results_dir=Path(args.results), db_path=_db(args), pruner=pruner,
+            final_runs=not args.no_final, executor=_executor(args, plan), storage=args.storage,
+        )  # fmt: skip
     for note in report.notes:
         print(f"note: {note}")
     for cell, study in report.studies.items():
@@ -213,7 +270,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_memcheck(args: argparse.Namespace) -> int:
-    from harness.memory.check import collect, format_rows
+    from harness.show.memcheck import collect, format_rows
 
     db = _db(args)
     if not db.exists():
@@ -230,7 +287,7 @@ def cmd_memcheck(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from harness import store
     from harness.backends import BACKENDS
-    from harness.report import format_leaderboard
+    from harness.show.leaderboard import format_board, format_leaderboard
 
     name, db = _name(args.suite), _db(args)
     if not db.exists():
@@ -240,6 +297,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if board.empty:
         print(f"no runs of suite {name!r} in {db}", file=sys.stderr)
         return 1
+    if args.format != "text":
+        print(format_board(board, args.format))
+        return 0
     print(format_leaderboard(board, name))
     for backend in BACKENDS:
         section = BACKENDS.get(backend).report(db, name)
@@ -261,7 +321,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    from harness.lock import LockError, write_lock
+    from harness.plan.lock import LockError, write_lock
 
     plan = _plan(args, availability=False)
     if plan is None:
@@ -282,7 +342,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def cmd_repro(args: argparse.Namespace) -> int:
-    from harness.repro import ReproError, format_check, reproduce, sample_run_ids
+    from harness.runs.repro import ReproError, format_check, reproduce, sample_run_ids
 
     if bool(args.run_id) == bool(args.suite):
         print("give a RUN_ID or --suite SUITE (not both)", file=sys.stderr)
@@ -321,8 +381,40 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from harness.store import SchemaMismatchError
+    from harness.store.merge import merge
+
+    into = Path(args.into)
+    try:
+        report = merge([Path(s) for s in args.sources], into)
+    except (FileNotFoundError, ValueError, SchemaMismatchError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    for source in args.sources:
+        print(
+            f"{source}: {report.added.get(source, 0)} runs added, "
+            f"{report.same.get(source, 0)} already there with the same results"
+        )
+    if report.folders_missing:
+        print(
+            f"{len(report.folders_missing)} merged runs have no run folder here (result.json "
+            "not found); copy each machine's RESULTS/runs/ next to its database to keep them"
+        )
+    for conflict in report.conflicts:
+        print(conflict, file=sys.stderr)
+    print(
+        f"merged into {into}" + (f"; {len(report.conflicts)} conflicts" if report.conflicts else "")
+    )
+    return 1 if report.conflicts else 0
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     import subprocess
+
+    from harness.suite.extras import require
+
+    require("dashboard")
 
     app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--", "--db", str(_db(args))]
@@ -348,6 +440,10 @@ def _executor_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+SHARD_HELP = (
+    "run the K-th of N slices of the suite (K/N, e.g. 1/3), dealt by run_id, each run with the "
+    "stages it needs; merge the slices' databases with `ftbench merge`"
+)
 ONLY_HELP = (
     "only these grid cells (their stages come along): KEY=VALUE[|VALUE...][,...] with KEY one "
     "of method, model, dataset, seed; e.g. --only method=lora|qlora,seed=0"
@@ -356,8 +452,15 @@ ONLY_HELP = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ftbench", description=__doc__)
-    parser.add_argument("--results", default="results", help="results folder (default: results)")
-    parser.add_argument("--db", default=None, help="DuckDB file (default: RESULTS/ftbench.duckdb)")
+    parser.add_argument("--version", action="version", version=f"ftbench {_version()}")
+    parser.add_argument(
+        "--results", default=os.environ.get("FTBENCH_RESULTS") or "results",
+        help="results folder (default: $FTBENCH_RESULTS, else results)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--db", default=os.environ.get("FTBENCH_DB") or None,
+        help="DuckDB file (default: $FTBENCH_DB, else RESULTS/ftbench.duckdb)",
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate", help="check suite files; nothing runs")
@@ -369,19 +472,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("suite", nargs="?")
     p.add_argument("--only", help=ONLY_HELP)
+    p.add_argument("--shard", help=SHARD_HELP)
+    _set_flag(p)
     p.set_defaults(func=cmd_ls)
 
     p = sub.add_parser("run", help="run a suite (finished runs are skipped)")
     p.add_argument("suite", help="suites/NAME.yaml, a suite name, or a lock file")
     p.add_argument("--only", help=ONLY_HELP)
+    p.add_argument("--shard", help=SHARD_HELP)
     p.add_argument("--force", action="store_true", help="re-run finished runs too")
+    _set_flag(p)
+    _report_to_flag(p)
     _executor_flags(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("plan", help="predict each run's peak GPU memory against the budget")
     p.add_argument("suite", help="suites/NAME.yaml, a suite name, or a lock file")
     p.add_argument("--only", help=ONLY_HELP)
+    p.add_argument("--shard", help=SHARD_HELP)
     p.add_argument("--format", choices=["text", "json"], default="text")
+    _set_flag(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("memcheck", help="predicted vs measured memory of the runs in DuckDB")
@@ -391,10 +501,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="Optuna search per cell, then re-run the best on every seed")
     p.add_argument("suite", help="suites/NAME.yaml or a suite name (needs a tune: block)")
     p.add_argument("--only", help=ONLY_HELP)
+    _set_flag(p)
     p.add_argument(
         "--pruner", choices=["median", "hyperband", "threshold", "none"], help="override"
     )
     p.add_argument("--no-final", action="store_true", help="trials only, no tuned re-runs")
+    _report_to_flag(p)
     p.add_argument(
         "--storage",
         help="Optuna storage URL for the studies (e.g. sqlite:///studies.db, an RDB every node "
@@ -405,11 +517,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", help="print a suite's leaderboard from DuckDB")
     p.add_argument("suite", help="a suite file or name (its `name:` is what results are under)")
+    p.add_argument(
+        "--format", choices=["text", "markdown", "json", "csv"], default="text",
+        help="text: the leaderboard and every section; markdown/json/csv: the leaderboard table",
+    )  # fmt: skip
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("lock", help="pin a suite's planned runs, model hashes, data fingerprints")
     p.add_argument("suite", help="suites/NAME.yaml or a suite name")
     p.add_argument("-o", "--out", help="lock file (default: next to the suite, NAME.lock.json)")
+    _set_flag(p)
     p.set_defaults(func=cmd_lock)
 
     p = sub.add_parser("repro", help="re-run finished runs from their stored spec and compare")
@@ -418,6 +535,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", type=int, help="check a seeded sample of N runs (default: all)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.set_defaults(func=cmd_repro)
+
+    p = sub.add_parser(
+        "merge", help="combine result databases (e.g. of --shard slices) into one, by run_id"
+    )
+    p.add_argument("sources", nargs="+", help="DuckDB files to merge, in order (first wins)")
+    p.add_argument("--into", required=True, help="the merged DuckDB file (created if missing)")
+    p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("dashboard", help="serve the Streamlit leaderboard over the results DB")
     p.set_defaults(func=cmd_dashboard)
@@ -430,10 +554,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ftbench")
+    except PackageNotFoundError:
+        return "(not installed: pip install -e .)"
+
+
 def main(argv: list[str] | None = None) -> int:
+    from harness.suite.extras import MissingExtraError
+
     args = build_parser().parse_args(argv)
     configure_offline_mode()  # before transformers is imported anywhere
-    return args.func(args)
+    try:
+        return args.func(args)
+    except MissingExtraError as exc:
+        print(exc, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def test_without_a_gpu_the_check_lists_every_step_and_exits_0(check, tmp_path, c
 
 
 def test_the_checks_suites_are_valid_and_systems_only(check, tmp_path):
-    from harness.suite import Suite, expand
+    from harness.suite.suite_file import Suite, expand
 
     paths = check.Paths(tmp_path / "w", tmp_path / "o", tmp_path / "kit")
     files = check.write_suites(paths)
@@ -81,7 +81,7 @@ def test_the_checks_suites_are_valid_and_systems_only(check, tmp_path):
 
 
 def test_the_memory_check_grid_has_checkpointing_and_the_7b_cell(tmp_path):
-    from harness.suite import Suite, expand
+    from harness.suite.suite_file import Suite, expand
 
     bench = _module("memory_gpu")
     specs = [s for d in bench.suites(tmp_path, grid="check")

@@ -6,8 +6,11 @@ backend adds only what is its own (max_length, a batch sampler, a preference los
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
+
+REPORT_TO_ENV = "FTBENCH_REPORT_TO"  # `ftbench run --report-to`, inherited by run processes
 
 
 def trainer_kwargs(spec: Any, out_dir: Path, device: str) -> dict[str, Any]:
@@ -34,9 +37,47 @@ def trainer_kwargs(spec: Any, out_dir: Path, device: str) -> dict[str, Any]:
         "gradient_checkpointing": t.gradient_checkpointing,
         "logging_nan_inf_filter": False,  # the default hides a NaN loss; divergence must be seen
         "save_strategy": "no",
-        "report_to": [],
+        "report_to": report_to(spec),
+        "run_name": spec.label,  # what a tracker shows the run as
         "disable_tqdm": True,
     }
+
+
+def report_to(spec: Any) -> list[str]:
+    """The trackers a run's trainer logs to: the command line's (FTBENCH_REPORT_TO, comma-
+    separated), else the spec's training.report_to, else none. Checked before a suite starts
+    (check_trackers), so a missing package is one clear error, not a failed run."""
+    given = os.environ.get(REPORT_TO_ENV)
+    if given is not None:
+        return [name.strip() for name in given.split(",") if name.strip()]
+    return list(spec.training.report_to or [])
+
+
+# tracker -> (module it imports, package that provides it), where either differs from its name
+_MODULES = {
+    "azure_ml": ("azureml", "azureml-core"), "comet_ml": ("comet_ml", "comet-ml"),
+    "flyte": ("flytekit", "flytekit"),
+}  # fmt: skip
+
+
+def check_trackers(names: list[str]) -> list[str]:
+    """Problems with tracker names (unknown, or their package not installed here)."""
+    import importlib.util
+
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    problems = []
+    for name in names:
+        if name not in INTEGRATION_TO_CALLBACK:
+            problems.append(
+                f"report_to: unknown tracker {name!r} (known: "
+                f"{', '.join(sorted(INTEGRATION_TO_CALLBACK))})"
+            )
+            continue
+        module, package = _MODULES.get(name, (name, name))
+        if importlib.util.find_spec(module) is None:
+            problems.append(f"report_to: tracker {name!r} needs `pip install {package}` here")
+    return problems
 
 
 def weights_dtype(trains_loaded_weights: bool, device: str, precision: str) -> str:

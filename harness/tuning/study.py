@@ -17,29 +17,21 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from harness import store
-from harness.executors.local import schedulable
-from harness.plan import Plan, PlannedRun, Planner, plan_specs
-from harness.result import FINAL_STATUSES, RunResult, read_result
-from harness.runner import (
+from harness.plan.plan import Plan, PlannedRun, Planner, plan_specs
+from harness.runs.executors.local import schedulable
+from harness.runs.runner import (
     Executor,
     SuiteReport,
     default_executor,
-    prepare,
-    record,
+    drive,
     run_plan,
 )
-from harness.spec import RunSpec
-from harness.suite import Suite, with_values
-from harness.tasks import higher_is_better
-from harness.tuning.space import (
-    PrunerConfig,
-    SearchDim,
-    TrialRef,
-    TuneConfig,
-    TunedRef,
-    open_storage,
-    suggest_all,
-)
+from harness.runs.trial import open_storage
+from harness.store.result import FINAL_STATUSES, RunResult, read_result
+from harness.suite.search_space import PrunerConfig, SearchDim, TrialRef, TuneConfig, TunedRef
+from harness.suite.spec import RunSpec
+from harness.suite.suite_file import Suite, with_values
+from harness.suite.tasks import higher_is_better
 
 _COUNTED_STATE = {"complete": "COMPLETE", "pruned": "PRUNED", "failed": "FAIL"}
 
@@ -233,41 +225,11 @@ def tune_plan(
             f"{cell.base.cell}: {n}" for n in _recover(study, storage, results_dir, cell.metric)
         ]
         bar = tqdm(total=tune.trials, desc=f"tune {cell.base.cell}", unit="trial", position=0)
-        in_flight: dict[Any, tuple[int, PlannedRun]] = {}
-        while True:
-            # Ask while the budget allows: finished counted trials plus the ones still running
-            # never exceed `trials` (a running trial may still fail, and then one more is asked).
-            while len(in_flight) < executor.parallel:
-                counted, failed = _counted(study, tune)
-                bar.n = counted
-                bar.refresh()
-                if counted + len(in_flight) >= tune.trials:
-                    break
-                if failed >= tune.max_failed:
-                    break  # the ones in flight finish
-                trial = study.ask()
-                values = suggest_all(trial, cell.space)
-                ref = TrialRef(
-                    study_name=study.study_name, storage=where, number=trial.number,
-                    metric=cell.metric, direction=cell.direction, eval_every=eval_every,
-                    max_reports=max_reports, pruner=pruner,
-                )  # fmt: skip
-                # Sampled values that do not fit the budget are not run (see _tell).
-                run = planner.plan(with_values(cell.base, values, trial=ref))[-1]
-                trial.set_user_attr("run_id", run.spec.run_id)
-                done = prepare(run, results_dir, db_path, force=True)
-                if done is not None:
-                    _close(study, storage, trial.number, run, done[0], cell.metric)
-                    continue
-                run_dir = results_dir / "runs" / run.spec.run_id
-                in_flight[executor.submit(run.spec, run_dir)] = (trial.number, run)
-            if not in_flight:
-                break
-            handle, outcome = executor.wait_any(list(in_flight))
-            number, run = in_flight.pop(handle)
-            result = record(run, outcome, results_dir, db_path)
-            _close(study, storage, number, run, result, cell.metric)
-            store.ingest_trials(db_path, suite.name, cell.base, study)
+        feed = _TrialFeed(
+            study, storage, where, cell, tune, pruner, planner, bar, db_path, suite.name,
+            eval_every, max_reports,
+        )  # fmt: skip
+        drive(executor, feed.next, feed.finished, results_dir, db_path, force=True)
         counted, failed = _counted(study, tune)
         if counted < tune.trials and failed >= tune.max_failed:
             report.notes.append(
@@ -283,6 +245,56 @@ def tune_plan(
     if final_runs:
         report.final = _run_tuned(plan, cells, report, results_dir, db_path, executor, planner)
     return report
+
+
+@dataclass
+class _TrialFeed:
+    """One cell's study as the scheduler loop's source of runs: a trial is asked while the
+    budget allows, and told its result when its run ends."""
+
+    study: Any
+    storage: Any
+    where: str  # the storage as trials reach it (part of their run_ids)
+    cell: Cell
+    tune: TuneConfig
+    pruner: PrunerConfig
+    planner: Planner
+    bar: Any
+    db_path: Path
+    suite: str
+    eval_every: int
+    max_reports: int
+    numbers: dict[str, int] = field(default_factory=dict)  # run_id -> its trial's number
+    in_flight: int = 0
+
+    def next(self) -> PlannedRun | None:
+        # Finished counted trials plus the ones still running never exceed `trials` (a running
+        # trial may still fail, and then one more is asked); past max_failed, the rest finish.
+        counted, failed = _counted(self.study, self.tune)
+        self.bar.n = counted
+        self.bar.refresh()
+        if counted + self.in_flight >= self.tune.trials or failed >= self.tune.max_failed:
+            return None
+        trial = self.study.ask()
+        values = suggest_all(trial, self.cell.space)
+        ref = TrialRef(
+            study_name=self.study.study_name, storage=self.where, number=trial.number,
+            metric=self.cell.metric, direction=self.cell.direction, eval_every=self.eval_every,
+            max_reports=self.max_reports, pruner=self.pruner,
+        )  # fmt: skip
+        # Sampled values that do not fit the budget are not run (see _tell).
+        run = self.planner.plan(with_values(self.cell.base, values, trial=ref))[-1]
+        trial.set_user_attr("run_id", run.spec.run_id)
+        self.numbers[run.spec.run_id] = trial.number
+        self.in_flight += 1
+        return run
+
+    def finished(self, run: PlannedRun, result: RunResult, ran: bool) -> None:
+        self.in_flight -= 1
+        number = self.numbers.pop(run.spec.run_id)
+        _close(self.study, self.storage, number, run, result, self.cell.metric)
+        if ran:
+            store.ingest_trials(self.db_path, self.suite, self.cell.base, self.study)
 
 
 def _run_tuned(
@@ -316,3 +328,7 @@ def _run_tuned(
         if r.adjustments
     ]
     return run_plan(final_plan, results_dir=results_dir, db_path=db_path, executor=executor)
+
+
+def suggest_all(trial: Any, space: dict[str, SearchDim]) -> dict[str, Any]:
+    return {name: dim.suggest(trial, name) for name, dim in sorted(space.items())}

@@ -9,16 +9,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from harness import checks
-from harness.backends import BACKENDS, Backend, Evaluation, Prepared, RunContext, Trained
-from harness.backends.sft import forgetting
+from harness.backends import BACKENDS, Backend, Evaluation, Prepared, RunContext, Trained, checks
+from harness.backends.data import load_splits
+from harness.backends.sft import forgetting, memory, tapt
 from harness.backends.sft.methods import METHODS, MethodContext, MethodSetup
 from harness.backends.sft.methods.base import load_dtype
 from harness.backends.trainer_args import trainer_kwargs
-from harness.data import load_splits
+from harness.memory.estimate import cached_estimate
 from harness.models import load_tokenizer, resolve_model
-from harness.registry import Registry
-from harness.tasks import TASKS, Record
+from harness.models.architectures import architecture_config
+from harness.suite.registry import Registry
+from harness.suite.tasks import TASKS, Record, task_for
 
 
 @dataclass
@@ -125,9 +126,6 @@ class SftBackend(Backend):
         return METHODS
 
     def estimate_memory(self, spec, device="cuda"):
-        from harness.backends.sft import memory
-        from harness.memory.estimate import cached_estimate
-        from harness.models.architectures import architecture_config
 
         source, config = architecture_config(spec.model)
         method = METHODS.get(spec.method)
@@ -154,10 +152,16 @@ class SftBackend(Backend):
         return forgetting.metrics(before, after)
 
     def report(self, db_path, suite):
-        return forgetting.report_section(db_path, suite)
+        from harness.backends.sft.tasks import classification, instruction
+
+        sections = [
+            classification.report_section(db_path, suite),
+            instruction.report_section(db_path, suite),
+            forgetting.report_section(db_path, suite),
+        ]
+        return "\n\n".join(s for s in sections if s) or None
 
     def upstream(self, spec):
-        from harness.backends.sft import tapt
 
         check_optimizer(spec.training.optimizer)
         method = METHODS.get(spec.method)
@@ -165,8 +169,6 @@ class SftBackend(Backend):
         return tapt.upstream(spec)  # a TAPT stage when the method entry asks for one
 
     def prepare(self, run: RunContext) -> SftPrepared:
-        from harness.backends.sft import tapt
-        from harness.models.architectures import architecture_config
 
         spec = run.spec
         resolved = resolve_model(spec.model)
@@ -191,7 +193,10 @@ class SftBackend(Backend):
             model=setup.model,
             resolved=resolved,
             splits=splits,
-            data_checks=checks.tokenizer_checks(tokenizer),
+            data_checks={
+                **checks.tokenizer_checks(tokenizer),
+                **TASKS.get(spec.dataset.task).split_checks(splits.as_dict()),
+            },
             notes={
                 **setup.notes,
                 **start_notes,
@@ -200,7 +205,7 @@ class SftBackend(Backend):
             weights_dtype=context.weights_dtype,
             eval_s=time.perf_counter() - t0,
             general_loss_before=before,
-            task=TASKS.get(spec.dataset.task),
+            task=task_for(spec.dataset, splits.as_dict),
             tokenizer=tokenizer,
             setup=setup,
             eval_records=splits.as_dict()[run.split],

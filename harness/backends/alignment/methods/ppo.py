@@ -28,12 +28,15 @@ from harness.backends.alignment.methods.base import (
     AlignContext,
     PolicyMethod,
     PolicyParams,
-    policy_lora,
     register,
     timed_train,
     train_prompts,
 )
-from harness.config import optional
+from harness.backends.alignment.reward import load_backbone, text_reward
+from harness.backends.lora import policy_lora
+from harness.backends.trainer_args import report_to
+from harness.memory.estimate import NotEstimated
+from harness.suite.config import optional
 
 LOGGED = ("objective/rlhf_reward", "objective/scores", "objective/kl", "loss/policy_avg",
           "loss/value_avg", "policy/clipfrac_avg", "val/ratio")  # fmt: skip
@@ -100,7 +103,6 @@ class Ppo(PolicyMethod):
     Params = PpoParams
 
     def estimate_memory(self, spec: Any, params: PpoParams, device: str) -> Any:
-        from harness.memory.estimate import NotEstimated
 
         raise NotEstimated(
             "not estimated: PPO: policy, value, reference and reward models plus generation are "
@@ -110,8 +112,6 @@ class Ppo(PolicyMethod):
     def train_policy(self, ctx: AlignContext, params: PpoParams, proxy: Any) -> Trained:
         from datasets import Dataset
         from trl.experimental.ppo import PPOConfig, PPOTrainer
-
-        from harness.backends.alignment.reward import load_backbone, text_reward
 
         t, tok = ctx.spec.training, ctx.tokenizer
         prompts = train_prompts(ctx, params)
@@ -129,7 +129,8 @@ class Ppo(PolicyMethod):
             local_rollout_forward_batch_size=t.batch_size, num_sample_generations=0,
             seed=ctx.spec.seed, data_seed=ctx.spec.seed, use_cpu=not on_gpu,
             fp16=on_gpu and t.precision == "fp16", bf16=on_gpu and t.precision == "bf16",
-            gradient_checkpointing=False, logging_steps=1, save_strategy="no", report_to=[],
+            gradient_checkpointing=False, logging_steps=1, save_strategy="no",
+            report_to=report_to(ctx.spec), run_name=ctx.spec.label,
             disable_tqdm=True, dataset_num_proc=None,
         )  # fmt: skip
         value = load_backbone(ctx.resolved, tok)  # the policy's backbone, a fresh value head

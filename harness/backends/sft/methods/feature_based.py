@@ -21,9 +21,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from harness.backends import Evaluation, Trained
+from harness.backends.data import load_splits
 from harness.backends.sft.methods.base import Method, MethodContext, MethodSetup, register
-from harness.config import StrictModel
-from harness.metrics import accuracy, macro_f1
+from harness.suite.config import StrictModel
+from harness.suite.metrics import accuracy, macro_f1
+from harness.suite.tasks import TASKS, task_for
 
 HEAD_FILE = "feature_head.safetensors"
 
@@ -35,9 +38,8 @@ class FeatureParams(StrictModel):
 
 
 def _classes(spec: Any) -> tuple[str, ...]:
-    from harness.tasks import TASKS
-
-    return tuple(getattr(TASKS.get(spec.dataset.task), "labels", ()) or ())
+    task = task_for(spec.dataset, lambda: load_splits(spec.dataset).as_dict())
+    return tuple(getattr(task, "labels", ()) or ())
 
 
 def build_model(lm: Any, params: FeatureParams, n_classes: int) -> Any:
@@ -105,7 +107,7 @@ class FeatureBased(Method):
     Params = FeatureParams
 
     def check(self, spec: Any, params: FeatureParams) -> None:
-        if not _classes(spec):
+        if not getattr(TASKS.get(spec.dataset.task), "classifies", False):
             raise ValueError(
                 f"method feature_based trains a classifier over a task's labels; task "
                 f"{spec.dataset.task!r} has none (use it with a classification task, e.g. "
@@ -123,8 +125,6 @@ class FeatureBased(Method):
 
     def train(self, run: Any, prepared: Any, callbacks: list) -> Any:
         import torch
-
-        from harness.backends import Trained
 
         spec, params, t = run.spec, run.params, run.spec.training
         classes = _classes(spec)
@@ -185,8 +185,6 @@ class FeatureBased(Method):
 
     def evaluate(self, run: Any, prepared: Any, model: Any) -> Any:
         import torch
-
-        from harness.backends import Evaluation
 
         t, classes = run.spec.training, _classes(run.spec)
         records = prepared.eval_records

@@ -1,12 +1,12 @@
 """Tasks the SFT backend trains: each turns a record into a prompt/completion pair and scores a
-model on records. Each file registers one task in harness.tasks.TASKS (imported here)."""
+model on records. Each file registers one task in harness.suite.tasks.TASKS (imported here)."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from harness.registry import import_submodules
-from harness.tasks import Record, Task
+from harness.suite.registry import import_submodules
+from harness.suite.tasks import Record, Task
 
 
 class SftTask(Task):
@@ -14,6 +14,7 @@ class SftTask(Task):
     # A classification task's classes, the values of its records' `label` field (empty: not a
     # classification task); methods that train a classifier (feature_based) read them.
     labels: ClassVar[tuple[str, ...]] = ()
+    classifies: ClassVar[bool] = False  # its records' `label` is a class (labels, once configured)
 
     def to_example(self, record: Record, tokenizer: Any, max_length: int) -> dict[str, str]:
         """A prompt/completion pair (plain text, chat template already applied) for SFT."""
