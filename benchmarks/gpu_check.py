@@ -116,22 +116,22 @@ def plan(paths: Paths, python: str = sys.executable) -> list[Step]:
         Step("models", "tokenizer + random fp16 checkpoints: " + ", ".join(ARCHS),
              [python, str(BENCH / "gpu_models.py"), str(paths.models), *ARCHS, *tokenizer], 50),
         Step("smoke", "smoke suite's methods on CUDA, budget t4, SmolLM2-135M / TinyLlama-1.1B",
-             [*me, "smoke"], 100, paths.step_json("smoke")),
+             [*me, "smoke"], 95, paths.step_json("smoke")),
         Step("memcheck", "ftbench memcheck on the smoke runs", [*me, "memcheck"], 15,
              paths.step_json("memcheck")),
         Step("memory", "bench-memory-gpu check grid: predicted vs measured, band coverage",
              [python, str(BENCH / "memory_gpu.py"), "--grid", "check", "--out",
               str(paths.work / "memory"), "--models", str(paths.models), *tokenizer, "--json",
-              str(paths.step_json("memory"))], 110, paths.step_json("memory")),
+              str(paths.step_json("memory"))], 130, paths.step_json("memory")),
         Step("calibrate", "widen the calibration bands if they cover < 95 % of the peaks",
              [*me, "calibrate"], 10, paths.step_json("calibrate")),
         Step("overhead", "bench-overhead on CUDA: harness vs bare loop, TinyLlama LoRA 8 x 512",
              [python, str(BENCH / "overhead.py"), str(paths.suites / "gpu_check_overhead.yaml"),
-              "--only", "method=lora", "--repeats", "2", "--steps", "30", "--out",
+              "--only", "method=lora", "--repeats", "2", "--steps", "20", "--out",
               str(paths.work / "overhead")], 60, paths.work / "overhead" / "overhead.json"),
         Step("alignment", "DPO and ORPO predicted vs measured (PPO/GRPO where estimated)",
-             [*me, "alignment"], 60, paths.step_json("alignment")),
-        Step("ray", "Ray packs two runs on one GPU (gpus_per_run 0.5)", [*me, "ray"], 40,
+             [*me, "alignment"], 55, paths.step_json("alignment")),
+        Step("ray", "Ray packs two runs on one GPU (gpus_per_run 0.5)", [*me, "ray"], 35,
              paths.step_json("ray"), needs="ray"),
     ]  # fmt: skip
 
@@ -386,7 +386,7 @@ def _runs_line(r: dict) -> str:
     runs = r.get("runs", [])
     statuses: dict[str, int] = {}
     for run in runs:
-        statuses[run["status"]] = statuses.get(run["status"], 0) + 1
+        statuses[run["status"]] = statuses.get(run["status"], 35) + 1
     return f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
 
 
@@ -607,6 +607,7 @@ def glue_calibrate(paths: Paths) -> int:
     source = f"make gpu-check: {len(pairs)} harness runs on {memory.get('device')}"
     bands, doc = widen_bands(read_bands(calibration_path()), pairs, source)
     if doc["widened"]:
+        paths.out.mkdir(parents=True, exist_ok=True)
         write_bands(paths.out / "calibration.json", bands)
         doc["written"] = str(paths.out / "calibration.json")
         print(f"widened bands written to {doc['written']} (use it with "

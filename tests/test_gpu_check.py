@@ -86,7 +86,7 @@ def test_the_memory_check_grid_has_checkpointing_and_the_7b_cell(tmp_path):
     bench = _module("memory_gpu")
     specs = [s for d in bench.suites(tmp_path, grid="check")
              for s in expand(Suite.model_validate(d))]  # fmt: skip
-    assert len(specs) == len(bench.CHECK_GRID) == 13
+    assert len(specs) == len(bench.CHECK_GRID) == 12
     ckpt = {(s.model.architecture, s.method) for s in specs if s.training.gradient_checkpointing}
     assert ckpt == {("smollm2-135m", m) for m in ("full", "lora", "qlora")} | {
         ("tinyllama-1.1b", "lora")
@@ -235,3 +235,21 @@ def test_widening_covers_every_row_per_family_and_checkpointing_never_narrower(t
     assert band_for("lora", path, checkpointing=True).lower == pytest.approx(-0.10)
     assert band_for("lora", path) == read_bands(path)["lora"]
     assert band_for("qlora", path, checkpointing=True) == read_bands(path)["default"]
+
+
+def test_the_calibrate_step_widens_from_the_memory_steps_rows(check, tmp_path):
+    bench = _module("memory_gpu")
+    pairs = _rows("lora", [100, 101]) + _rows("qlora+checkpointing", [70, 75])  # 25-30 % under
+    doc = bench.to_json(pairs, ["gpt2 full: status oom, no measured/predicted pair"], "TestGPU")
+    assert doc["band_coverage"] == 0.5 and [r["in_band"] for r in doc["rows"]] == [1, 1, 0, 0]
+    paths = check.Paths(tmp_path / "w", tmp_path / "o", tmp_path / "kit")
+    check._dump(paths.step_json("memory"), doc)
+    assert check.glue_calibrate(paths) == 0
+    found = json.loads(paths.step_json("calibrate").read_text())
+    assert found["coverage_before"] == 0.5 and found["coverage_after"] == 1.0
+    assert "qlora+checkpointing" in found["widened"] and "lora" not in found["widened"]
+    written = read_bands(paths.out / "calibration.json")
+    assert written["qlora+checkpointing"].lower == pytest.approx(-0.30)
+    assert "TestGPU" in written["qlora+checkpointing"].source
+    line = check.headline("calibrate", found)
+    assert "coverage 50 % -> 100 %" in line and "qlora+checkpointing" in line
