@@ -20,9 +20,10 @@ import pandas as pd
 from harness import store
 
 DEFAULT_DB = Path("results/ftbench.duckdb")
-# Schema versions of harness.store this dashboard knows. Versions only add tables and columns, so
-# a newer file is still read (with a warning); v2 added runs.origin/tune_trials and `trials`.
-KNOWN_SCHEMA_VERSIONS = (1, 2, 3)
+# Schema versions this dashboard knows: every version up to the one harness.store writes (the
+# version lives there only). Versions only add tables and columns, so a newer file is still read
+# (with a warning).
+KNOWN_SCHEMA_VERSIONS = tuple(range(1, store.SCHEMA_VERSION + 1))
 LOCK_RETRIES = 12  # with harness.store's backoff: ~9 s in all, far longer than one ingest
 
 # Tables added by later features; pages for them show an empty state while they are absent.
