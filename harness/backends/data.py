@@ -13,7 +13,6 @@ import importlib.util
 import json
 import random
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -21,7 +20,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from harness.suite.config import StrictModel
-from harness.suite.registry import Registry
+from harness.suite.plugins import DATA_SOURCES
 
 Record = dict[str, str]
 
@@ -44,9 +43,6 @@ class DataSource:
     def unavailable_reason(self, options: Any) -> str | None:
         """Why this source cannot be loaded here, checked cheaply before a suite starts."""
         return None
-
-
-DATA_SOURCES: Registry[DataSource] = Registry("data source")
 
 
 def _package_file(package: str, relative: str, install: str) -> Path:
@@ -437,12 +433,3 @@ def load_splits(dataset_spec: Any) -> Splits:
         task.split_key,
         task.group_fields,
     )
-
-
-def tokenizer_training_text() -> Iterator[str]:
-    """Text for the tiny test tokenizer: the offline corpora (no hub)."""
-    for record in ChatterbotQA().load(ChatterbotOptions()):
-        yield record["question"]
-        yield record["answer"]
-    for record in MovieReviews().load(MovieReviewOptions(subset="rotten_tomatoes"))[:3000]:
-        yield record["text"]

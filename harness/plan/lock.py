@@ -30,10 +30,6 @@ def default_lock_path(suite_path: Path) -> Path:
     return suite_path.with_name(suite_path.stem + LOCK_SUFFIX)
 
 
-def is_lock_file(path: str | Path) -> bool:
-    return str(path).endswith(".json")
-
-
 def _weights_sha256(folder: Path) -> str | None:
     """One hash over the weight files of a local model folder (names and contents)."""
     from harness.models import file_sha256

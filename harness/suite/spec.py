@@ -15,7 +15,9 @@ from pydantic import Field, model_validator
 
 from harness.suite.budget_profile import Budget
 from harness.suite.config import StrictModel, optional
+from harness.suite.plugins import ARCHITECTURES, DATA_SOURCES, MODEL_ASSETS
 from harness.suite.search_space import TrialRef, TunedRef
+from harness.suite.tasks import TASKS
 
 Precision = Literal["fp32", "fp16", "bf16"]
 
@@ -95,13 +97,9 @@ class ModelSpec(StrictModel):
         if len(given) != 1:
             raise ValueError(f"give exactly one of asset, hub, path (got {given or 'none'})")
         if self.asset:
-            from harness.models import MODEL_ASSETS
-
             MODEL_ASSETS.get(self.asset)
         if self.architecture:
-            from harness.models.architectures import architecture_name
-
-            architecture_name(self)  # an unknown name fails here, with the known ones listed
+            ARCHITECTURES.get(self.architecture)  # unknown: fails with the known ones listed
         return self
 
     @property
@@ -121,9 +119,6 @@ class DatasetSpec(StrictModel):
 
     @model_validator(mode="after")
     def _known(self) -> DatasetSpec:
-        from harness.backends.data import DATA_SOURCES
-        from harness.suite.tasks import TASKS
-
         source = DATA_SOURCES.get(self.source)
         source.Options.model_validate(self.options)
         task = TASKS.get(self.task)
@@ -139,8 +134,6 @@ class DatasetSpec(StrictModel):
 
     @property
     def headline_metric(self) -> str:
-        from harness.suite.tasks import TASKS
-
         return self.metric or TASKS.get(self.task).primary_metric
 
 

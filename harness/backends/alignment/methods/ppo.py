@@ -28,11 +28,11 @@ from harness.backends.alignment.methods.base import (
     AlignContext,
     PolicyMethod,
     PolicyParams,
-    policy_lora,
     register,
     timed_train,
     train_prompts,
 )
+from harness.backends.lora import policy_lora
 from harness.suite.config import optional
 
 LOGGED = ("objective/rlhf_reward", "objective/scores", "objective/kl", "loss/policy_avg",

@@ -35,12 +35,6 @@ SET_BY_HARNESS = {
 }
 
 
-def peft_types() -> list[str]:
-    from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
-
-    return sorted(str(getattr(t, "value", t)) for t in PEFT_TYPE_TO_CONFIG_MAPPING)
-
-
 def config_class(peft_type: str) -> type:
     """PEFT's config class for `peft_type` (its PeftType name, e.g. LOHA)."""
     from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
