@@ -32,6 +32,7 @@ from harness.store.browse import (
 from harness.store.browse import (
     ReadError as DataError,
 )
+from harness.store.queries import entries
 
 __all__ = [
     "DataError", "DatabaseMissingError", "alignment_runs", "alignment_suites", "curves",
@@ -109,7 +110,6 @@ def pareto(
     each: the points of the Pareto page."""
     from dashboard.stats import apply_filter
     from dashboard.tables import config_summary
-    from harness.store.queries import entries
 
     runs = run_scores(db, suite, dataset, metric, model, "test", True)
     runs = apply_filter(runs, clauses) if clauses else runs

@@ -41,7 +41,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.memory.calibration import describe, exact_bytes
+from harness.memory.cuda_kernels import CudaKernels
+from harness.memory.measure import saved_block_bytes
 from harness.models.architectures import ArchitectureUnknownError
+from harness.models.blocks import transformer_blocks
+from harness.models.cache import cache_dir
 
 CHUNKED_HEAD_TOKENS = 256  # trl.trainer.sft_trainer._CHUNKED_LM_HEAD_CHUNK_SIZE in TRL 1.12
 NF4_BLOCK = 64  # bitsandbytes 4-bit block size: one absmax per 64 weights
@@ -115,7 +120,6 @@ def cached_estimate(key: Any, code: Iterable[Path], compute: Callable[[], Estima
     each configuration once. The key holds `key` (what the run sets up), the source of the modules
     the estimate comes from and the versions of the libraries it traces, so a change to any of
     them makes a new entry."""
-    from harness.models.cache import cache_dir
 
     digest = hashlib.sha256(
         json.dumps([key, _code_version(tuple(sorted(code)))], sort_keys=True, default=str).encode()
@@ -387,10 +391,6 @@ def _trace_batches_1_and_2(
     import torch
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    from harness.memory.cuda_kernels import CudaKernels
-    from harness.memory.measure import saved_block_bytes
-    from harness.models.blocks import transformer_blocks
-
     container = transformer_blocks(model)
     original = list(container)
     groups = _block_groups(model, original)
@@ -507,7 +507,6 @@ def verdict(
 ) -> Verdict:
     """Fit or not against `limit_bytes`, decided by the upper bound of `band` (a
     calibration.Band; None: the estimate itself, no band)."""
-    from harness.memory.calibration import describe, exact_bytes
 
     if estimate_ is None:
         return Verdict(None, None, limit_bytes, why_none or "no estimate")

@@ -18,12 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.models.cache import materialize
-from harness.models.offline import hub_reachable
+from harness.models.hub import snapshot_commit
+from harness.models.offline import ModelUnavailableError, hub_reachable
 from harness.suite.plugins import DATA_SOURCES, MODEL_ASSETS
-
-
-class ModelUnavailableError(RuntimeError):
-    """The model cannot be loaded here; the message says which one and how to get it."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +73,6 @@ def _hub_fallback(asset: ModelAsset) -> ResolvedModel:
 def resolve_hub(repo_id: str, revision: str) -> ResolvedModel:
     """A hub model pinned to the commit its revision points to now (harness/models/hub.py):
     loading, provenance and locks all use that commit; the requested revision is kept beside it."""
-    from harness.models.hub import snapshot_commit
 
     commit = snapshot_commit(repo_id, revision)
     meta = {

@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.backends.data import DataUnavailableError, load_splits
+from harness.models import ModelUnavailableError, file_sha256, resolve_model
 from harness.suite.spec import RunSpec
 from harness.suite.suite_file import Suite
 
@@ -32,7 +34,6 @@ def default_lock_path(suite_path: Path) -> Path:
 
 def _weights_sha256(folder: Path) -> str | None:
     """One hash over the weight files of a local model folder (names and contents)."""
-    from harness.models import file_sha256
 
     files = sorted(folder.rglob("*.safetensors")) or sorted(folder.rglob("*.bin"))
     if not files:
@@ -45,7 +46,6 @@ def _weights_sha256(folder: Path) -> str | None:
 
 def model_identity(model: Any) -> dict[str, Any]:
     """What identifies a model's weights here; raises ModelUnavailableError if it cannot be had."""
-    from harness.models import resolve_model
 
     resolved = resolve_model(model)
     prov = resolved.provenance
@@ -64,7 +64,6 @@ def model_identity(model: Any) -> dict[str, Any]:
 
 
 def dataset_identity(dataset: Any) -> dict[str, Any]:
-    from harness.backends.data import load_splits
 
     splits = load_splits(dataset)
     return {
@@ -74,8 +73,6 @@ def dataset_identity(dataset: Any) -> dict[str, Any]:
 
 
 def _inputs(specs: list[RunSpec]) -> tuple[dict[str, Any], list[str]]:
-    from harness.backends.data import DataUnavailableError
-    from harness.models import ModelUnavailableError
 
     models: dict[str, Any] = {}
     datasets: dict[str, Any] = {}

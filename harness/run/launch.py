@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Protocol
 
+from harness.run.worker import forked
+
 PRELOAD = ["torch", "transformers", "peft", "trl", "datasets", "harness.run.lifecycle"]
 _server_env: dict[str, str] | None = None  # the environment the fork server started with
 
@@ -51,8 +53,6 @@ def launch(python: str, spec_path: Path, run_dir: Path, log_path: Path, env: dic
     """The run process for spec_path, writing to log_path, in a session of its own (so a timeout
     can kill it with everything it started)."""
     if _can_fork(python, env):
-        from harness.run.worker import forked
-
         context = multiprocessing.get_context("forkserver")
         process = context.Process(target=forked, args=(spec_path, run_dir, log_path, env))
         process.start()

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import store
+from harness.plan.plan import stored_run
+from harness.run.runner import LocalSubprocessExecutor, run_progress
 from harness.store import browse
 from harness.store.result import RESULT_FILE, RunResult, now, read_result, write_atomic
 from harness.suite.spec import RunSpec
@@ -203,8 +205,6 @@ def reproduce(
     executor: Any = None,
 ) -> dict[str, Any]:
     """Re-run `run_id` from its stored spec, compare, store the check; returns the check."""
-    from harness.plan.plan import stored_run
-    from harness.run.runner import LocalSubprocessExecutor, run_progress
 
     original, run_dir = find_original(run_id, results_dir, db_path)
     spec = stored_spec(original, run_dir)

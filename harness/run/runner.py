@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from harness import store
 from harness.plan.plan import Plan, PlannedRun
 from harness.run import runlock
-from harness.run.executors import Executor
+from harness.run.executors import Executor, build
 from harness.run.executors.local import LocalSubprocessExecutor, run_progress, schedulable
 from harness.store.result import (
     FINAL_STATUSES,
@@ -122,7 +122,6 @@ def default_executor(plan: Plan) -> Executor:
     """The suite's `executor:` block when it has one, else the local executor."""
     if plan.suite.executor is None:
         return LocalSubprocessExecutor()
-    from harness.run.executors import build
 
     return build(plan.suite.executor)
 

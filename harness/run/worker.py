@@ -13,6 +13,8 @@ from pathlib import Path
 
 from harness.models.offline import configure_offline_mode
 from harness.run import determinism, runlock
+from harness.store.result import RESULT_FILE, RunResult, now, write_atomic
+from harness.suite.spec import RunSpec
 
 
 def classify(exc: BaseException) -> str:
@@ -28,7 +30,7 @@ def classify(exc: BaseException) -> str:
 
 def _memory_numbers() -> str:
     """Peak memory at the time of an OOM, and the budget cap it ran under."""
-    from harness.memory.measure import peak_memory
+    from harness.memory.measure import peak_memory  # imports torch: only after determinism's env
 
     memory = peak_memory()
     if "cuda_max_allocated" not in memory:
@@ -66,9 +68,7 @@ def main(argv: list[str]) -> int:
         return runlock.BUSY_EXIT
     configure_offline_mode()
     determinism.configure_env(json.loads(spec_path.read_text()))  # before torch is imported
-    from harness.run.lifecycle import execute
-    from harness.store.result import RESULT_FILE, RunResult, now, write_atomic
-    from harness.suite.spec import RunSpec
+    from harness.run.lifecycle import execute  # torch is imported here, after the env is set
 
     spec = RunSpec.model_validate(json.loads(spec_path.read_text()))
     started = now()

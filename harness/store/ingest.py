@@ -9,6 +9,7 @@ from typing import Any
 from harness.store.queries import SYSTEMS_ONLY_SPLIT
 from harness.store.result import Memory, ParamCounts, RunResult, Timings
 from harness.store.schema import RUN_TABLES, connect, declare_table, declared_tables
+from harness.suite.tasks import TASKS, higher_is_better
 
 
 def record_suite(db_path: Path | str, suite: Any, path: Path | str) -> None:
@@ -23,7 +24,6 @@ def ingest(
     db_path: Path | str, result: RunResult | dict[str, Any], result_path: Path | str | None = None
 ) -> None:
     """Insert one run (replacing any earlier rows of the same run_id) in a single transaction."""
-    from harness.suite.tasks import TASKS, higher_is_better
 
     if not isinstance(result, RunResult):
         result = RunResult.model_validate(result)

@@ -14,7 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.store import stats
 from harness.store.schema import NOT_TRIAL, RUN_ISSUES_SQL, connect, ensure_tables
+from harness.suite.budget_profile import T4_USABLE_GB
+from harness.suite.tasks import higher_is_better
 
 # Systems-only runs (`weights: random`) measure memory and speed; their quality metrics are kept
 # under this split, so no ranking (which reads `test`) ever sees them.
@@ -108,9 +111,6 @@ def summarize(runs):
     import numpy as np
     import pandas as pd
 
-    from harness.store import stats
-    from harness.suite.tasks import higher_is_better
-
     columns = [
         *GROUP_KEYS, "method", "origin", "tune_trials", "entry", "higher_is_better", "rank",
         "mean", "std", "n", "runs", "ci_low", "ci_high", "trimmed_mean", "diverged", "valid",
@@ -183,7 +183,6 @@ def status_counts(statuses) -> str:
 
 def _limit(ok) -> float:
     """The budget the runs were held to, in bytes: their suite's, else a T4's usable 15 GB."""
-    from harness.suite.budget_profile import T4_USABLE_GB
 
     if ok.empty:
         return T4_USABLE_GB * 1e9

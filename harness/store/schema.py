@@ -18,6 +18,8 @@ from typing import Any
 
 import duckdb
 
+from harness.store.result import IDENTIFIER
+
 SCHEMA_VERSION = 4
 DEFAULT_DB = Path("results/ftbench.duckdb")
 
@@ -213,7 +215,6 @@ def declared_tables(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]
 def declare_table(con: duckdb.DuckDBPyConnection, name: str, table: Any) -> None:
     """Create a backend's result table on first use; a table of the same name declared with
     other columns is refused, naming both (a backend changed its table: a migration is due)."""
-    from harness.store.result import IDENTIFIER
 
     if not IDENTIFIER.match(name):  # spliced into SQL: a checked identifier, never free text
         raise ValueError(f"result table name {name!r}: lower-case identifier expected")

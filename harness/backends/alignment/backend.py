@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends import BACKENDS, Backend, RunContext, Trained, checks
+from harness.backends.alignment.frontier import report
 from harness.backends.alignment.methods import ALIGN_METHODS
 from harness.backends.alignment.methods.base import AlignContext, AlignPrepared
 from harness.backends.alignment.task import partitions
@@ -57,6 +58,5 @@ class AlignmentBackend(Backend):
         return run.method.evaluate(AlignContext(run, prepared), run.params, model)
 
     def report(self, db_path: Path, suite: str) -> str | None:
-        from harness.backends.alignment.frontier import report
 
         return report(db_path, suite)

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.lora import policy_lora
+from harness.backends.sft import memory as sft_memory
 from harness.backends.sft.memory import MetaContext
 from harness.backends.trainer_args import weights_dtype
 from harness.memory.estimate import (
@@ -47,6 +48,8 @@ from harness.memory.estimate import (
     estimate_model,
     unique_params,
 )
+from harness.models import blocks
+from harness.models.architectures import architecture_config
 
 # Per-logit bytes of a loss over full logits beyond the logits themselves (SFT's plain `nll`:
 # fp32 upcast, saved log-softmax, its gradient; harness/memory/estimate.py `_head_bytes`).
@@ -84,8 +87,6 @@ def reward_model_bytes(model_spec: Any) -> int:
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from harness.models.architectures import architecture_config
-
     _, config = architecture_config(model_spec)
     config = copy.deepcopy(config)
     config.num_labels = 1
@@ -98,7 +99,6 @@ def policy_estimate(
     spec: Any, params: Any, shape: PreferenceShape | None, device: str = "cuda"
 ) -> Estimate:
     """A policy run's estimate (`shape` None: nothing trains, the run only scores)."""
-    from harness.models.architectures import architecture_config
 
     source, config = architecture_config(spec.model)
     # AlignContext.trainer_args turns checkpointing off whatever the spec says (a budget's
@@ -188,8 +188,6 @@ def cached_policy_estimate(
     method: Any, spec: Any, params: Any, shape: PreferenceShape | None, device: str
 ) -> Estimate:
     """policy_estimate, kept on disk per configuration (harness/memory/estimate.py)."""
-    from harness.backends.sft import memory as sft_memory
-    from harness.models import blocks
 
     key = ["alignment", spec.model.model_dump(mode="json"), spec.method, spec.params,
            spec.training.model_dump(mode="json"), device]  # fmt: skip

@@ -25,8 +25,10 @@ from harness.backends.embedding.evaluate import (
 )
 from harness.backends.embedding.methods import EMBEDDING_METHODS
 from harness.backends.embedding.methods.base import check_dims
+from harness.backends.embedding.report import format_embedding_table
 from harness.backends.trainer_args import trainer_kwargs
 from harness.models import ResolvedModel, resolve_model
+from harness.store.browse import embedding_scores
 from harness.suite.registry import Registry
 
 
@@ -163,8 +165,6 @@ class EmbeddingBackend(Backend):
         return Evaluation(scores[width], {"embedding_metrics": EMBEDDING_METRICS.with_rows(rows)})
 
     def report(self, db_path: Path, suite: str) -> str | None:
-        from harness.backends.embedding.report import format_embedding_table
-        from harness.store.browse import embedding_scores
 
         table = embedding_scores(db_path, suite)
         return None if table.empty else format_embedding_table(table)

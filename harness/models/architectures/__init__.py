@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.models import resolve_model
+from harness.models.hub import config_folder
 from harness.suite.plugins import ARCHITECTURES, MODEL_ASSETS
 from harness.suite.registry import UnknownNameError, did_you_mean
 
@@ -73,12 +75,8 @@ def architecture_config(model_spec: Any) -> tuple[str, Any]:
     if model_spec.path:
         folder = Path(model_spec.path).expanduser()
     elif model_spec.asset:
-        from harness.models import resolve_model
-
         folder = Path(resolve_model(model_spec).location)
     elif model_spec.hub:
-        from harness.models.hub import config_folder
-
         folder = config_folder(model_spec.hub, model_spec.revision)
     if folder is not None and (folder / "config.json").is_file():
         from transformers import AutoConfig

@@ -43,7 +43,8 @@ EXECUTORS: Registry[Any] = Registry("executor")
 def build(config: ExecutorConfig) -> Scheduled:
     """The executor a config names (the ray module is imported only when it is used)."""
     if config.kind == "ray":
-        from harness.run.executors import ray as _  # noqa: F401 - registers itself
+        from harness.run.executors import ray as _  # noqa: F401 - imports ray: only when used
+    # local imports this module (its base types), so it registers itself on first use
     from harness.run.executors import local as _local  # noqa: F401
 
     return EXECUTORS.get(config.kind)(config)

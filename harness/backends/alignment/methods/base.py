@@ -14,11 +14,14 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from harness.backends import Evaluation, Prepared, RunContext, Trained
+from harness.backends import Evaluation, Prepared, RunContext, Trained, upstream_dir
+from harness.backends.alignment.generation import evaluate_policy
 from harness.backends.alignment.memory import cached_policy_estimate
+from harness.backends.alignment.reward import load_scorer
 from harness.backends.alignment.stages import StageConfig, stage_spec
 from harness.backends.alignment.task import Partitions, opening
 from harness.backends.trainer_args import trainer_kwargs, weights_dtype
+from harness.memory.estimate import NotEstimated
 from harness.models import load_causal_lm
 from harness.suite.config import StrictModel
 from harness.suite.registry import Registry
@@ -82,7 +85,6 @@ class AlignContext:
         return load_causal_lm(self.resolved, dtype=getattr(torch, dtype)).to(self.device)
 
     def upstream_dir(self, role: str) -> Path:
-        from harness.backends import upstream_dir
 
         if not self.spec.upstream or role not in self.spec.upstream:
             raise RuntimeError(f"{self.spec.label}: no upstream {role!r} run recorded on the spec")
@@ -112,7 +114,6 @@ class AlignMethod:
 
     def estimate_memory(self, spec: Any, params: Any, device: str) -> Any:
         """A harness.memory.estimate.Estimate of the run's peak GPU memory."""
-        from harness.memory.estimate import NotEstimated
 
         raise NotEstimated(f"not estimated: {spec.method}: {self.not_estimated}")
 
@@ -156,7 +157,6 @@ class PolicyMethod(AlignMethod):
     @staticmethod
     def scorer(ctx: AlignContext, params: PolicyParams, role: str) -> Any:
         """The finished `role` stage's reward model, loaded once per run."""
-        from harness.backends.alignment.reward import load_scorer
 
         if role not in ctx.prepared.scorers:
             stage = getattr(params, role)
@@ -173,7 +173,6 @@ class PolicyMethod(AlignMethod):
         return self.train_policy(ctx, params, self.scorer(ctx, params, "reward"))
 
     def evaluate(self, ctx: AlignContext, params: PolicyParams, model: Any) -> Evaluation:
-        from harness.backends.alignment.generation import evaluate_policy
 
         proxy, judge = (self.scorer(ctx, params, role) for role in ("reward", "judge"))
         held_out = ctx.parts.held_out[: params.eval_prompts]
