@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.hub import hub_reachable
-from harness.models import ModelUnavailableError
+from harness.models.offline import ModelUnavailableError, hub_reachable
+from harness.suite.plugins import MODEL_ASSETS
 
 
 def _repo_folder(repo_id: str, repo_type: str = "model") -> Path:
@@ -59,8 +59,6 @@ def cached_snapshot(repo_id: str, revision: str) -> Path:
         pass
     cached = cached_revisions(repo_id)
     if not cached:
-        from harness.models import MODEL_ASSETS
-
         raise ModelUnavailableError(
             f"model {repo_id!r} (revision {revision}) is not in the local Hugging Face cache "
             f"({_repo_folder(repo_id).parent}) and the hub is unreachable: run this suite on a "

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness import checks
-from harness.backends import BACKENDS, Backend, RunContext, Trained
+from harness.backends import BACKENDS, Backend, RunContext, Trained, checks
+from harness.backends.alignment.frontier import report
 from harness.backends.alignment.methods import ALIGN_METHODS
 from harness.backends.alignment.methods.base import AlignContext, AlignPrepared
 from harness.backends.alignment.task import partitions
@@ -58,6 +58,5 @@ class AlignmentBackend(Backend):
         return run.method.evaluate(AlignContext(run, prepared), run.params, model)
 
     def report(self, db_path: Path, suite: str) -> str | None:
-        from harness.backends.alignment.frontier import report
 
         return report(db_path, suite)

@@ -36,15 +36,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.backends.lora import policy_lora
+from harness.backends.sft import memory as sft_memory
+from harness.backends.sft.memory import MetaContext
 from harness.backends.trainer_args import weights_dtype
 from harness.memory.estimate import (
     Estimate,
     MetaModel,
-    _unique_params,
     apply_peft,
     cached_estimate,
     estimate_model,
+    unique_params,
 )
+from harness.models import blocks
+from harness.models.architectures import architecture_config
 
 # Per-logit bytes of a loss over full logits beyond the logits themselves (SFT's plain `nll`:
 # fp32 upcast, saved log-softmax, its gradient; harness/memory/estimate.py `_head_bytes`).
@@ -66,10 +71,7 @@ class PreferenceShape:
 
 def _policy_model(config: Any, params: Any, dtype: str, trains: bool) -> MetaModel:
     """The policy as load_start + the trainer's peft_config set it up, on the meta device."""
-    from harness.backends.alignment.methods.base import policy_lora
-    from harness.backends.sft.memory import _MetaContext
-
-    model = _MetaContext(config, dtype).load_model()
+    model = MetaContext(config, dtype).load_model()
     lora = policy_lora(params) if trains else None
     if lora is not None:
         model, _ = apply_peft(model, lora)
@@ -85,21 +87,18 @@ def reward_model_bytes(model_spec: Any) -> int:
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from harness.models.architectures import architecture_config
-
     _, config = architecture_config(model_spec)
     config = copy.deepcopy(config)
     config.num_labels = 1
     with torch.device("meta"):
         model = AutoModelForSequenceClassification.from_config(config, dtype=torch.float32)
-    return sum(p.numel() * p.element_size() for p in _unique_params(model))
+    return sum(p.numel() * p.element_size() for p in unique_params(model))
 
 
 def policy_estimate(
     spec: Any, params: Any, shape: PreferenceShape | None, device: str = "cuda"
 ) -> Estimate:
     """A policy run's estimate (`shape` None: nothing trains, the run only scores)."""
-    from harness.models.architectures import architecture_config
 
     source, config = architecture_config(spec.model)
     # AlignContext.trainer_args turns checkpointing off whatever the spec says (a budget's
@@ -189,8 +188,6 @@ def cached_policy_estimate(
     method: Any, spec: Any, params: Any, shape: PreferenceShape | None, device: str
 ) -> Estimate:
     """policy_estimate, kept on disk per configuration (harness/memory/estimate.py)."""
-    from harness.backends.sft import memory as sft_memory
-    from harness.models import blocks
 
     key = ["alignment", spec.model.model_dump(mode="json"), spec.method, spec.params,
            spec.training.model_dump(mode="json"), device]  # fmt: skip

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.models import ResolvedModel
+from harness.backends.padding import pad_right
+from harness.models import ResolvedModel, load_tokenizer, resolve_model
 
 ADAPTER_DIR = "weights"
 HEADS = ("score", "classifier")  # the new output layer of decoder / encoder classifiers
@@ -59,8 +60,6 @@ def score_ids(model: Any, pad_id: int, sequences: list[list[int]], batch_size: i
     """Reward of each token sequence (right-padded; a decoder reads its last real token)."""
     import torch
 
-    from harness.backends.padding import pad_right
-
     scores: list[float] = []
     model.eval()
     with torch.no_grad():
@@ -95,7 +94,6 @@ def load_scorer(
     model_spec: Any, folder: Path, max_length: int, batch_size: int, device: str
 ) -> Scorer:
     """The reward model of the finished stage in `folder` (trained on `model_spec`)."""
-    from harness.models import load_tokenizer, resolve_model
 
     resolved = resolve_model(model_spec)
     tokenizer = load_tokenizer(resolved)

@@ -9,16 +9,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from harness import checks
-from harness.backends import BACKENDS, Backend, Evaluation, Prepared, RunContext, Trained
-from harness.backends.sft import forgetting
+from harness.backends import BACKENDS, Backend, Evaluation, Prepared, RunContext, Trained, checks
+from harness.backends.data import load_splits
+from harness.backends.sft import forgetting, memory, tapt
 from harness.backends.sft.methods import METHODS, MethodContext, MethodSetup
 from harness.backends.sft.methods.base import load_dtype
 from harness.backends.trainer_args import trainer_kwargs
-from harness.data import load_splits
+from harness.memory.estimate import cached_estimate
 from harness.models import load_tokenizer, resolve_model
-from harness.registry import Registry
-from harness.tasks import TASKS, Record
+from harness.models.architectures import architecture_config
+from harness.suite.registry import Registry
+from harness.suite.tasks import TASKS, Record
 
 
 @dataclass
@@ -125,9 +126,6 @@ class SftBackend(Backend):
         return METHODS
 
     def estimate_memory(self, spec, device="cuda"):
-        from harness.backends.sft import memory
-        from harness.memory.estimate import cached_estimate
-        from harness.models.architectures import architecture_config
 
         source, config = architecture_config(spec.model)
         method = METHODS.get(spec.method)
@@ -157,7 +155,6 @@ class SftBackend(Backend):
         return forgetting.report_section(db_path, suite)
 
     def upstream(self, spec):
-        from harness.backends.sft import tapt
 
         check_optimizer(spec.training.optimizer)
         method = METHODS.get(spec.method)
@@ -165,8 +162,6 @@ class SftBackend(Backend):
         return tapt.upstream(spec)  # a TAPT stage when the method entry asks for one
 
     def prepare(self, run: RunContext) -> SftPrepared:
-        from harness.backends.sft import tapt
-        from harness.models.architectures import architecture_config
 
         spec = run.spec
         resolved = resolve_model(spec.model)

@@ -26,7 +26,9 @@ import hashlib
 import re
 from typing import Any
 
-from harness.metrics import Metric
+from harness import store
+from harness.backends.padding import pad_right
+from harness.suite.metrics import Metric
 
 SAMPLE_SIZE = 32
 SAMPLE_TOKENS = 64
@@ -72,8 +74,6 @@ def general_loss(model: Any, tokenizer: Any) -> float:
     """Mean next-token loss per token of `model` on the sample (each text cut to SAMPLE_TOKENS)."""
     import torch
 
-    from harness.backends.padding import pad_right
-
     encoded = [
         tokenizer(t, add_special_tokens=False)["input_ids"][:SAMPLE_TOKENS] for t in sample_texts()
     ]
@@ -105,7 +105,6 @@ def metrics(before: float, after: float) -> dict[str, float]:
 def report_section(db_path: Any, suite: str) -> str | None:
     """The forgetting column of `ftbench show`: per dataset, model and entry, the mean general-
     text loss before and after training and their difference (harness.store.leaderboard)."""
-    from harness import store
 
     board = store.leaderboard(db_path, suite, metric="forgetting")
     if board.empty or not board["n"].any():

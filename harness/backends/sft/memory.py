@@ -10,14 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.sft.methods.base import Method, MethodContext, load_dtype
+from harness.memory.cuda_kernels import CudaKernels
 from harness.memory.estimate import (
     Estimate,
     MetaModel,
     NotEstimated,
     apply_peft,
     estimate_model,
+    is_quantizable_linear,
 )
-from harness.models import ResolvedModel
+from harness.memory.measure import saved_block_bytes
+from harness.models import ResolvedModel, blocks
+from harness.models.blocks import transformer_blocks
 
 # PEFT types the estimator is known to trace (tests/test_generic_peft.py; the first four also
 # against real saved tensors, benchmarks/memory_calibration.py). An error tracing one of them, or
@@ -57,7 +61,7 @@ def untraceable_is_not_estimated(peft_type: str | None) -> Iterator[None]:
         ) from exc
 
 
-class _MetaContext(MethodContext):
+class MetaContext(MethodContext):
     """What a method sees when it is set up for an estimate: load_model builds on meta."""
 
     def __init__(self, config: Any, weights_dtype: str) -> None:
@@ -99,11 +103,9 @@ def _as_4bit_layers(model: Any, quantization: Any) -> None:
     """Give the layers bitsandbytes would quantize Linear4bit's dtype flow (Linear4bitFlow)."""
     import torch
 
-    from harness.memory.estimate import _is_quantizable_linear
-
     compute = quantization.bnb_4bit_compute_dtype or torch.float32
     for module in list(model.modules()):
-        if _is_quantizable_linear(module, model) and type(module) is torch.nn.Linear:
+        if is_quantizable_linear(module, model) and type(module) is torch.nn.Linear:
             module.__class__ = type("Linear4bit", (Linear4bitFlow, torch.nn.Linear), {})
             module.compute_dtype = compute
 
@@ -134,7 +136,7 @@ def meta_model(
     """`padded_batches`: TRL's collator pads each batch to its longest sequence and passes the
     attention mask (the H100 table's loop passed none). `kbit_prepared`: prepare_kbit."""
     precision = training.precision if device == "cuda" else "fp32"
-    ctx = _MetaContext(config, load_dtype(method, device, precision))
+    ctx = MetaContext(config, load_dtype(method, device, precision))
     setup = method.setup(ctx, params)
     model, virtual_tokens = setup.model, 0
     if getattr(ctx.quantization, "load_in_4bit", False) and device == "cuda":
@@ -180,7 +182,6 @@ def estimate(
 def code_files(method: Method) -> list[Path]:
     """The source an SFT estimate depends on besides the estimator: this module, the method
     (its class and the base it inherits) and how blocks are found."""
-    from harness.models import blocks
 
     classes = [c for c in type(method).__mro__ if c is not object]  # a plug-in's too
     files = {Path(__file__), Path(blocks.__file__), *(Path(inspect.getfile(c)) for c in classes)}
@@ -199,9 +200,6 @@ def measured_activation_bytes(
     import torch
     from peft import get_peft_model
 
-    from harness.memory.measure import saved_block_bytes
-    from harness.models.blocks import transformer_blocks
-
     torch.manual_seed(0)
     ctx = MethodContext(ResolvedModel("(random weights)", None), None, "cpu", random_config=config)
     setup = method.setup(ctx, params)
@@ -213,7 +211,6 @@ def measured_activation_bytes(
     mask = torch.ones_like(ids)
     mask[0, -1] = 0  # a padded batch, as the SFT backend's collator makes and the trace assumes
     blocks = list(transformer_blocks(model))
-    from harness.memory.cuda_kernels import CudaKernels
 
     kernels = CudaKernels() if cuda_kernels else contextlib.nullcontext()
     with kernels:

@@ -31,16 +31,26 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, ValidationError
 
 import harness.backends.sft.tasks  # noqa: F401 - the SFT tasks, which get TAPT twins below
-from harness import checks
-from harness.backends import BACKENDS, Backend, Evaluation, Prepared, RunContext, Trained
+from harness.backends import (
+    BACKENDS,
+    Backend,
+    Evaluation,
+    Prepared,
+    RunContext,
+    Trained,
+    checks,
+    upstream_dir,
+)
+from harness.backends.data import load_splits
+from harness.backends.lora import DROPOUT_DEFAULT, LoraParams
 from harness.backends.sft import forgetting
 from harness.backends.trainer_args import trainer_kwargs
-from harness.config import EntryFieldError, StrictModel
-from harness.data import load_splits
-from harness.metrics import Metric
-from harness.registry import Registry
-from harness.spec import RunSpec, TrainingConfig
-from harness.tasks import TASKS, Task
+from harness.models import ResolvedModel, load_causal_lm, load_tokenizer, resolve_model
+from harness.suite.config import EntryFieldError, StrictModel
+from harness.suite.metrics import Metric
+from harness.suite.registry import Registry
+from harness.suite.spec import RunSpec, TrainingConfig
+from harness.suite.tasks import TASKS, Task
 
 ROLE = "tapt"  # the upstream role a cell links its stage under
 WEIGHTS_DIR = "weights"  # the stage's full model (adapter merged), loaded by the cells
@@ -168,8 +178,6 @@ def start_weights(run: RunContext, resolved: Any) -> tuple[Any, dict[str, Any]]:
     architecture and tokenizer; the note names the stage), else the suite's model."""
     if not run.spec.upstream or ROLE not in run.spec.upstream:
         return resolved, {}
-    from harness.backends import upstream_dir
-    from harness.models import ResolvedModel
 
     run_id = run.spec.upstream[ROLE]
     folder = upstream_dir(run.out_dir, ROLE, run_id) / WEIGHTS_DIR
@@ -224,8 +232,6 @@ class TaptBackend(Backend):
     def prepare(self, run: RunContext) -> TaptPrepared:
         import torch
 
-        from harness.models import load_causal_lm, load_tokenizer, resolve_model
-
         spec, params = run.spec, run.params
         task = TASKS.get(spec.dataset.task)
         resolved = resolve_model(spec.model)
@@ -270,8 +276,6 @@ class TaptBackend(Backend):
     def train(self, run: RunContext, prepared: TaptPrepared, callbacks: list) -> Trained:
         from datasets import Dataset
         from trl import SFTConfig, SFTTrainer
-
-        from harness.backends.lora import DROPOUT_DEFAULT, LoraParams
 
         spec, params = run.spec, run.params
         peft_config = None

@@ -12,7 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.registry import UnknownNameError, did_you_mean
+from harness.models import resolve_model
+from harness.models.hub import config_folder
+from harness.suite.plugins import ARCHITECTURES, MODEL_ASSETS
+from harness.suite.registry import UnknownNameError, did_you_mean
 
 CATALOGUE_DIR = Path(__file__).parent
 
@@ -54,8 +57,6 @@ def architecture_name(model_spec: Any) -> str | None:
     if model_spec.hub:
         return _by_hub_id(model_spec.hub)
     if model_spec.asset:
-        from harness.models import MODEL_ASSETS
-
         return _by_hub_id(MODEL_ASSETS.get(model_spec.asset).hub_id)
     return None
 
@@ -74,12 +75,8 @@ def architecture_config(model_spec: Any) -> tuple[str, Any]:
     if model_spec.path:
         folder = Path(model_spec.path).expanduser()
     elif model_spec.asset:
-        from harness.models import resolve_model
-
         folder = Path(resolve_model(model_spec).location)
     elif model_spec.hub:
-        from harness.models.hub import config_folder
-
         folder = config_folder(model_spec.hub, model_spec.revision)
     if folder is not None and (folder / "config.json").is_file():
         from transformers import AutoConfig
@@ -92,3 +89,7 @@ def architecture_config(model_spec: Any) -> tuple[str, Any]:
         "local Hugging Face cache once downloaded). Add its config values as "
         f"harness/models/architectures/<name>.json (see the others), or set `architecture:` on the model."
     )
+
+
+for _name, _entry in catalogue().items():  # a suite's `architecture:` is checked against these
+    ARCHITECTURES.register(_name)(_entry)

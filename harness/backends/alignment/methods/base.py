@@ -14,14 +14,17 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from harness.backends import Evaluation, Prepared, RunContext, Trained
+from harness.backends import Evaluation, Prepared, RunContext, Trained, upstream_dir
+from harness.backends.alignment.generation import evaluate_policy
+from harness.backends.alignment.memory import cached_policy_estimate
+from harness.backends.alignment.reward import load_scorer
 from harness.backends.alignment.stages import StageConfig, stage_spec
 from harness.backends.alignment.task import Partitions, opening
-from harness.backends.lora import DROPOUT_DEFAULT, LoraParams
 from harness.backends.trainer_args import trainer_kwargs, weights_dtype
-from harness.config import StrictModel
+from harness.memory.estimate import NotEstimated
 from harness.models import load_causal_lm
-from harness.registry import Registry
+from harness.suite.config import StrictModel
+from harness.suite.registry import Registry
 
 
 @dataclass
@@ -82,7 +85,6 @@ class AlignContext:
         return load_causal_lm(self.resolved, dtype=getattr(torch, dtype)).to(self.device)
 
     def upstream_dir(self, role: str) -> Path:
-        from harness.backends import upstream_dir
 
         if not self.spec.upstream or role not in self.spec.upstream:
             raise RuntimeError(f"{self.spec.label}: no upstream {role!r} run recorded on the spec")
@@ -112,7 +114,6 @@ class AlignMethod:
 
     def estimate_memory(self, spec: Any, params: Any, device: str) -> Any:
         """A harness.memory.estimate.Estimate of the run's peak GPU memory."""
-        from harness.memory.estimate import NotEstimated
 
         raise NotEstimated(f"not estimated: {spec.method}: {self.not_estimated}")
 
@@ -133,13 +134,6 @@ class PolicyParams(StrictModel):
     alpha: float = Field(16.0, gt=0)
 
 
-def policy_lora(params: PolicyParams) -> Any:
-    if params.peft == "full":
-        return None
-    lora = LoraParams(r=params.r, alpha=params.alpha, dropout=DROPOUT_DEFAULT["alignment"])
-    return lora.peft_config("CAUSAL_LM")
-
-
 class PolicyMethod(AlignMethod):
     Params: ClassVar[type[StrictModel]] = PolicyParams
 
@@ -158,14 +152,11 @@ class PolicyMethod(AlignMethod):
         return None
 
     def estimate_memory(self, spec: Any, params: Any, device: str) -> Any:
-        from harness.backends.alignment.memory import cached_policy_estimate
-
         return cached_policy_estimate(self, spec, params, self.memory_shape(params), device)
 
     @staticmethod
     def scorer(ctx: AlignContext, params: PolicyParams, role: str) -> Any:
         """The finished `role` stage's reward model, loaded once per run."""
-        from harness.backends.alignment.reward import load_scorer
 
         if role not in ctx.prepared.scorers:
             stage = getattr(params, role)
@@ -182,7 +173,6 @@ class PolicyMethod(AlignMethod):
         return self.train_policy(ctx, params, self.scorer(ctx, params, "reward"))
 
     def evaluate(self, ctx: AlignContext, params: PolicyParams, model: Any) -> Evaluation:
-        from harness.backends.alignment.generation import evaluate_policy
 
         proxy, judge = (self.scorer(ctx, params, role) for role in ("reward", "judge"))
         held_out = ctx.parts.held_out[: params.eval_prompts]

@@ -28,12 +28,14 @@ from harness.backends.alignment.methods.base import (
     AlignContext,
     PolicyMethod,
     PolicyParams,
-    policy_lora,
     register,
     timed_train,
     train_prompts,
 )
-from harness.config import optional
+from harness.backends.alignment.reward import load_backbone, text_reward
+from harness.backends.lora import policy_lora
+from harness.memory.estimate import NotEstimated
+from harness.suite.config import optional
 
 LOGGED = ("objective/rlhf_reward", "objective/scores", "objective/kl", "loss/policy_avg",
           "loss/value_avg", "policy/clipfrac_avg", "val/ratio")  # fmt: skip
@@ -100,7 +102,6 @@ class Ppo(PolicyMethod):
     Params = PpoParams
 
     def estimate_memory(self, spec: Any, params: PpoParams, device: str) -> Any:
-        from harness.memory.estimate import NotEstimated
 
         raise NotEstimated(
             "not estimated: PPO: policy, value, reference and reward models plus generation are "
@@ -110,8 +111,6 @@ class Ppo(PolicyMethod):
     def train_policy(self, ctx: AlignContext, params: PpoParams, proxy: Any) -> Trained:
         from datasets import Dataset
         from trl.experimental.ppo import PPOConfig, PPOTrainer
-
-        from harness.backends.alignment.reward import load_backbone, text_reward
 
         t, tok = ctx.spec.training, ctx.tokenizer
         prompts = train_prompts(ctx, params)

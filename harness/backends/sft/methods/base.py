@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from harness.config import StrictModel
+from harness.backends.trainer_args import weights_dtype
 from harness.models import ResolvedModel, load_causal_lm
-from harness.registry import Registry
+from harness.suite.config import StrictModel
+from harness.suite.registry import Registry
 
 
 class NoParams(StrictModel):
@@ -99,6 +100,5 @@ register = METHODS.register_instance
 
 def load_dtype(method: Method, device: str, precision: str) -> str:
     """The dtype a method's model is loaded in (harness/backends/trainer_args.weights_dtype)."""
-    from harness.backends.trainer_args import weights_dtype
 
     return weights_dtype(method.trains_base_weights, device, precision)

@@ -21,9 +21,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from harness.backends import Evaluation, Trained
 from harness.backends.sft.methods.base import Method, MethodContext, MethodSetup, register
-from harness.config import StrictModel
-from harness.metrics import accuracy, macro_f1
+from harness.suite.config import StrictModel
+from harness.suite.metrics import accuracy, macro_f1
+from harness.suite.tasks import TASKS
 
 HEAD_FILE = "feature_head.safetensors"
 
@@ -35,7 +37,6 @@ class FeatureParams(StrictModel):
 
 
 def _classes(spec: Any) -> tuple[str, ...]:
-    from harness.tasks import TASKS
 
     return tuple(getattr(TASKS.get(spec.dataset.task), "labels", ()) or ())
 
@@ -124,8 +125,6 @@ class FeatureBased(Method):
     def train(self, run: Any, prepared: Any, callbacks: list) -> Any:
         import torch
 
-        from harness.backends import Trained
-
         spec, params, t = run.spec, run.params, run.spec.training
         classes = _classes(spec)
         t0 = time.perf_counter()
@@ -185,8 +184,6 @@ class FeatureBased(Method):
 
     def evaluate(self, run: Any, prepared: Any, model: Any) -> Any:
         import torch
-
-        from harness.backends import Evaluation
 
         t, classes = run.spec.training, _classes(run.spec)
         records = prepared.eval_records

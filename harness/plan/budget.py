@@ -12,9 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.backends import backend_for
 from harness.memory.calibration import band_for, exact_bytes
 from harness.memory.estimate import GB, Estimate, Verdict, verdict
-from harness.spec import RunSpec, TrainingConfig, config_hash
+from harness.models.architectures import ArchitectureUnknownError
+from harness.suite.spec import RunSpec, TrainingConfig, config_hash
 
 
 @dataclass
@@ -42,8 +44,6 @@ class Fitted:
 
 
 def estimate_or_reason(spec: RunSpec, device: str = "cuda") -> tuple[Estimate | None, str]:
-    from harness.backends import backend_for
-    from harness.models.architectures import ArchitectureUnknownError
 
     try:
         found = backend_for(spec).estimate_memory(spec, device)

@@ -13,15 +13,18 @@ import importlib.util
 import json
 import random
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from harness.config import StrictModel
-from harness.registry import Registry
+from harness.backends.checks import shared_with_train
+from harness.models.hub import cached_revisions, describe
+from harness.models.offline import hub_reachable
+from harness.suite.config import StrictModel
+from harness.suite.plugins import DATA_SOURCES
+from harness.suite.tasks import TASKS
 
 Record = dict[str, str]
 
@@ -44,9 +47,6 @@ class DataSource:
     def unavailable_reason(self, options: Any) -> str | None:
         """Why this source cannot be loaded here, checked cheaply before a suite starts."""
         return None
-
-
-DATA_SOURCES: Registry[DataSource] = Registry("data source")
 
 
 def _package_file(package: str, relative: str, install: str) -> Path:
@@ -186,8 +186,6 @@ class HubDataset(DataSource):
         """The dataset's builder (metadata only), checked against the options."""
         from datasets import load_dataset_builder
 
-        from harness.hub import hub_reachable
-
         try:
             builder = load_dataset_builder(options.path, options.name, revision=options.revision)
         except Exception as exc:  # noqa: BLE001 - see _hub_load_error
@@ -214,8 +212,6 @@ _OFFLINE_SOURCES = "movie_reviews, chatterbot_qa"
 def _hub_load_error(options: HubOptions, exc: Exception) -> str:
     from datasets import config
     from datasets.exceptions import DatasetNotFoundError
-
-    from harness.hub import hub_reachable
 
     path, text = options.path, str(exc)
     page = f"https://huggingface.co/datasets/{path}"
@@ -257,7 +253,6 @@ def _hub_load_error(options: HubOptions, exc: Exception) -> str:
 def _check_cached_revision(options: HubOptions, cached: str | None) -> None:
     """Offline, `datasets` loads its most recently prepared copy of a dataset whatever revision
     is asked for: refuse a copy that is not the requested revision, when the cache can tell."""
-    from harness.models.hub import cached_revisions, describe
 
     refs = cached_revisions(options.path, "dataset")
     wanted = options.revision if _COMMIT.fullmatch(options.revision) else refs.get(options.revision)
@@ -403,7 +398,6 @@ def _merge_groups(
 
 
 def check_no_overlap(splits: dict[str, list[Record]], key_field: str) -> None:
-    from harness.checks import shared_with_train
 
     for name, shared in shared_with_train(splits, key_field).items():
         if shared:
@@ -414,7 +408,6 @@ def check_no_overlap(splits: dict[str, list[Record]], key_field: str) -> None:
 
 
 def load_splits(dataset_spec: Any) -> Splits:
-    from harness.tasks import TASKS
 
     source = DATA_SOURCES.get(dataset_spec.source)
     task = TASKS.get(dataset_spec.task)
@@ -437,12 +430,3 @@ def load_splits(dataset_spec: Any) -> Splits:
         task.split_key,
         task.group_fields,
     )
-
-
-def tokenizer_training_text() -> Iterator[str]:
-    """Text for the tiny test tokenizer: the offline corpora (no hub)."""
-    for record in ChatterbotQA().load(ChatterbotOptions()):
-        yield record["question"]
-        yield record["answer"]
-    for record in MovieReviews().load(MovieReviewOptions(subset="rotten_tomatoes"))[:3000]:
-        yield record["text"]

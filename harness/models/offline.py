@@ -31,3 +31,7 @@ def configure_offline_mode() -> bool:
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["HF_DATASETS_OFFLINE"] = "1"
     return reachable
+
+
+class ModelUnavailableError(RuntimeError):
+    """The model cannot be loaded here; the message says which one and how to get it."""

@@ -15,8 +15,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.spec import RunSpec
-from harness.suite import Suite
+from harness.backends.data import DataUnavailableError, load_splits
+from harness.models import ModelUnavailableError, file_sha256, resolve_model
+from harness.suite.spec import RunSpec
+from harness.suite.suite_file import Suite
 
 LOCK_VERSION = 1
 LOCK_SUFFIX = ".lock.json"
@@ -30,13 +32,8 @@ def default_lock_path(suite_path: Path) -> Path:
     return suite_path.with_name(suite_path.stem + LOCK_SUFFIX)
 
 
-def is_lock_file(path: str | Path) -> bool:
-    return str(path).endswith(".json")
-
-
 def _weights_sha256(folder: Path) -> str | None:
     """One hash over the weight files of a local model folder (names and contents)."""
-    from harness.models import file_sha256
 
     files = sorted(folder.rglob("*.safetensors")) or sorted(folder.rglob("*.bin"))
     if not files:
@@ -49,7 +46,6 @@ def _weights_sha256(folder: Path) -> str | None:
 
 def model_identity(model: Any) -> dict[str, Any]:
     """What identifies a model's weights here; raises ModelUnavailableError if it cannot be had."""
-    from harness.models import resolve_model
 
     resolved = resolve_model(model)
     prov = resolved.provenance
@@ -68,7 +64,6 @@ def model_identity(model: Any) -> dict[str, Any]:
 
 
 def dataset_identity(dataset: Any) -> dict[str, Any]:
-    from harness.data import load_splits
 
     splits = load_splits(dataset)
     return {
@@ -78,8 +73,6 @@ def dataset_identity(dataset: Any) -> dict[str, Any]:
 
 
 def _inputs(specs: list[RunSpec]) -> tuple[dict[str, Any], list[str]]:
-    from harness.data import DataUnavailableError
-    from harness.models import ModelUnavailableError
 
     models: dict[str, Any] = {}
     datasets: dict[str, Any] = {}
@@ -101,7 +94,7 @@ def _inputs(specs: list[RunSpec]) -> tuple[dict[str, Any], list[str]]:
 
 
 def make_lock(plan: Any) -> dict[str, Any]:
-    """A suite's plan (harness.plan.Plan) with its inputs resolved; raises LockError when an
+    """A suite's plan (harness.plan.plan.Plan) with its inputs resolved; raises LockError when an
     input cannot be had here."""
     suite, specs, suite_path = plan.suite, plan.specs, plan.source
     inputs, problems = _inputs(specs)
