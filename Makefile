@@ -9,7 +9,7 @@ FTBENCH := $(PY) -m harness  # probes the hub once (2 s) and goes offline when u
 # Tuning targets default to the tuning smoke suite unless suite= is given.
 tune_suite = $(if $(filter command line,$(origin suite)),$(suite),tune_smoke)
 
-.PHONY: setup bench tune bench-pruning bench-overhead plan memcheck bench-memory bench-memory-h100 bench-memory-gpu dashboard repro lock chromium test test-fast lint format validate show clean
+.PHONY: setup bench tune bench-pruning bench-overhead plan memcheck bench-memory bench-memory-h100 bench-memory-gpu dashboard repro lock chromium test test-fast mutate lint format validate show clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -107,6 +107,13 @@ test: $(STAMP) chromium
 
 test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m 'not slow'
+
+# Mutation testing (mutmut, a dev dependency) of the pure modules listed in pyproject.toml's
+# [tool.mutmut]; slow (tens of minutes on 2 cores), so never part of `make test`. Prints the
+# killed/survived counts; `$(VENV)/bin/mutmut results` lists survivors, `mutmut show NAME` one.
+mutate: $(STAMP)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/mutmut run $(if $(max),--max-children $(max))
+	$(VENV)/bin/mutmut export-cicd-stats 2>/dev/null; cat mutants/mutmut-cicd-stats.json 2>/dev/null || true
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check harness tests dashboard benchmarks
