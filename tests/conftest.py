@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,11 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     filter(None, [str(PLUGINS), str(ROOT), os.environ.get("PYTHONPATH")])
 )
 sys.path.insert(0, str(PLUGINS))
+# Memory estimates cached in a folder of this session (run subprocesses inherit it): never a stale
+# entry from ~/.cache, nor one this session's code did not compute.
+_ESTIMATES = tempfile.mkdtemp(prefix="ftbench-test-estimates-")
+os.environ["FTBENCH_ESTIMATE_CACHE"] = _ESTIMATES
+atexit.register(shutil.rmtree, _ESTIMATES, ignore_errors=True)
 
 
 @pytest.fixture

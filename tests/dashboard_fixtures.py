@@ -9,8 +9,10 @@ ok run that recorded no metrics; model `gpu` has CUDA peaks (one fits a T4, one 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 from dashboard.synthetic import GIB, result
+from harness import store
 from harness.store import ingest
 
 SUITE = "demo"
@@ -71,3 +73,35 @@ def run_id_of(method: str, model: str, seed: int, suite: str = SUITE) -> str:
         ):
             return res["run_id"]
     raise KeyError((suite, method, model, seed))
+
+
+# What each page (AppTest name) shows over build_full_db with its default selections: the alerts
+# (st.warning / st.error) it is expected to raise, anything else being a bug every user sees, and
+# how many charts it draws.
+EXPECTED_ALERTS = {"frontier": ["1 run(s) did not end ok; they are not on the plot."]}
+EXPECTED_CHARTS = {"pareto": 1, "run": 4, "compare": 1, "tuning": 2, "frontier": 1}
+
+
+def build_full_db(db: Path) -> Path:
+    """The fixture runs, alignment runs (tests/frontier_fixtures.py), a real Optuna study and a
+    repro check, all written by harness.store, so the file carries the store's schema_version and
+    every dashboard page has something to draw."""
+    import optuna
+    from frontier_fixtures import build_store
+
+    build_fixture_db(db)
+    build_store(db, suite="rlhf_demo")  # a suite listed after the others
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="demo-lora", direction="maximize")
+    for x in (0.2, 0.5, 0.9):
+        study.enqueue_trial({"x": x})
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=3)
+    cell = SimpleNamespace(method_key="lora", model_key="tiny", dataset_key="rt")
+    store.ingest_trials(db, SUITE, cell, study)
+    store.ingest_expected_best(db, SUITE, cell, "accuracy", [0.7, 0.75, 0.8])
+    store.record_repro(db, {
+        "original_run_id": run_id_of("lora", "tiny", 0), "repro_dir": "results/repro/x",
+        "suite": SUITE, "checked_at": "2026-01-01T00:00:00", "verdict": "reproduced",
+        "tolerance": {"mode": "exact"}, "failures": [], "metric_deltas": {}, "env_differences": {},
+    })  # fmt: skip
+    return db

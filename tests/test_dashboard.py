@@ -12,7 +12,14 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from dashboard_fixtures import FAILED_TRACEBACK, build_fixture_db, run_id_of
+from dashboard_fixtures import (
+    EXPECTED_ALERTS,
+    EXPECTED_CHARTS,
+    FAILED_TRACEBACK,
+    build_fixture_db,
+    build_full_db,
+    run_id_of,
+)
 from streamlit.testing.v1 import AppTest
 
 from dashboard import data, stats, tables
@@ -434,3 +441,24 @@ def test_reads_while_the_runner_ingests(tmp_path):
     assert writer.returncode == 0, err
     assert reads > 5 and seen == sorted(seen) and seen, (reads, seen)
     assert data.overview(db)["runs"] == n
+
+
+# --- no banner on any page -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def full_db(tmp_path_factory) -> Path:
+    return build_full_db(tmp_path_factory.mktemp("dash_full") / "full.duckdb")
+
+
+def alerts(at: AppTest) -> list[str]:
+    """Every st.warning / st.error / st.exception on the page, sidebar included."""
+    return [str(e.value) for kind in ("warning", "error", "exception") for e in getattr(at, kind)]
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_no_unexpected_banner_on_any_page(page, full_db, monkeypatch):
+    query = {"model": "tiny"} if page in ("leaderboard", "pareto") else {}
+    at = open_page(full_db, page, monkeypatch, **query)
+    assert alerts(at) == EXPECTED_ALERTS.get(page, []), page
+    assert len(at.get("vega_lite_chart")) == EXPECTED_CHARTS.get(page, 0), page

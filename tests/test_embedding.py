@@ -264,3 +264,64 @@ def test_review_inverse_cloze_pairs_cut_the_first_sentence_from_its_review():
     for pair in pairs[:50]:
         assert f"{pair['anchor']} {pair['positive']}" in reviews
         assert len(pair["anchor"].split()) >= 5 and len(pair["positive"].split()) >= 15
+
+
+def _trivia_pairs(n: int) -> list[tuple[str, str]]:
+    """Question -> answer pairs of the chatterbot trivia file (queries differ from documents)."""
+    import yaml
+
+    from harness.backends.data import _package_file
+
+    folder = _package_file("chatterbot_corpus", "data/english", "chatterbot-corpus==1.3.3")
+    pairs, seen = [], set()
+    for conv in yaml.safe_load((folder / "trivia.yml").read_text())["conversations"]:
+        question, answer = str(conv[0]), str(conv[1])
+        if answer not in seen:
+            seen.add(answer)
+            pairs.append((question, answer))
+    return pairs[:n]
+
+
+def _retrieval_scores(model, data: RetrievalSet, dim: int) -> dict[str, float]:
+    """NDCG@10, MRR@10, Recall@10 by hand, from model.encode(truncate_dim=dim): independent of
+    the evaluator (binary relevance, cosine similarity)."""
+    import math
+
+    qids, dids = list(data.queries), list(data.corpus)
+    q = model.encode([data.queries[i] for i in qids], convert_to_tensor=True, truncate_dim=dim)
+    d = model.encode([data.corpus[i] for i in dids], convert_to_tensor=True, truncate_dim=dim)
+    assert q.shape[1] == dim
+    sims = torch.nn.functional.normalize(q, dim=1) @ torch.nn.functional.normalize(d, dim=1).T
+    ndcg = mrr = recall = 0.0
+    for row, qid in enumerate(qids):
+        top = [dids[j] for j in sims[row].argsort(descending=True)[:10].tolist()]
+        hits = [doc in data.relevant[qid] for doc in top]
+        dcg = sum(1 / math.log2(rank + 2) for rank, hit in enumerate(hits) if hit)
+        ideal = sum(1 / math.log2(rank + 2) for rank in range(min(len(data.relevant[qid]), 10)))
+        ndcg += dcg / ideal
+        mrr += next((1 / (rank + 1) for rank, hit in enumerate(hits) if hit), 0.0)
+        recall += sum(hits) / len(data.relevant[qid])
+    n = len(qids)
+    return {"ndcg@10": ndcg / n, "mrr@10": mrr / n, "recall@10": recall / n}
+
+
+@pytest.mark.slow
+def test_scores_at_each_width_match_an_independent_truncated_encode(minilm):
+    """The evaluator's score at width d is what encode(truncate_dim=d) (the FIRST d dimensions)
+    retrieves, on questions whose answers are other texts, among 60 documents."""
+    pairs = _trivia_pairs(60)
+    assert len(pairs) == 60
+    data = RetrievalSet(
+        {f"q{i}": q for i, (q, _) in enumerate(pairs[:30])},
+        {f"d{i}": a for i, (_, a) in enumerate(pairs)},  # 30 answers + 30 distractors
+        {f"q{i}": {f"d{i}"} for i in range(30)},
+    )
+    dims = [384, 64, 16, 8]
+    scores, widths = evaluate_at_dims(minilm, data, dims, batch_size=32)
+    assert widths == {d: d for d in dims}
+    for dim in dims:
+        expected = _retrieval_scores(minilm, data, dim)
+        assert scores[dim] == pytest.approx(expected, abs=1e-6), dim
+    # Non-trivial: not a perfect score, and the narrow widths lose some of it.
+    assert 0.3 < scores[384]["mrr@10"] < 1.0
+    assert scores[8]["ndcg@10"] < scores[384]["ndcg@10"]

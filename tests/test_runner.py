@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -212,23 +213,56 @@ def test_a_suite_that_cannot_run_here_says_so_and_runs_nothing(tmp_path, capsys)
     assert not (results / "ftbench.duckdb").exists()
 
 
-def test_interrupting_the_runner_leaves_no_orphan_run(tmp_path, write_suite):
-    import subprocess
+def test_interrupting_the_runner_leaves_no_orphan_run(tmp_path, write_suite, monkeypatch):
+    """The run process, found by the pid launch() returned (on CPU it is forked from a fork
+    server, so its command line never names the run folder), is gone with its process group."""
+    import os
+    import signal
 
+    from harness.runs.executors import local
     from harness.runs.runner import LocalSubprocessExecutor
 
     data = suite_dict(methods={"hang": {"params": {"seconds": 120.0}}})
     data["grid"]["methods"] = ["hang"]
     (spec,) = make_plan(write_suite(data)).specs
-    run_dir = tmp_path / "run"
+    launched = []
+
+    def recording_launch(*args, **kwargs):
+        launched.append(local_launch(*args, **kwargs))
+        return launched[-1]
+
+    local_launch = local.launch
+    monkeypatch.setattr(local, "launch", recording_launch)
+    polls = []
 
     def interrupt(_progress_path):
-        raise KeyboardInterrupt
+        polls.append(1)
+        if len(polls) > 4:  # the run process is up (and in its own session) by now
+            raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        LocalSubprocessExecutor().run(spec, run_dir, on_progress=interrupt)
-    alive = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, text=True).stdout
-    assert alive.strip() == ""
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            LocalSubprocessExecutor(poll_s=0.2).run(spec, tmp_path / "run", on_progress=interrupt)
+        (proc,) = launched
+        assert not _live_processes(proc.pid), f"run process {proc.pid} outlived its runner"
+    finally:  # never leave a hanging run behind, even when the test fails
+        for pid in _live_processes(launched[0].pid) if launched else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _live_processes(pid: int) -> list[int]:
+    """pid and every process of its process group, unless dead or a zombie (from /proc)."""
+    live = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        this, state, pgrp = int(stat.parent.name), fields[0], int(fields[2])
+        if (this == pid or pgrp == pid) and state not in ("Z", "X"):
+            live.append(this)
+    return live
 
 
 def test_a_run_whose_process_outlived_its_runner_is_not_started_twice(tmp_path, write_suite):

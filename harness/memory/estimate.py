@@ -118,13 +118,14 @@ def cached_estimate(key: Any, code: Iterable[Path], compute: Callable[[], Estima
     """`compute()`, kept on disk (ftbench cache/estimates): a plan of a few hundred runs, each run
     process (which records its prediction) and `ls`/`plan`/`run` of the same suite then estimate
     each configuration once. The key holds `key` (what the run sets up), the source of the modules
-    the estimate comes from and the versions of the libraries it traces, so a change to any of
-    them makes a new entry."""
+    the estimate comes from (every file of the harness package, plus `code` for plug-ins outside
+    it) and the versions of the libraries it traces, so a change to any of them makes a new
+    entry."""
 
     digest = hashlib.sha256(
         json.dumps([key, _code_version(tuple(sorted(code)))], sort_keys=True, default=str).encode()
     ).hexdigest()
-    path = cache_dir() / "estimates" / f"{digest[:32]}.json"
+    path = estimate_cache_dir() / f"{digest[:32]}.json"
     try:
         return Estimate(**json.loads(path.read_text()))
     except (OSError, ValueError, TypeError):
@@ -137,12 +138,33 @@ def cached_estimate(key: Any, code: Iterable[Path], compute: Callable[[], Estima
     return found
 
 
+# An estimate imports from memory/, backends/, models/ (shapes in JSON), suite/ (the spec types),
+# and a backend's estimate may pull in any module: the whole package's source is in the key, so no
+# hand-kept list of modules can leave one out.
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def estimate_cache_dir() -> Path:
+    """FTBENCH_ESTIMATE_CACHE, else <ftbench cache>/estimates (tests use a folder per session)."""
+    env = os.environ.get("FTBENCH_ESTIMATE_CACHE")
+    return Path(env) if env else cache_dir() / "estimates"
+
+
+@functools.cache
+def _source_digest(root: Path) -> str:
+    """Every .py and .json file under root, by relative path and content."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".json") and p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 @functools.cache
 def _code_version(files: tuple[Path, ...]) -> str:
     import importlib.metadata
 
-    digest = hashlib.sha256()
-    for path in (Path(__file__), *files):
+    digest = hashlib.sha256(_source_digest(SOURCE_ROOT).encode())
+    for path in files:
         digest.update(path.read_bytes())
     for package in ("torch", "transformers", "peft", "bitsandbytes"):
         digest.update(importlib.metadata.version(package).encode())

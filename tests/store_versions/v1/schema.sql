@@ -1,0 +1,7 @@
+CREATE TABLE curves(run_id VARCHAR, "name" VARCHAR, step INTEGER, "value" DOUBLE);
+CREATE TABLE meta("key" VARCHAR PRIMARY KEY, "value" VARCHAR);
+CREATE TABLE metrics(run_id VARCHAR, split VARCHAR, "name" VARCHAR, "value" DOUBLE, higher_is_better BOOLEAN, PRIMARY KEY(run_id, split, "name"));
+CREATE TABLE provenance(run_id VARCHAR PRIMARY KEY, git_commit VARCHAR, git_dirty BOOLEAN, python VARCHAR, packages JSON, device VARCHAR, cuda VARCHAR, compute_capability VARCHAR, model_id VARCHAR, model_revision VARCHAR, model_source VARCHAR, model_file_sha256 VARCHAR, dataset_fingerprint VARCHAR, seed INTEGER, config_hash VARCHAR);
+CREATE TABLE runs(run_id VARCHAR PRIMARY KEY, suite VARCHAR, suite_version INTEGER, method_key VARCHAR, "method" VARCHAR, model_key VARCHAR, dataset_key VARCHAR, task VARCHAR, seed INTEGER, status VARCHAR, reason VARCHAR, traceback VARCHAR, headline_metric VARCHAR, config JSON, started_at TIMESTAMP, finished_at TIMESTAMP, load_s DOUBLE, train_s DOUBLE, eval_s DOUBLE, total_s DOUBLE, trainable_params BIGINT, total_params BIGINT, trainable_pct DOUBLE, peak_mem_bytes BIGINT, peak_mem_kind VARCHAR, cuda_max_allocated BIGINT, cuda_max_reserved BIGINT, train_tokens BIGINT, tokens_per_s DOUBLE, artifact_bytes BIGINT, precision_effective VARCHAR, notes JSON, result_path VARCHAR);
+CREATE TABLE suites("name" VARCHAR, "version" INTEGER, description VARCHAR, path VARCHAR, config JSON, updated_at TIMESTAMP, PRIMARY KEY("name", "version"));
+

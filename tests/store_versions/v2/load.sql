@@ -1,0 +1,13 @@
+COPY curves FROM '@DIR@/curves.csv' (FORMAT 'csv', allow_quoted_nulls false, quote '"', delimiter ',', header 1);
+COPY data_checks FROM '@DIR@/data_checks.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null 'run_id', quote '"', delimiter ',', header 1);
+COPY expected_best FROM '@DIR@/expected_best.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null ('suite', 'method_key', 'model_key', 'dataset_key', 'n_trials'), quote '"', delimiter ',', header 1);
+COPY memory FROM '@DIR@/memory.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null 'run_id', quote '"', delimiter ',', header 1);
+COPY meta FROM '@DIR@/meta.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null 'key', quote '"', delimiter ',', header 1);
+COPY metrics FROM '@DIR@/metrics.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null ('run_id', 'split', 'name'), quote '"', delimiter ',', header 1);
+COPY provenance FROM '@DIR@/provenance.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null 'run_id', quote '"', delimiter ',', header 1);
+COPY repro_checks FROM '@DIR@/repro_checks.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null ('original_run_id', 'repro_dir'), quote '"', delimiter ',', header 1);
+COPY result_tables FROM '@DIR@/result_tables.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null 'name', quote '"', delimiter ',', header 1);
+COPY runs FROM '@DIR@/runs.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null 'run_id', quote '"', delimiter ',', header 1);
+COPY run_links FROM '@DIR@/run_links.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null ('run_id', 'role'), quote '"', delimiter ',', header 1);
+COPY suites FROM '@DIR@/suites.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null ('name', 'version'), quote '"', delimiter ',', header 1);
+COPY trials FROM '@DIR@/trials.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null ('study_name', 'number'), quote '"', delimiter ',', header 1);
