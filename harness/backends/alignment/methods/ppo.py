@@ -100,12 +100,9 @@ class Ppo(PolicyMethod):
     Params = PpoParams
 
     def estimate_memory(self, spec: Any, params: PpoParams, device: str) -> Any:
-        from harness.memory.estimate import NotEstimated
+        from harness.backends.alignment.memory_rl import cached_rl_estimate
 
-        raise NotEstimated(
-            "not estimated: PPO: policy, value, reference and reward models plus generation are "
-            "not modelled yet"
-        )
+        return cached_rl_estimate(self, spec, params, device)
 
     def train_policy(self, ctx: AlignContext, params: PpoParams, proxy: Any) -> Trained:
         from datasets import Dataset

@@ -35,10 +35,11 @@ from harness.spec import config_hash
 @register("reward_model")
 class RewardModel(AlignMethod):
     Params = RewardParams
-    not_estimated = (
-        "sequence-classification training (LoRA and a trained score head, chosen and rejected "
-        "forwards) is not modelled yet"
-    )
+
+    def estimate_memory(self, spec: Any, params: RewardParams, device: str) -> Any:
+        from harness.backends.alignment.memory_rl import cached_rl_estimate
+
+        return cached_rl_estimate(self, spec, params, device)
 
     def train(self, ctx: AlignContext, params: RewardParams) -> Trained:
         from datasets import Dataset
