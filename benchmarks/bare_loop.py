@@ -10,7 +10,7 @@ longest example, same length, precision and optimizer (torch AdamW, gradients cl
 Trainer's default norm). The loss computes the LM head on the trained positions only, as TRL's
 default `chunked_nll` does, so both loops do the same arithmetic; nothing else (no Trainer, no
 callbacks, no logging, no metrics, no learning-rate schedule). Each optimizer step is timed as the
-harness times it (harness/speed.py: wall time between step ends, synchronised on CUDA).
+harness times it (harness/run/speed.py: wall time between step ends, synchronised on CUDA).
 """
 
 from __future__ import annotations
@@ -44,19 +44,19 @@ def trainer_order(n: int, batch_size: int, batches: int, seed: int) -> list[list
 
 def main(argv: list[str]) -> int:
     spec_path, out_path = Path(argv[0]), Path(argv[1])
-    from harness.hub import configure_offline_mode
+    from harness.models.offline import configure_offline_mode
 
     configure_offline_mode()
     import torch
     from peft import get_peft_model
 
+    from harness.backends.data import load_splits
     from harness.backends.sft.methods import METHODS, MethodContext
     from harness.backends.sft.methods.base import load_dtype
-    from harness.data import load_splits
     from harness.models import load_tokenizer, resolve_model
-    from harness.spec import RunSpec
-    from harness.speed import summarize
-    from harness.tasks import TASKS
+    from harness.run.speed import summarize
+    from harness.suite.spec import RunSpec
+    from harness.suite.tasks import TASKS
 
     started = time.perf_counter()
     spec = RunSpec.model_validate_json(spec_path.read_text())

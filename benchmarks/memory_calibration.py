@@ -19,7 +19,7 @@ import sys
 from harness.backends.sft.memory import estimate, measured_activation_bytes
 from harness.backends.sft.methods import METHODS
 from harness.models.architectures import catalogue, config_from_dict
-from harness.spec import TrainingConfig
+from harness.suite.spec import TrainingConfig
 
 CASES = [  # (label, method, params)
     ("full", "full", {}),

@@ -186,8 +186,8 @@ def main(argv: list[str]) -> int:
     if not torch.cuda.is_available():
         print("bench-memory-gpu needs a CUDA GPU (none here): `make bench-memory` is the CPU check")
         return 2
-    from harness.plan import make_plan
-    from harness.runner import run_plan
+    from harness.plan.plan import make_plan
+    from harness.run.runner import run_plan
 
     only = set(args.only.split(",")) if args.only else None
     suite_dicts = suites(args.out / "models", only)

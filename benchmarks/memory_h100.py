@@ -22,7 +22,7 @@ from typing import Any
 
 from harness.memory.accuracy import Pair, format_summary, summarize
 from harness.memory.calibration import bands_from_pairs, exact_bytes, write_bands
-from harness.suite import Suite, expand
+from harness.suite.suite_file import Suite, expand
 
 DEFAULT = Path(__file__).resolve().parents[1] / "../shared/memory/h100_fp16_calibration.jsonl"
 LIMIT_GB = 15.0

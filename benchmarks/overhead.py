@@ -5,7 +5,7 @@
 Both arms train the same spec (default: the lora cell of suites/smoke.yaml; --steps N for a
 longer steady state) on the same micro-batches in the same order, each in a process of its own,
 alternating A/B then B/A so drift in the machine's speed cancels out, on CUDA when present.
-Prints each arm's steady-state tokens/s (after the warm-up steps, as harness/speed.py defines it)
+Prints each arm's steady-state tokens/s (after the warm-up steps, as harness/run/speed.py defines it)
 with the ratio harness / bare, the median of the step-by-step ratios (the same batch in both arms,
 so one noisy step moves it little), and the harness run's fixed cost: everything in its process's
 wall time that is not a training step (start-up, loading, evaluation, saving).
@@ -29,7 +29,7 @@ BARE = Path(__file__).resolve().parent / "bare_loop.py"
 
 
 def harness_arm(spec, folder: Path) -> dict:
-    from harness.runner import LocalSubprocessExecutor
+    from harness.run.runner import LocalSubprocessExecutor
 
     t0 = time.perf_counter()
     result = LocalSubprocessExecutor(poll_s=0.05).run(spec, folder)
@@ -66,7 +66,7 @@ def bare_arm(spec, folder: Path) -> dict:
 
 def step_ratios(harness: dict, bare: dict) -> list[float]:
     """Bare seconds / harness seconds for each steady-state step (the same batch in both)."""
-    from harness.speed import WARMUP_STEPS
+    from harness.run.speed import WARMUP_STEPS
 
     pairs = list(zip(harness["step_s"], bare["step_s"], strict=True))
     return [b / h for h, b in pairs[min(WARMUP_STEPS, len(pairs) - 1) :]]
@@ -81,10 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results/bench-overhead"))
     args = parser.parse_args(argv)
 
-    from harness.hub import configure_offline_mode
+    from harness.models.offline import configure_offline_mode
 
     configure_offline_mode()
-    from harness.plan import make_plan
+    from harness.plan.plan import make_plan
 
     runs = [r for r in make_plan(args.suite, only=args.only).runs if not r.stage]
     if len(runs) != 1 or runs[0].preset:

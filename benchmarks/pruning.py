@@ -16,9 +16,9 @@ from pathlib import Path
 
 import duckdb
 
-from harness.hub import configure_offline_mode
-from harness.plan import make_plan
-from harness.suite import load_suite
+from harness.models.offline import configure_offline_mode
+from harness.plan.plan import make_plan
+from harness.suite.suite_file import load_suite
 from harness.tuning.study import tune_plan
 
 COMPUTE_SQL = """

@@ -7,7 +7,7 @@
    they do not compete for the CPUs). Overhead of a run = wall time from submitting it to having
    its result on the driver, minus the run's own time (train_info.timings.total_s: load, train,
    evaluate, save). The first run of each arm also starts the fork server that preloads torch
-   (harness/launch.py); it is reported apart.
+   (harness/run/launch.py); it is reported apart.
 2. Driver ingest: store.ingest of a result shaped like a peft_t4 run's (a 500-step curve, test
    and validation metrics, provenance, memory) into a database already holding the runs before
    it, timed per run. This is the driver's serial work per finished run.
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def tiny_specs(folder: Path, runs: int) -> list:
-    from harness.plan import make_plan
+    from harness.plan.plan import make_plan
 
     data = yaml.safe_load((ROOT / "tests" / "tiny_suite.yaml").read_text())
     data["seeds"] = list(range(runs))
@@ -58,7 +58,7 @@ def arm(executor, specs: list, results: Path) -> list[dict]:
 def ingest_times(count: int, folder: Path) -> list[float]:
     from dashboard import synthetic
     from harness import store
-    from harness.result import RunResult
+    from harness.store.result import RunResult
 
     db = folder / "ingest.duckdb"
     times = []
@@ -93,7 +93,7 @@ def main() -> None:
 
     import ray
 
-    from harness.executors import ExecutorConfig, build
+    from harness.run.executors import ExecutorConfig, build
 
     specs = tiny_specs(folder, args.runs)
     local = arm(build(ExecutorConfig()), specs, folder / "local")

@@ -1,44 +1,46 @@
-"""All database access of the dashboard: pure functions of a DuckDB path, no Streamlit.
+"""The dashboard's reads: thin calls into harness.store (the only code that runs SQL) and the
+public API. No Streamlit, no SQL here: the pages format what the store returns.
 
-The runner's parent process is the single writer and takes DuckDB's file lock for each ingest. A
-reader must never hold the file longer than one query, so every function here opens read-only,
-runs its query, and closes; while the writer holds the lock it retries briefly.
+The runner's parent process is the single writer; every read opens the file read-only for one
+call (harness/store/browse.py), so an open dashboard never blocks an ingest for long.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 
+import harness
 from harness import store
-
-DEFAULT_DB = Path("results/ftbench.duckdb")
-# Schema versions of harness.store this dashboard knows. Versions only add tables and columns, so
-# a newer file is still read (with a warning); v2 added runs.origin/tune_trials and `trials`.
-KNOWN_SCHEMA_VERSIONS = (1, 2, 3)
-LOCK_RETRIES = 12  # with harness.store's backoff: ~9 s in all, far longer than one ingest
-
-# Tables added by later features; pages for them show an empty state while they are absent.
-OPTIONAL_TABLES = ("trials", "expected_best", "embedding_metrics", "repro_checks", "memory")
-RUN_COLUMNS_R = (
-    "r.run_id, r.suite, r.suite_version, r.method_key, r.method, r.model_key, r.dataset_key, "
-    "r.task, r.seed, r.status"
+from harness.store import browse
+from harness.store.browse import (
+    DatabaseMissingError,
+    curves,
+    optional_table,
+    overview,
+    run_configs,
+    run_detail,
+    run_metrics,
+    runs_index,
+    suite_choices,
+)
+from harness.store.browse import (
+    ReadError as DataError,
 )
 
+__all__ = [
+    "DataError", "DatabaseMissingError", "alignment_runs", "alignment_suites", "curves",
+    "db_stamp", "embedding_table", "leaderboard", "memory_checks", "optional_table", "overview",
+    "pareto", "resolve_db", "run_configs", "run_detail", "run_metrics", "run_scores",
+    "runs_index", "suite_choices",
+]  # fmt: skip
 
-class DataError(RuntimeError):
-    """A problem worth showing to the user as a message (missing file, unreadable file, lock)."""
-
-
-class DatabaseMissingError(DataError):
-    pass
+DEFAULT_DB = store.DEFAULT_DB
 
 
 def resolve_db(cli_args: Sequence[str] | None = None, env: dict[str, str] | None = None) -> Path:
@@ -64,129 +66,6 @@ def db_stamp(db: Path | str) -> tuple[int, int, int]:
     return (stamp[0], stamp[1], stamp[2])
 
 
-@contextlib.contextmanager
-def connect(db: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
-    path = Path(db)
-    if not path.is_file():
-        raise DatabaseMissingError(f"no results database at {path}")
-    try:
-        con = store.open_connection(path, read_only=True, retries=LOCK_RETRIES)
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise DataError(
-                f"{path} stayed locked by a writer (is an ingest stuck?); try again: {exc}"
-            ) from exc
-        raise DataError(f"cannot open {path}: {exc}") from exc
-    except duckdb.Error as exc:
-        raise DataError(f"cannot open {path}: {exc}") from exc
-    try:
-        yield con
-    finally:
-        con.close()
-
-
-def _df(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> pd.DataFrame:
-    try:
-        return con.execute(sql, params or {}).df()
-    except duckdb.Error as exc:
-        raise DataError(f"query failed: {exc}") from exc
-
-
-def _frame(db: Path | str, sql: str, params: Any = None) -> pd.DataFrame:
-    with connect(db) as con:
-        return _df(con, sql, params)
-
-
-def _run_columns(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute(
-        "SELECT column_name FROM information_schema.columns "
-        "WHERE table_schema = 'main' AND table_name = 'runs'"
-    ).fetchall()
-    return {r[0] for r in rows}
-
-
-def _origin_sql(columns: set[str]) -> str:
-    """origin ('run' | 'trial' | 'tuned') and tune_trials, constant on a v1 file without them."""
-    if "origin" in columns:
-        return "coalesce(r.origin, 'run') AS origin, r.tune_trials"
-    return "'run' AS origin, CAST(NULL AS INTEGER) AS tune_trials"
-
-
-def _not_trial_sql(columns: set[str]) -> str:
-    # Tuning trials are scored on validation and are not leaderboard entries (cf. store.leaderboard).
-    return "coalesce(r.origin, 'run') <> 'trial'" if "origin" in columns else "TRUE"
-
-
-# Each function below opens the file once, however many queries it runs: fewer lock windows.
-
-
-def overview(db: Path | str) -> dict[str, Any]:
-    """Tables, schema_version, run count and one row per suite (counts by status)."""
-    with connect(db) as con:
-        names = set(
-            _df(
-                con, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
-            )["table_name"]
-        )
-        version = None
-        if "meta" in names:
-            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = row[0] if row else None
-        suites = pd.DataFrame(columns=["suite", "runs", "ok", "last_finished"])
-        if "runs" in names:
-            suites = _df(
-                con,
-                """
-                SELECT suite, count(*) AS runs, count(*) FILTER (WHERE status = 'ok') AS ok,
-                       max(finished_at) AS last_finished
-                FROM runs GROUP BY suite ORDER BY suite""",
-            )
-    return {
-        "tables": sorted(names),
-        "schema_version": version,
-        "runs": int(suites["runs"].sum()),
-        "suites": suites,
-    }
-
-
-def suite_choices(db: Path | str, suite: str, split: str = "test") -> dict[str, pd.DataFrame]:
-    """`scopes`: every (dataset, model) with runs; `metrics`: (dataset, model, metric, direction,
-    is headline, runs with a value) among leaderboard runs."""
-    with connect(db) as con:
-        not_trial = _not_trial_sql(_run_columns(con))
-        scopes = _df(
-            con,
-            """
-            SELECT dataset_key, model_key, count(*) AS runs
-            FROM runs WHERE suite = $suite GROUP BY ALL ORDER BY ALL""",
-            {"suite": suite},
-        )
-        metrics = _df(
-            con,
-            f"""
-            SELECT r.dataset_key, r.model_key, m.name AS metric,
-                   bool_or(m.higher_is_better) AS higher_is_better,
-                   bool_or(m.name = r.headline_metric) AS headline, count(*) AS n
-            FROM runs r JOIN metrics m ON m.run_id = r.run_id AND m.split = $split
-            WHERE r.suite = $suite AND {not_trial}
-            GROUP BY ALL ORDER BY ALL""",
-            {"suite": suite, "split": split},
-        )
-    return {"scopes": scopes, "metrics": metrics}
-
-
-def _store(fn: Any, db: Path | str, *args: Any, **kwargs: Any) -> Any:
-    """A harness.store reader over `db`, with this layer's errors (a missing or unreadable file,
-    a lock held too long)."""
-    path = Path(db)
-    if not path.is_file():
-        raise DatabaseMissingError(f"no results database at {path}")
-    try:
-        return fn(path, *args, **kwargs)
-    except duckdb.Error as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
-
-
 def run_scores(
     db: Path | str,
     suite: str,
@@ -199,7 +78,7 @@ def run_scores(
     """One row per leaderboard run of a suite/dataset (and model, unless None) with its value of
     `metric` (harness.store.run_scores: failed runs and runs without the metric are kept, with a
     NaN score; tuning trials and systems-only runs are left out)."""
-    return _store(
+    return browse.guarded(
         store.run_scores, db, suite, dataset=dataset, model=model, metric=metric, split=split,
         with_config=with_config,
     )  # fmt: skip
@@ -217,7 +96,7 @@ def leaderboard(
     over the runs the filter keeps."""
     from dashboard.stats import apply_filter
 
-    return _store(
+    return browse.guarded(
         store.leaderboard, db, suite, dataset=dataset, model=model, metric=metric,
         where=(lambda runs: apply_filter(runs, clauses)) if clauses else None,
     )  # fmt: skip
@@ -244,152 +123,22 @@ def pareto(
     return board
 
 
-def runs_index(db: Path | str, suite: str | None = None) -> pd.DataFrame:
-    """Runs for pickers (tuning trials included), newest first, with their headline test value."""
-    with connect(db) as con:
-        return _df(
-            con,
-            f"""
-            SELECT {RUN_COLUMNS_R}, {_origin_sql(_run_columns(con))},
-                   r.headline_metric, m.value AS headline_value, r.finished_at
-            FROM runs r
-            LEFT JOIN metrics m
-                   ON m.run_id = r.run_id AND m.split = 'test' AND m.name = r.headline_metric
-            WHERE $suite IS NULL OR r.suite = $suite
-            ORDER BY r.finished_at DESC NULLS LAST, r.suite, r.dataset_key, r.model_key,
-                     r.method_key, r.seed""",
-            {"suite": suite},
-        )
-
-
-def run_detail(db: Path | str, run_id: str) -> dict[str, Any] | None:
-    """The run row, its metrics, curves and provenance; None when there is no such run."""
-    with connect(db) as con:
-        run = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id]).df()
-        if run.empty:
-            return None
-        metrics = con.execute(
-            "SELECT split, name, value, higher_is_better FROM metrics WHERE run_id = ? "
-            "ORDER BY split, name",
-            [run_id],
-        ).df()
-        curves = con.execute(
-            "SELECT name, step, value FROM curves WHERE run_id = ? ORDER BY name, step", [run_id]
-        ).df()
-        prov = con.execute("SELECT * FROM provenance WHERE run_id = ?", [run_id]).df()
-    row = run.iloc[0].to_dict()
-    row["config"] = _json(row.get("config"))
-    row["notes"] = _json(row.get("notes"))
-    provenance = prov.iloc[0].to_dict() if not prov.empty else None
-    if provenance is not None:
-        provenance["packages"] = _json(provenance.get("packages"))
-    return {"run": row, "metrics": metrics, "curves": curves, "provenance": provenance}
-
-
-def run_configs(db: Path | str, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    frame = _frame(
-        db,
-        "SELECT run_id, config FROM runs WHERE list_contains($ids, run_id)",
-        {"ids": list(run_ids)},
-    )
-    return {r.run_id: _json(r.config) or {} for r in frame.itertuples()}
-
-
-def run_metrics(db: Path | str, run_ids: Sequence[str], split: str = "test") -> pd.DataFrame:
-    return _frame(
-        db,
-        "SELECT run_id, name, value, higher_is_better FROM metrics "
-        "WHERE list_contains($ids, run_id) AND split = $split ORDER BY name",
-        {"ids": list(run_ids), "split": split},
-    )
-
-
-def curves(db: Path | str, run_ids: Sequence[str]) -> pd.DataFrame:
-    return _frame(
-        db,
-        "SELECT run_id, name, step, value FROM curves WHERE list_contains($ids, run_id) "
-        "ORDER BY run_id, name, step",
-        {"ids": list(run_ids)},
-    )
-
-
 def embedding_table(db: Path | str) -> pd.DataFrame:
-    """Per-width base/tuned test scores of every suite (the embedding backend's query); empty
-    while no embedding run was stored."""
-    from harness.backends.embedding.report import embedding_table
-
-    return _store(embedding_table, db)
+    """Per-width base/tuned test scores of every suite; empty while no embedding run was stored."""
+    return browse.embedding_scores(db)
 
 
 def alignment_suites(db: Path | str) -> list[str]:
     """Suites with at least one alignment policy run (the Alignment frontier page's choices)."""
-    from harness.backends.alignment.frontier import suites_with_policies
-
-    return _store(suites_with_policies, db)
+    return browse.guarded(harness.frontier_suites, db)
 
 
 def alignment_runs(db: Path | str, suite: str) -> pd.DataFrame:
-    """A suite's alignment policy runs with KL, judge score, win rate, family and setting (the
-    alignment backend's query, which `ftbench show` summarises too)."""
-    from harness.backends.alignment.frontier import policy_runs
-
-    return _store(policy_runs, db, suite)
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables "
-            "WHERE table_schema = 'main' AND table_name = ?",
-            [table],
-        ).fetchone()[0]
-    )
-
-
-def optional_table(db: Path | str, table: str, limit: int = 5000) -> pd.DataFrame | None:
-    """Rows of a table added by a later feature, or None when the file does not have it yet."""
-    if table not in OPTIONAL_TABLES:  # the name is spliced into SQL: whitelist only
-        raise ValueError(f"{table!r} is not one of {OPTIONAL_TABLES}")
-    with connect(db) as con:
-        if not _has_table(con, table):
-            return None
-        try:
-            return con.execute(f'SELECT * FROM "{table}" LIMIT {int(limit)}').df()
-        except duckdb.Error as exc:
-            raise DataError(f"cannot read table {table}: {exc}") from exc
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
+    """A suite's alignment policy runs with KL, judge score, win rate, family and setting (what
+    `ftbench show` summarises too)."""
+    return browse.guarded(harness.frontier_runs, db, suite)
 
 
 def memory_checks(db: Path | str) -> pd.DataFrame:
-    """Predicted against measured memory, one row per run and quantity (harness.memory.check)."""
-    from harness.memory.check import collect
-
-    try:
-        rows = collect(db)
-    except duckdb.CatalogException:  # a database from before the memory table
-        rows = []
-    return pd.DataFrame(
-        [
-            {
-                "run_id": r.run_id,
-                "run": r.label,
-                "method": r.label.split("·")[1] if r.label.count("·") >= 2 else r.label,
-                "what": r.kind,
-                "predicted_mb": r.predicted / 1e6,
-                "measured_mb": None if r.measured is None else r.measured / 1e6,
-                "error_pct": None if r.error is None else 100 * r.error,
-                "t4_verdict_right": r.verdict_ok,
-            }
-            for r in rows
-        ],
-        columns=["run_id", "run", "method", "what", "predicted_mb", "measured_mb", "error_pct",
-                 "t4_verdict_right"],
-    )  # fmt: skip
+    """Predicted against measured memory, one row per run and quantity (`ftbench memcheck`)."""
+    return browse.guarded(harness.memory_checks, db)

@@ -1,7 +1,8 @@
-"""The Pareto frontier and the filter parser of the dashboard.
+"""The filter parser of the dashboard.
 
 Pure numpy/pandas, no Streamlit and no database: everything here is unit tested directly. Seed
-statistics (bootstrap CI, ties with the leader) are the store's (harness/stats.py).
+statistics (bootstrap CI, ties with the leader) are the store's (harness/store/stats.py), and so
+is the Pareto front (harness/store/pareto.py).
 """
 
 from __future__ import annotations
@@ -10,32 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
-
-
-def pareto_frontier(
-    cost: Sequence[float], quality: Sequence[float], higher_is_better: bool = True
-) -> np.ndarray:
-    """Boolean mask of the non-dominated points: lower cost is better, quality per its direction.
-
-    A point is dominated when another is at least as good on both axes and strictly better on one.
-    Points with a NaN coordinate are never on the frontier.
-    """
-    c = np.asarray(cost, dtype=float)
-    q = np.asarray(quality, dtype=float)
-    if not higher_is_better:
-        q = -q
-    valid = ~(np.isnan(c) | np.isnan(q))
-    mask = np.zeros(c.size, dtype=bool)
-    for i in np.flatnonzero(valid):
-        others = valid.copy()
-        others[i] = False
-        no_worse = others & (c <= c[i]) & (q >= q[i])
-        strictly = (c < c[i]) | (q > q[i])
-        mask[i] = not np.any(no_worse & strictly)
-    return mask
-
 
 # --- filter syntax -------------------------------------------------------------------------------
 # `method=lora|ia3,model~smol,status!=ok`: comma-separated clauses `FIELD OP VALUE[|VALUE...]`.

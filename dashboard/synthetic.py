@@ -40,7 +40,7 @@ def result(
     traceback: str | None = None,
     run_id: str | None = None,
 ) -> dict[str, Any]:
-    """One result dict as the worker writes it (harness.result.RunResult) (run_info / train_info / meta_info).
+    """One result dict as the worker writes it (harness.store.result.RunResult) (run_info / train_info / meta_info).
 
     metrics=None with status ok models an ok run that recorded no metrics; a non-ok status gets
     no metrics, curve or provenance unless given, like a run that crashed early.

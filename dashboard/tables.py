@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from dashboard import stats
+from harness.store.pareto import pareto_mask
 
 GIB = 2**30
 
@@ -29,9 +29,7 @@ def pareto_points(board: pd.DataFrame, higher_is_better: bool, cost: str) -> pd.
         return pd.DataFrame()
     points = board[board["mean"].notna()].copy()
     points = points.assign(method=points["entry"], quality=points["mean"], cost=points[cost])
-    points["on_frontier"] = stats.pareto_frontier(
-        points["cost"], points["quality"], higher_is_better
-    )
+    points["on_frontier"] = pareto_mask(points["cost"], points["quality"], higher_is_better)
     return points.sort_values("cost").reset_index(drop=True)
 
 
@@ -80,3 +78,10 @@ def config_diff(configs: Mapping[str, Any], only_differing: bool = True) -> pd.D
 def _cell(value: Any) -> str:
     # One display type per column: st.dataframe cannot mix numbers and strings in a column.
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def budget_fit_text(fits: Any, mem_kind: str, budget_gb: float) -> str:
+    """The leaderboard's `fits budget` cell from the store's verdict (None: not a CUDA peak)."""
+    if fits is None or pd.isna(fits):
+        return "n/a (CPU)" if mem_kind else "–"
+    return "✅ fits" if fits else f"❌ > {budget_gb:.1f} GB"

@@ -8,9 +8,11 @@ The public API is a few names over the modules that implement them:
     board = harness.leaderboard("results/ftbench.duckdb", "smoke")
     harness.tune("tune_smoke")                              # Optuna studies, then tuned re-runs
 
-Data flow: suite (suite.py) -> plan (plan.py) -> runner (runner.py) -> worker (worker.py) ->
-lifecycle and backend (lifecycle.py, backends/) -> RunResult (result.py) -> store (store/) ->
-`ftbench show` / dashboard. Imports here are lazy: a run process pays only for what it uses.
+Data flow, one folder each: suite/ (what a user declares) -> plan/ (how each run will run) ->
+run/ (each run in its own process; the backend does the training, backends/) -> store/ (DuckDB:
+results, queries, statistics) -> show/ and the dashboard (views of the store). Imports go down
+that flow only (import-linter contracts in pyproject.toml). Imports here are lazy: a run process
+pays only for what it uses.
 """
 
 from __future__ import annotations
@@ -19,17 +21,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from harness.plan import Only, Plan
-    from harness.runner import Executor, SuiteReport
-    from harness.suite import Suite
+    from harness.plan.plan import Only, Plan
+    from harness.run.runner import Executor, SuiteReport
+    from harness.suite.suite_file import Suite
     from harness.tuning.study import TuneReport
 
-__all__ = ["leaderboard", "load_suite", "make_plan", "run", "tune"]
+__all__ = [
+    "frontier_runs", "frontier_suites", "leaderboard", "load_suite", "make_plan", "memory_checks",
+    "run", "tune",
+]  # fmt: skip
 
 
 def load_suite(name_or_path: str | Path) -> Suite:
     """A suite file (or the suite whose `name:` is given), parsed and checked."""
-    from harness.suite import load_suite, locate
+    from harness.suite.suite_file import load_suite, locate
 
     return load_suite(locate(name_or_path))
 
@@ -38,8 +43,8 @@ def make_plan(
     suite: str | Path, *, only: Only | str | None = None, availability: bool = True
 ) -> Plan:
     """How every run of a suite (or lock file) will run: budget verdicts and adjustments,
-    upstream stages, availability. See harness.plan.make_plan."""
-    from harness.plan import make_plan
+    upstream stages, availability. See harness.plan.plan.make_plan."""
+    from harness.plan.plan import make_plan
 
     return make_plan(suite, only=only, availability=availability)
 
@@ -54,9 +59,9 @@ def run(
     executor: Executor | None = None,
 ) -> SuiteReport:
     """Plan and run a suite; each run in its own process, each result ingested as it finishes."""
-    from harness.hub import configure_offline_mode
-    from harness.plan import Plan
-    from harness.runner import run_plan
+    from harness.models.offline import configure_offline_mode
+    from harness.plan.plan import Plan
+    from harness.run.runner import run_plan
 
     configure_offline_mode()
     plan = suite if isinstance(suite, Plan) else make_plan(suite, only=only)
@@ -76,8 +81,8 @@ def tune(
     executor: Executor | None = None,
 ) -> TuneReport:
     """Optuna studies for the suite's cells with a search space, then tuned re-runs."""
-    from harness.hub import configure_offline_mode
-    from harness.plan import Plan
+    from harness.models.offline import configure_offline_mode
+    from harness.plan.plan import Plan
     from harness.tuning.study import tune_plan
 
     configure_offline_mode()
@@ -94,3 +99,26 @@ def leaderboard(db: str | Path, suite: str, **filters: Any):
     from harness.store import leaderboard
 
     return leaderboard(db, suite, **filters)
+
+
+def frontier_suites(db: str | Path) -> list[str]:
+    """Suites that stored at least one alignment policy run."""
+    from harness.backends.alignment.frontier import suites_with_policies
+
+    return suites_with_policies(db)
+
+
+def frontier_runs(db: str | Path, suite: str):
+    """A suite's alignment policy runs with KL, judge score, win rate, family and setting: the
+    points of the reward-KL frontier (`ftbench show` summarises the same frame)."""
+    from harness.backends.alignment.frontier import policy_runs
+
+    return policy_runs(db, suite)
+
+
+def memory_checks(db: str | Path):
+    """Predicted against measured memory of stored runs, one row per run and quantity (the frame
+    `ftbench memcheck` prints)."""
+    from harness.show.memcheck import frame
+
+    return frame(db)

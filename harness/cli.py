@@ -1,6 +1,6 @@
 """ftbench command line: validate, ls, plan, run, tune, show, export, lock, repro, memcheck.
 
-Every command that names runs goes through the plan (harness/plan.py), so `ls`, `plan`, `lock`,
+Every command that names runs goes through the plan (harness/plan/plan.py), so `ls`, `plan`, `lock`,
 `run` and `tune` agree on every run_id. A suite is given as suites/NAME.yaml, as a path, or by
 the `name:` it declares; a lock file (NAME.lock.json) runs exactly what it locked.
 """
@@ -12,14 +12,14 @@ import json
 import sys
 from pathlib import Path
 
-from harness.hub import configure_offline_mode
+from harness.models.offline import configure_offline_mode
 
 
 def _plan(args: argparse.Namespace, **kwargs):
     """The plan of args.suite (narrowed by --only), or None after printing why there is none."""
-    from harness.lock import LockError
-    from harness.plan import make_plan
-    from harness.suite import SuiteError
+    from harness.plan.lock import LockError
+    from harness.plan.plan import make_plan
+    from harness.suite.suite_file import SuiteError
 
     try:
         return make_plan(args.suite, only=getattr(args, "only", None), **kwargs)
@@ -29,7 +29,7 @@ def _plan(args: argparse.Namespace, **kwargs):
 
 
 def _name(suite_arg: str) -> str:
-    from harness.suite import suite_name
+    from harness.suite.suite_file import suite_name
 
     return suite_name(suite_arg)
 
@@ -39,7 +39,7 @@ def _db(args: argparse.Namespace) -> Path:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from harness.suite import SuiteError, expand, load_suite, locate
+    from harness.suite.suite_file import SuiteError, expand, load_suite, locate
 
     failed = 0
     for item in args.suites:
@@ -58,9 +58,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     from harness.backends import all_method_names
-    from harness.data import DATA_SOURCES
+    from harness.backends.data import DATA_SOURCES
     from harness.models import MODEL_ASSETS
-    from harness.tasks import TASKS
+    from harness.suite.tasks import TASKS
 
     if args.suite:
         plan = _plan(args, availability=False)
@@ -88,7 +88,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from harness.plan import format_plan
+    from harness.plan.plan import format_plan
 
     plan = _plan(args, estimates=True)
     if plan is None:
@@ -145,7 +145,7 @@ def _print_plan_notes(plan) -> bool:
 
 def _executor(args: argparse.Namespace, plan):
     """The executor of the suite's `executor:` block, with the command line's flags over it."""
-    from harness.executors import ExecutorConfig, build
+    from harness.run.executors import ExecutorConfig, build
 
     config = plan.suite.executor or ExecutorConfig()
     flags = {
@@ -161,7 +161,7 @@ def _executor(args: argparse.Namespace, plan):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.runner import run_plan
+    from harness.run.runner import run_plan
 
     plan = _plan(args)
     if plan is None:
@@ -213,7 +213,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_memcheck(args: argparse.Namespace) -> int:
-    from harness.memory.check import collect, format_rows
+    from harness.show.memcheck import collect, format_rows
 
     db = _db(args)
     if not db.exists():
@@ -230,7 +230,7 @@ def cmd_memcheck(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from harness import store
     from harness.backends import BACKENDS
-    from harness.report import format_leaderboard
+    from harness.show.leaderboard import format_leaderboard
 
     name, db = _name(args.suite), _db(args)
     if not db.exists():
@@ -261,7 +261,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    from harness.lock import LockError, write_lock
+    from harness.plan.lock import LockError, write_lock
 
     plan = _plan(args, availability=False)
     if plan is None:
@@ -282,7 +282,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def cmd_repro(args: argparse.Namespace) -> int:
-    from harness.repro import ReproError, format_check, reproduce, sample_run_ids
+    from harness.run.repro import ReproError, format_check, reproduce, sample_run_ids
 
     if bool(args.run_id) == bool(args.suite):
         print("give a RUN_ID or --suite SUITE (not both)", file=sys.stderr)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from dashboard.synthetic import result
 from harness.store import ingest
-from harness.suite import sweep_family, sweep_setting
+from harness.suite.suite_file import sweep_family, sweep_setting
 
 # Two families on three seeds. Per seed: start at (KL 0, 0); `a` rises fast then flattens, `b`
 # starts slowly and ends higher, so `a` leads at low KL and `b` at high KL. a@x=3 is dominated

@@ -34,7 +34,7 @@ def suite_dict(**overrides):
 def load_specs(path):
     """(suite, specs) of a suite file as `ftbench run` would run them: the plan's specs, upstream
     stages first (the availability of models and data is not checked)."""
-    from harness.plan import make_plan
+    from harness.plan.plan import make_plan
 
     plan = make_plan(path, availability=False)
     return plan.suite, plan.specs
@@ -42,6 +42,6 @@ def load_specs(path):
 
 def grid_specs(data: dict):
     """The grid's specs of a suite dict (no budget, no stages)."""
-    from harness.suite import Suite, expand
+    from harness.suite.suite_file import Suite, expand
 
     return expand(Suite.model_validate(data))

@@ -191,7 +191,7 @@ class HubCache:
         import datasets.config
         import huggingface_hub.constants
 
-        from harness.hub import hub_reachable
+        from harness.models.offline import hub_reachable
 
         for key, value in self.env().items():
             monkeypatch.setenv(key, value)

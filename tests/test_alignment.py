@@ -10,9 +10,9 @@ from helpers import suite_dict
 
 from harness import store
 from harness.backends.alignment.task import partitions
-from harness.plan import make_plan
-from harness.result import RunResult
-from harness.runner import run_plan
+from harness.plan.plan import make_plan
+from harness.run.runner import run_plan
+from harness.store.result import RunResult
 
 STAGE = {"max_steps": 2, "batch_size": 2}
 # The judge on another backbone (its own tokenizer): it scores decoded text.

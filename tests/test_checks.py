@@ -1,11 +1,12 @@
-"""Data checks (harness/checks.py) and the provenance gate (store.run_issues, leaderboard flags)."""
+"""Data checks (harness/backends/checks.py) and the provenance gate (store.run_issues, leaderboard flags)."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness import checks, store
-from harness.report import format_leaderboard
+from harness import store
+from harness.backends import checks
+from harness.show.leaderboard import format_leaderboard
 
 
 def test_overlap_detector_finds_a_planted_duplicate():
@@ -36,7 +37,7 @@ def test_eos_check_reads_the_trained_labels():
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
     from harness.models import load_tokenizer, resolve_model
-    from harness.spec import ModelSpec
+    from harness.suite.spec import ModelSpec
 
     tok = load_tokenizer(resolve_model(ModelSpec(asset="tiny-random-llama")))
     eos = tok.eos_token_id

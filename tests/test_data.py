@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.data import (
+from harness.backends.data import (
     ChatterbotOptions,
     ChatterbotQA,
     DataLeakError,

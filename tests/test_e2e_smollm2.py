@@ -6,8 +6,8 @@ import duckdb
 import pytest
 from helpers import suite_dict
 
-from harness.plan import make_plan
-from harness.runner import run_plan
+from harness.plan.plan import make_plan
+from harness.run.runner import run_plan
 from harness.store import leaderboard
 
 pytestmark = pytest.mark.slow

@@ -10,15 +10,15 @@ import torch
 from test_methods import Snapshot
 
 from harness import store
+from harness.backends.data import DataLeakError, check_no_overlap, load_splits, make_splits
 from harness.backends.embedding.backend import load_sentence_transformer
 from harness.backends.embedding.evaluate import RetrievalSet, evaluate_at_dims, retrieval_set
 from harness.backends.embedding.methods.base import TrainParams, check_dims
-from harness.backends.embedding.report import embedding_table
-from harness.data import DataLeakError, check_no_overlap, load_splits, make_splits
-from harness.lifecycle import execute
 from harness.models import MODEL_ASSETS
-from harness.plan import make_plan
-from harness.suite import Suite, SuiteError, expand, load_suite
+from harness.plan.plan import make_plan
+from harness.run.lifecycle import execute
+from harness.store.browse import embedding_scores
+from harness.suite.suite_file import Suite, SuiteError, expand, load_suite
 
 DIMS = [384, 128, 32]
 
@@ -142,7 +142,7 @@ def test_lora_run_trains_only_the_adapter_and_stores_base_and_tuned_per_width(lo
             "SELECT model_state, count(*) FROM embedding_metrics GROUP BY ALL ORDER BY 1"
         ).fetchall()
     assert stored == [("base", 9), ("tuned", 9)]  # 3 widths x 3 metrics each
-    table = embedding_table(db, "emb")
+    table = embedding_scores(db, "emb")
     row = table[(table["metric"] == "ndcg@10") & (table["dim"] == 32)].iloc[0]
     assert row["method"] == "lora" and row["delta"] == pytest.approx(row["tuned"] - row["base"])
     assert store.export(db, tmp_path / "out.csv", "csv") == 3
@@ -255,7 +255,7 @@ def test_hard_negatives_train_as_a_third_column_and_join_the_corpus():
 
 
 def test_review_inverse_cloze_pairs_cut_the_first_sentence_from_its_review():
-    from harness.data import DATA_SOURCES, MovieReviewOptions, MovieReviews
+    from harness.backends.data import DATA_SOURCES, MovieReviewOptions, MovieReviews
 
     source = DATA_SOURCES.get("movie_reviews_retrieval")
     pairs = source.load(source.Options(max_words=60))

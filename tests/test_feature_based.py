@@ -8,8 +8,8 @@ import torch
 from helpers import grid_specs, load_specs, suite_dict
 
 from harness.backends.sft.methods.feature_based import HEAD_FILE
-from harness.lifecycle import execute
-from harness.suite import SuiteError
+from harness.run.lifecycle import execute
+from harness.suite.suite_file import SuiteError
 
 
 def _spec(params: dict | None = None, **training):

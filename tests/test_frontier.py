@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.synthetic import result
 from harness.backends.alignment import frontier as fr
 from harness.cli import main as cli
+from harness.store import frontier as numbers
 from harness.store import ingest
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
@@ -27,28 +28,26 @@ def test_the_frontier_keeps_the_non_dominated_points():
     score = [0.0, 0.5, 0.4, 0.9, 0.5, 9.9, 0.0]
     # (2, 0.4) is dominated by (1, 0.5); (0.5, 0) by (0, 0); the (1, 0.5) twins both stay; NaN
     # is never on it.
-    assert fr.frontier_mask(kl, score).tolist() == [True, True, False, True, True, False, False]
-    xs, ys = fr.frontier_curve(kl, score)
+    xs, ys = numbers.frontier_curve(kl, score)
     assert xs.tolist() == [0.0, 1.0, 3.0] and ys.tolist() == [0.0, 0.5, 0.9]
-    assert fr.frontier_mask([], []).tolist() == []
 
 
 def test_interpolation_along_a_frontier_never_extrapolates():
     xs, ys = np.array([0.0, 1.0, 3.0]), np.array([0.0, 0.5, 0.9])
-    got = fr.interpolate(xs, ys, [0.5, 2.0, 3.0, 0.0, 4.0, -0.1])
+    got = numbers.interpolate(xs, ys, [0.5, 2.0, 3.0, 0.0, 4.0, -0.1])
     assert got[:4].tolist() == pytest.approx([0.25, 0.7, 0.9, 0.0])
     assert np.isnan(got[4:]).all()
-    assert np.isnan(fr.interpolate(np.array([]), np.array([]), [1.0])).all()
+    assert np.isnan(numbers.interpolate(np.array([]), np.array([]), [1.0])).all()
 
 
 def test_levels_lie_where_every_curve_reaches():
-    assert fr.kl_levels([(0.0, 2.0), (0.0, 3.0), (0.5, 4.0)], 3).tolist() == [1.0, 1.5, 2.0]
-    assert fr.kl_levels([(0.0, 1.0), (2.0, 3.0)], 3).size == 0  # no common range
-    assert fr.kl_levels([], 3).size == 0
+    assert numbers.kl_levels([(0.0, 2.0), (0.0, 3.0), (0.5, 4.0)], 3).tolist() == [1.0, 1.5, 2.0]
+    assert numbers.kl_levels([(0.0, 1.0), (2.0, 3.0)], 3).size == 0  # no common range
+    assert numbers.kl_levels([], 3).size == 0
 
 
 def test_matched_kl_scores_and_who_leads_where():
-    (f,) = fr.summarize(constructed_runs(), "judge_score", levels=4)
+    (f,) = numbers.summarize(constructed_runs(), "judge_score", levels=4)
     assert f.seeds == [0, 1, 2] and f.notes == []
     at = f.matched.set_index(["kl", "family"])["mean"]
     # Per seed the curves run 0..2 (a@x=3 is off a's frontier): levels 0.5, 1, 1.5, 2. The mean
@@ -63,7 +62,7 @@ def test_matched_kl_scores_and_who_leads_where():
     assert lead["leader"].tolist() == ["a", "a", "b", "b"]
     assert lead.loc[1.0, "difference"] == pytest.approx(1.01 - 0.52)
     assert lead["seeds_won"].tolist() == [3, 3, 3, 3] and set(lead["verdict"]) == {"ahead"}
-    assert fr.leaders(f.dominance) == [("a", 0.5, 1.0), ("b", 1.5, 2.0)]
+    assert numbers.leaders(f.dominance) == [("a", 0.5, 1.0), ("b", 1.5, 2.0)]
     # The mean points: a@x=3 is dominated within its family; the anchor is the start policy.
     on = f.settings.set_index("setting")["on_frontier"]
     assert on.to_dict() == {"-": True, "x=1": True, "x=2": True, "x=3": False,
@@ -71,7 +70,7 @@ def test_matched_kl_scores_and_who_leads_where():
 
 
 def test_two_seeds_give_no_interval_and_say_so():
-    (f,) = fr.summarize(constructed_runs(seeds=(0, 1)), "win_rate", levels=2)
+    (f,) = numbers.summarize(constructed_runs(seeds=(0, 1)), "win_rate", levels=2)
     assert f.matched["ci_low"].isna().all()
     assert set(f.dominance["verdict"]) == {"no CI"}
     assert any("no bootstrap interval" in n for n in f.notes)
@@ -81,7 +80,7 @@ def test_a_family_without_a_range_in_every_seed_is_not_compared():
     runs = constructed_runs()
     runs = runs[~((runs["family"] == "b") & (runs["seed"] == 2))]  # b has no run of seed 2
     runs = runs[~((runs["method_key"] == "start") & (runs["seed"] == 2))]
-    (f,) = fr.summarize(runs, "judge_score")
+    (f,) = numbers.summarize(runs, "judge_score")
     assert set(f.matched["family"]) == {"a"}  # a's seed 2 still spans x=1..x=2
     assert any(n.startswith("b: not compared") for n in f.notes)
 
@@ -89,7 +88,7 @@ def test_a_family_without_a_range_in_every_seed_is_not_compared():
 def test_runs_scored_by_different_judges_are_flagged():
     runs = constructed_runs()
     runs.loc[runs["method_key"] == "b@y=1", "judge_run"] = "another-judge"
-    (f,) = fr.summarize(runs, "judge_score")
+    (f,) = numbers.summarize(runs, "judge_score")
     assert any("different judges" in n for n in f.notes)
 
 

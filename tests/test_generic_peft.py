@@ -12,9 +12,9 @@ from test_methods import Snapshot
 
 from harness.backends.sft.methods import METHODS
 from harness.backends.sft.methods.generic_peft import build_config
-from harness.lifecycle import execute
-from harness.memory.budget import estimate_or_reason
-from harness.suite import SuiteError
+from harness.plan.budget import estimate_or_reason
+from harness.run.lifecycle import execute
+from harness.suite.suite_file import SuiteError
 
 T = ["q_proj", "v_proj"]
 # peft_type, config, pattern of its trainable parameter names, whether the estimator traces it

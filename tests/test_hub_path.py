@@ -22,12 +22,12 @@ import yaml
 from hub_cache import DatasetShape, HubCache, add_dataset, add_snapshot, build_tiny_model, point_ref
 from hub_cache import commit_hash as make_commit
 
+from harness.backends.data import DataUnavailableError, HubDataset, HubOptions
 from harness.cli import main as cli
-from harness.data import DataUnavailableError, HubDataset, HubOptions
-from harness.lock import LockError, write_lock
 from harness.models import ModelUnavailableError, resolve_model
-from harness.plan import make_plan
-from harness.spec import ModelSpec
+from harness.plan.lock import LockError, write_lock
+from harness.plan.plan import make_plan
+from harness.suite.spec import ModelSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 PEFT_T4 = ROOT / "suites" / "peft_t4.yaml"
@@ -67,7 +67,12 @@ NOT_COVERED = {
 def _dataset_shapes() -> dict[str, DatasetShape]:
     """IMDB, SST-2 and Dolly as the hub has them (configs, splits, column names and types), with
     rows from the offline corpora; the unlabelled splits carry label -1 like the real ones."""
-    from harness.data import ChatterbotOptions, ChatterbotQA, MovieReviewOptions, MovieReviews
+    from harness.backends.data import (
+        ChatterbotOptions,
+        ChatterbotQA,
+        MovieReviewOptions,
+        MovieReviews,
+    )
 
     def reviews(subset: str) -> list[dict]:
         rows = MovieReviews().load(MovieReviewOptions(subset=subset, max_words=40))
@@ -153,7 +158,7 @@ def _as_base_model(folder: Path) -> None:
 def offline_hub(hub, monkeypatch) -> HubCache:
     hub.activate(monkeypatch)
     yield hub
-    from harness.hub import hub_reachable
+    from harness.models.offline import hub_reachable
 
     hub_reachable.cache_clear()
 
@@ -190,7 +195,7 @@ def t4_run(hub, tmp_path_factory):
         hub.activate(monkeypatch)
         plan = make_plan(path)
         assert cli(["--results", str(tmp / "results"), "run", str(path)]) == 0
-    from harness.hub import hub_reachable
+    from harness.models.offline import hub_reachable
 
     hub_reachable.cache_clear()
     return path, plan, tmp / "results"
@@ -423,8 +428,8 @@ def stand_in_hub(monkeypatch, tmp_path):
     import datasets.config
     import huggingface_hub.constants
 
-    import harness.hub
     import harness.models.hub
+    import harness.models.offline
 
     server = HTTPServer(("127.0.0.1", 0), _StandInHub)
     threading.Thread(
@@ -440,7 +445,7 @@ def stand_in_hub(monkeypatch, tmp_path):
         (datasets.config, "HF_ENDPOINT", endpoint),
         (datasets.config, "HF_HUB_OFFLINE", False),
         (datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets"),
-        (harness.hub, "hub_reachable", lambda: True),
+        (harness.models.offline, "hub_reachable", lambda: True),
         (harness.models.hub, "hub_reachable", lambda: True),
     ]:
         monkeypatch.setattr(module, name, value)

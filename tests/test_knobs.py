@@ -9,9 +9,9 @@ import pytest
 from helpers import grid_specs, load_specs, suite_dict
 from transformers import TrainerCallback
 
-from harness.lifecycle import execute
-from harness.memory.budget import estimate_or_reason
-from harness.suite import SuiteError
+from harness.plan.budget import estimate_or_reason
+from harness.run.lifecycle import execute
+from harness.suite.suite_file import SuiteError
 
 
 class Seen(TrainerCallback):

@@ -10,14 +10,14 @@ from transformers import LlamaConfig
 from harness import store
 from harness.backends.sft.memory import estimate
 from harness.backends.sft.methods import METHODS
-from harness.lifecycle import execute
-from harness.memory.budget import BudgetPlanner
-from harness.memory.check import collect, summarize
 from harness.models.architectures import catalogue, config_from_dict
-from harness.plan import make_plan
-from harness.runner import run_plan
-from harness.spec import TrainingConfig
-from harness.suite import Suite, expand
+from harness.plan.budget import BudgetPlanner
+from harness.plan.plan import make_plan
+from harness.run.lifecycle import execute
+from harness.run.runner import run_plan
+from harness.show.memcheck import collect, summarize
+from harness.suite.spec import TrainingConfig
+from harness.suite.suite_file import Suite, expand
 
 # Published parameter counts (model cards / papers): the catalogue's shapes must reproduce them.
 PUBLISHED_PARAMS = {

@@ -17,7 +17,7 @@ from harness.memory.accuracy import Pair, percentile, summarize
 from harness.memory.calibration import Band, band_for, bands_from_pairs, read_bands, write_bands
 from harness.memory.cuda_kernels import CudaKernels
 from harness.memory.estimate import Estimate, _train_peak, verdict
-from harness.spec import TrainingConfig
+from harness.suite.spec import TrainingConfig
 
 GQA = dict(
     vocab_size=1000, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -201,7 +201,7 @@ def _benchmark(name: str):
 
 
 def test_the_gpu_grid_expands_to_valid_suites(tmp_path):
-    from harness.suite import Suite, expand
+    from harness.suite.suite_file import Suite, expand
 
     bench = _benchmark("memory_gpu")
     suite_dicts = bench.suites(tmp_path)
@@ -229,7 +229,7 @@ def test_the_gpu_benchmark_refuses_to_run_without_cuda(capsys):
 
 
 def test_the_h100_rows_become_suite_entries():
-    from harness.suite import expand
+    from harness.suite.suite_file import expand
 
     bench = _benchmark("memory_h100")
     row = {"arch": "gpt2", "method": "qlora", "bs": 4, "seq": 512, "grad_ckpt": True}
@@ -239,7 +239,7 @@ def test_the_h100_rows_become_suite_entries():
 
 
 def test_memcheck_states_the_accuracy_bounds_for_gpu_peaks():
-    from harness.memory.check import Row, format_rows
+    from harness.show.memcheck import Row, format_rows
 
     rows = [
         Row("a", "s·lora·m", "gpu peak", 105, 100, True),

@@ -9,8 +9,8 @@ import torch
 from helpers import suite_dict
 from transformers import TrainerCallback
 
-from harness.lifecycle import execute
-from harness.suite import Suite, expand
+from harness.run.lifecycle import execute
+from harness.suite.suite_file import Suite, expand
 
 
 class Snapshot(TrainerCallback):

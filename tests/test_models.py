@@ -4,10 +4,10 @@ import time
 
 import pytest
 
-from harness.hub import hub_reachable
 from harness.models import ModelUnavailableError, resolve_model
-from harness.registry import UnknownNameError
-from harness.spec import ModelSpec
+from harness.models.offline import hub_reachable
+from harness.suite.registry import UnknownNameError
+from harness.suite.spec import ModelSpec
 
 
 def test_offline_is_detected_without_waiting(monkeypatch):

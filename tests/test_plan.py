@@ -15,8 +15,8 @@ from test_memory import budget_suite
 import harness
 from harness import store
 from harness.cli import main as cli
-from harness.plan import make_plan
-from harness.suite import SuiteError
+from harness.plan.plan import make_plan
+from harness.suite.suite_file import SuiteError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,8 +6,8 @@ import yaml
 from test_alignment import tiny_alignment_suite
 
 from harness.backends.alignment.methods.ppo import _ema_reference
-from harness.plan import make_plan
-from harness.runner import run_plan
+from harness.plan.plan import make_plan
+from harness.run.runner import run_plan
 
 
 def test_the_reference_moves_toward_the_policy_every_n_updates():

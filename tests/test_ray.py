@@ -14,11 +14,11 @@ import duckdb
 import pytest
 from helpers import suite_dict
 
-from harness import runlock
-from harness.executors import ExecutorConfig, build
-from harness.executors.ray import PLACEMENT_FILE
-from harness.plan import make_plan
-from harness.runner import run_plan
+from harness.plan.plan import make_plan
+from harness.run import runlock
+from harness.run.executors import ExecutorConfig, build
+from harness.run.executors.ray import PLACEMENT_FILE
+from harness.run.runner import run_plan
 
 ray = pytest.importorskip("ray", reason="ray is not installed (`make setup` installs it)")
 
@@ -70,10 +70,10 @@ def test_the_tiny_suite_on_ray_gives_the_rows_of_the_local_executor(cluster, tmp
 
 
 def test_an_executor_block_is_optional_and_never_part_of_a_run_id(cluster, write_suite):
-    from harness.executors.local import LocalSubprocessExecutor
-    from harness.executors.ray import RayExecutor
-    from harness.runner import default_executor
-    from harness.suite import load_suite
+    from harness.run.executors.local import LocalSubprocessExecutor
+    from harness.run.executors.ray import RayExecutor
+    from harness.run.runner import default_executor
+    from harness.suite.suite_file import load_suite
 
     plain = suite_dict(seeds=[0, 1])
     block = {**plain, "executor": {"kind": "ray", "parallel": 2, "gpus_per_run": 0.2}}
@@ -181,7 +181,7 @@ def test_tune_parallel_2_ends_with_exactly_the_configured_trials(cluster, tmp_pa
 def test_runs_packed_on_a_shared_gpu_have_their_speed_marked_not_comparable(tmp_path):
     from dashboard import synthetic
     from harness import store
-    from harness.result import RunResult
+    from harness.store.result import RunResult
 
     db = tmp_path / "ftbench.duckdb"
     for method, gpus in (("packed", 0.2), ("whole", 1.0), ("local", None)):
@@ -191,7 +191,7 @@ def test_runs_packed_on_a_shared_gpu_have_their_speed_marked_not_comparable(tmp_
         store.ingest(db, RunResult.model_validate(data))
     board = store.leaderboard(db, "synthetic").set_index("method")
     assert board["speed_shared"].to_dict() == {"packed": True, "whole": False, "local": False}
-    from harness.report import format_leaderboard
+    from harness.show.leaderboard import format_leaderboard
 
     printed = format_leaderboard(store.leaderboard(db, "synthetic"), "synthetic")
     rows = {line.split()[0]: line for line in printed.splitlines() if line.strip()}
@@ -202,7 +202,7 @@ def test_runs_packed_on_a_shared_gpu_have_their_speed_marked_not_comparable(tmp_
 def test_an_upstream_stage_folder_comes_from_the_artifact_store_or_the_fix_is_named(
     tmp_path, write_suite
 ):
-    from harness.executors.ray import _missing_upstream
+    from harness.run.executors.ray import _missing_upstream
 
     (spec,) = make_plan(write_suite(suite_dict())).specs
     spec = spec.model_copy(update={"upstream": {"reward": "stage1"}})

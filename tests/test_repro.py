@@ -16,13 +16,13 @@ import pytest
 import yaml
 from helpers import load_specs, suite_dict
 
+from harness.backends.data import MovieReviewOptions, MovieReviews
 from harness.cli import main as cli
-from harness.data import MovieReviewOptions, MovieReviews
-from harness.lock import LockError, load_locked
-from harness.plan import make_plan
-from harness.result import read_result
-from harness.runner import run_plan
-from harness.suite import SuiteError, load_suite
+from harness.plan.lock import LockError, load_locked
+from harness.plan.plan import make_plan
+from harness.run.runner import run_plan
+from harness.store.result import read_result
+from harness.suite.suite_file import SuiteError, load_suite
 
 
 def _write_records(path: Path, flip_labels: bool = False) -> None:

@@ -10,8 +10,8 @@ import pytest
 from helpers import suite_dict
 
 from harness.cli import main as cli
-from harness.plan import make_plan
-from harness.runner import run_plan
+from harness.plan.plan import make_plan
+from harness.run.runner import run_plan
 from harness.store import SCHEMA_VERSION, leaderboard
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,7 +200,7 @@ def test_a_suite_that_cannot_run_here_says_so_and_runs_nothing(tmp_path, capsys)
 def test_interrupting_the_runner_leaves_no_orphan_run(tmp_path, write_suite):
     import subprocess
 
-    from harness.runner import LocalSubprocessExecutor
+    from harness.run.runner import LocalSubprocessExecutor
 
     data = suite_dict(methods={"hang": {"params": {"seconds": 120.0}}})
     data["grid"]["methods"] = ["hang"]
@@ -225,7 +225,7 @@ def test_a_run_whose_process_outlived_its_runner_is_not_started_twice(tmp_path, 
     import sys
     import time
 
-    from harness import runlock
+    from harness.run import runlock
 
     data = suite_dict(methods={"hang": {"params": {"seconds": 60.0}}})
     data["grid"]["methods"] = ["hang"]

@@ -1,12 +1,12 @@
-"""Speed as users get it (harness/speed.py): per-step times, steady state after the warm-up."""
+"""Speed as users get it (harness/run/speed.py): per-step times, steady state after the warm-up."""
 
 from __future__ import annotations
 
 import pytest
 from helpers import grid_specs, suite_dict
 
-from harness import speed
-from harness.lifecycle import execute
+from harness.run import speed
+from harness.run.lifecycle import execute
 
 
 def test_steady_state_leaves_out_the_warm_up_steps():

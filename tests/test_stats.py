@@ -1,4 +1,4 @@
-"""Seed statistics (harness/stats.py) and their use by the store and `ftbench show`."""
+"""Seed statistics (harness/store/stats.py) and their use by the store and `ftbench show`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from harness import stats, store
-from harness.report import format_leaderboard
+from harness import store
+from harness.show.leaderboard import format_leaderboard
+from harness.store import stats
 
 
 def test_bootstrap_ci_contains_the_mean_and_shrinks_with_more_seeds():

@@ -89,3 +89,29 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path):
             ("q", "run"),
             ("r", "run"),
         ]
+
+
+def test_a_result_json_from_before_result_tables_reads_in_a_fresh_process(tmp_path):
+    """train_info.embedding_metrics (the key before result tables) becomes the embedding table,
+    even in a process where no backend was imported yet (the key is registered by the backend)."""
+    import json
+    import subprocess
+    import sys
+
+    from dashboard import synthetic
+
+    legacy = synthetic.result(suite="emb", model="minilm", dataset="pairs", task="retrieval")
+    row = {"split": "test", "model_state": "tuned", "dim": 64, "name": "ndcg@10", "value": 0.5,
+           "share_of_full": 0.9}  # fmt: skip
+    legacy["train_info"]["embedding_metrics"] = [row]
+    (tmp_path / "result.json").write_text(json.dumps(legacy))
+    code = (
+        "import sys; from pathlib import Path; from harness.store.result import read_result; "
+        "r = read_result(Path(sys.argv[1])); "
+        "print(r.train_info.tables['embedding_metrics'].rows if r else 'unreadable')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "'ndcg@10'" in out.stdout and "0.9" in out.stdout, out.stdout

@@ -6,7 +6,7 @@ import pytest
 from helpers import load_specs, suite_dict
 
 from harness.cli import main as cli
-from harness.suite import SuiteError, expand, load_suite
+from harness.suite.suite_file import SuiteError, expand, load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "suites").rglob("*.yaml")) + sorted((ROOT / "suites").rglob("*.yml"))

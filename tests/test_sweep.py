@@ -6,8 +6,8 @@ import pytest
 from helpers import grid_specs, suite_dict
 from test_alignment import tiny_alignment_suite
 
-from harness.plan import make_plan
-from harness.suite import SuiteError, load_suite, sweep_family, sweep_setting
+from harness.plan.plan import make_plan
+from harness.suite.suite_file import SuiteError, load_suite, sweep_family, sweep_setting
 
 
 def frontier_suite(**sweeps) -> dict:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from helpers import grid_specs, suite_dict
 
-from harness.plan import make_plan
-from harness.runner import run_plan
-from harness.suite import SuiteError
+from harness.plan.plan import make_plan
+from harness.run.runner import run_plan
+from harness.suite.suite_file import SuiteError
 
 TAPT = {"steps": 3, "batch_size": 2, "learning_rate": 1.0e-3, "max_length": 32}
 

@@ -10,11 +10,11 @@ from helpers import suite_dict
 
 from harness.backends.sft.methods import METHODS, MethodContext
 from harness.backends.sft.tasks.prompting import score_completions, shared_prefix
-from harness.lifecycle import execute
 from harness.models import load_tokenizer, resolve_model
-from harness.spec import ModelSpec
-from harness.suite import Suite, expand
-from harness.tasks import TASKS
+from harness.run.lifecycle import execute
+from harness.suite.spec import ModelSpec
+from harness.suite.suite_file import Suite, expand
+from harness.suite.tasks import TASKS
 
 PAIRS = [
     ("The movie was", " great fun."),

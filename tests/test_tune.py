@@ -9,10 +9,11 @@ import optuna
 import pytest
 from helpers import load_specs, suite_dict
 
-from harness.plan import make_plan
-from harness.suite import SuiteError, with_values
-from harness.tuning.space import SearchDim, journal_storage, suggest_all
-from harness.tuning.study import expected_best, study_file, tune_plan
+from harness.plan.plan import make_plan
+from harness.run.trial import journal_storage
+from harness.suite.search_space import SearchDim
+from harness.suite.suite_file import SuiteError, with_values
+from harness.tuning.study import expected_best, study_file, suggest_all, tune_plan
 
 SPACE = {
     "learning_rate": {"type": "float", "low": 1.0e-4, "high": 1.0e-2, "log": True},

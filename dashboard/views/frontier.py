@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
-from harness.backends.alignment import frontier as fr
+from harness.store import frontier as fr
 
 BAND_LEVELS = 24  # matched-KL levels drawn (the table below lists fewer)
 

@@ -8,9 +8,9 @@ import io
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, ui
-from harness.report import flags
-from harness.stats import N_RESAMPLES
+from dashboard import data, tables, ui
+from harness.show.leaderboard import flags
+from harness.store.stats import N_RESAMPLES
 
 st.title("Leaderboard")
 ui.require_runs()
@@ -31,7 +31,13 @@ ci = [
     "–" if pd.isna(lo) else f"{lo:.4f} – {hi:.4f}"
     for lo, hi in zip(board["ci_low"], board["ci_high"], strict=True)
 ]
-shown = board.assign(ci=ci, flags=[flags(r).strip() for r in board.itertuples()])
+shown = board.assign(
+    ci=ci,
+    flags=[flags(r).strip() for r in board.itertuples()],
+    budget_fit=[
+        tables.budget_fit_text(r.budget_fit, r.mem_kind, r.budget_gb) for r in board.itertuples()
+    ],
+)
 st.dataframe(
     shown,
     hide_index=True,

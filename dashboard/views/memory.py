@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
-from harness.memory.profile import T4_USABLE_GB
+from harness.show.memcheck import T4_USABLE_GB
 
 records = ui.empty_state_page(
     "memory",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
-from dashboard import data, stats, tables, ui
+from dashboard import data, tables, ui
+from harness.store.pareto import pareto_mask
 
 st.title("Pareto")
 ui.require_runs()
@@ -25,7 +26,7 @@ if log_x:
     # A log axis cannot show zero cost (zero-shot has no trainable params): drop those points and
     # recompute the frontier among the points actually drawn.
     points = points[points["cost"] > 0].copy()
-    points["on_frontier"] = stats.pareto_frontier(points["cost"], points["quality"], hib)
+    points["on_frontier"] = pareto_mask(points["cost"], points["quality"], hib)
 
 st.caption(
     f"Suite **{suite}** · dataset **{dataset}** · {'all models' if model is None else model} · "

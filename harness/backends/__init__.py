@@ -2,7 +2,7 @@
 
 A task names its backend (causal-LM SFT, preference alignment, sentence embeddings); a backend
 owns its methods and tasks (one subpackage each: sft/, alignment/, embedding/) and implements the
-phases of a run. The one run lifecycle (harness/lifecycle.py) calls the phases and owns everything
+phases of a run. The one run lifecycle (harness/run/lifecycle.py) calls the phases and owns everything
 around them: seeds, the split, callbacks, divergence and pruning, weights, memory, provenance.
 Every module and subpackage here is imported on first use, so a new backend is a new folder.
 """
@@ -13,13 +13,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.registry import Registry, import_submodules
+from harness.store.result import read_result
+from harness.suite.plugins import (  # noqa: F401 - the lookups, named where backends live
+    BACKENDS,
+    all_method_names,
+    backend_for,
+    backend_for_task,
+    method_for,
+)
+from harness.suite.registry import Registry, import_submodules
 
 if TYPE_CHECKING:
-    from harness.data import Splits
+    from harness.backends.data import Splits
     from harness.models import ResolvedModel
-    from harness.result import ResultTable
-    from harness.spec import RunSpec
+    from harness.store.result import ResultTable
+    from harness.suite.spec import RunSpec
 
 
 @dataclass
@@ -115,17 +123,12 @@ class Backend:
         return None
 
 
-BACKENDS: Registry[Backend] = Registry("backend")
-
-
 def upstream_dir(run_dir: Path, role: str, run_id: str) -> Path:
     """The folder of a finished upstream run (results/runs/<run_id>, found from this run's
     folder, which may also be a repro folder under results/repro/); a clear error when it did
     not end `ok`."""
     candidates = [base / "runs" / run_id for base in run_dir.parents] + [run_dir.parent / run_id]
     folder = next((c for c in candidates if (c / "result.json").is_file()), candidates[-1])
-    from harness.result import read_result
-
     result = read_result(folder)
     status = result.status if result else "not run"
     if status != "ok":
@@ -134,25 +137,6 @@ def upstream_dir(run_dir: Path, role: str, run_id: str) -> Path:
             f"or look at {folder}/result.json"
         )
     return folder
-
-
-def backend_for_task(task_name: str) -> Backend:
-    from harness.tasks import TASKS
-
-    return BACKENDS.get(TASKS.get(task_name).backend)
-
-
-def backend_for(spec: RunSpec) -> Backend:
-    return backend_for_task(spec.dataset.task)
-
-
-def method_for(spec: RunSpec) -> Any:
-    return backend_for(spec).methods.get(spec.method)
-
-
-def all_method_names() -> dict[str, list[str]]:
-    """Backend name -> its method names (for `ftbench ls` and error messages)."""
-    return {name: BACKENDS.get(name).methods.names() for name in BACKENDS.names()}
 
 
 import_submodules(__name__)  # every backend package (and shared helper) here registers itself

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from harness.config import StrictModel, optional
+from harness.suite.config import StrictModel, optional
 
 DROPOUT_DEFAULT = {"sft": 0.05, "embedding": 0.1, "alignment": 0.0}
 
@@ -46,3 +46,13 @@ class LoraParams(StrictModel):
         from peft import LoraConfig
 
         return LoraConfig(**self.lora_fields(), task_type=task_type, **extra)
+
+
+def policy_lora(params: Any) -> Any:
+    """The LoRA config of an alignment policy (its PolicyParams: peft, r, alpha), None for full
+    fine-tuning: what the preference trainers and PPO get as peft_config, and what the memory
+    estimate builds."""
+    if params.peft == "full":
+        return None
+    lora = LoraParams(r=params.r, alpha=params.alpha, dropout=DROPOUT_DEFAULT["alignment"])
+    return lora.peft_config("CAUSAL_LM")

@@ -66,7 +66,7 @@ NO_MEMORY_TERM = {
 class NotEstimated(ArchitectureUnknownError):
     """A run the estimator cannot model (its message says what and why): the budget verdict is
     "unknown" with that reason, which `ftbench plan` prints. A subclass of the error the budget
-    planner already turns into a reason (harness/memory/budget.py), so no planner change."""
+    planner already turns into a reason (harness/plan/budget.py), so no planner change."""
 
 
 def _to_fake_cpu(model: Any, mode: Any) -> None:
@@ -115,7 +115,7 @@ def cached_estimate(key: Any, code: Iterable[Path], compute: Callable[[], Estima
     each configuration once. The key holds `key` (what the run sets up), the source of the modules
     the estimate comes from and the versions of the libraries it traces, so a change to any of
     them makes a new entry."""
-    from harness.cache import cache_dir
+    from harness.models.cache import cache_dir
 
     digest = hashlib.sha256(
         json.dumps([key, _code_version(tuple(sorted(code)))], sort_keys=True, default=str).encode()
@@ -172,7 +172,7 @@ def estimate_model(
     notes: list[str] = []
 
     weights = _weight_bytes(model, built.quantization)
-    trainable = [p for p in _unique_params(model) if p.requires_grad]
+    trainable = [p for p in unique_params(model) if p.requires_grad]
     n_trainable = sum(p.numel() for p in trainable)
     # Trained parameters are fp32 (master weights / PEFT's fp32 adapters): grads are fp32 too.
     grads = 4 * n_trainable if built.trains else 0
@@ -219,7 +219,7 @@ def estimate_model(
     parts["eval_peak"] = static + optimizer + eval_logits
     parts["total"] = max(parts["train_peak"], parts["eval_peak"])
     counts = {
-        "total_params": sum(p.numel() for p in _unique_params(model)),
+        "total_params": sum(p.numel() for p in unique_params(model)),
         "trainable_params": n_trainable,
         "quantized_params": weights["quantized_params"],
         "tokens_per_micro_batch": tokens,
@@ -271,7 +271,7 @@ def _output_head(model: Any) -> Any:
     return output
 
 
-def _unique_params(model: Any) -> list[Any]:
+def unique_params(model: Any) -> list[Any]:
     return list({id(p): p for p in model.parameters()}.values())
 
 
@@ -310,7 +310,7 @@ def apply_peft(model: Any, peft_config: Any) -> tuple[Any, int]:
     return wrapped, peft_config.num_virtual_tokens if extends_sequence else 0
 
 
-def _is_quantizable_linear(module: Any, base: Any) -> bool:
+def is_quantizable_linear(module: Any, base: Any) -> bool:
     """bitsandbytes quantizes the nn.Linear layers of a model except its output head."""
     import torch
 
@@ -325,10 +325,10 @@ def _weight_bytes(model: Any, quantization: Any) -> dict[str, int]:
         quantized = {
             id(m.weight)
             for m in base.modules()
-            if _is_quantizable_linear(m, base) and not m.weight.requires_grad
+            if is_quantizable_linear(m, base) and not m.weight.requires_grad
         }
     out = {"frozen": 0, "trainable": 0, "quant_constants": 0, "quantized_params": 0}
-    for p in _unique_params(model):
+    for p in unique_params(model):
         n = p.numel()
         if id(p) in quantized and int8:  # LLM.int8: a byte a weight, an fp32 scale per row
             out["frozen"] += n

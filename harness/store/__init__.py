@@ -2,8 +2,13 @@
 
 - schema.py   tables, migrations, connections, the result tables backends declare
 - ingest.py   a finished run in one transaction; suites, tuning studies, repro checks
+- result.py   RunResult: what one run produced (result.json), and the result tables backends declare
 - queries.py  the provenance gate, per-run scores and the one leaderboard computation
+- browse.py   the reads of the views (dashboard pages, frontier, repro, memcheck, embeddings)
+- stats.py    statistics over seeds; frontier.py the reward-KL frontier's numbers; pareto.py the
+              one Pareto front
 - export.py   `ftbench export`
+The store is the only code that runs SQL.
 """
 
 from harness.store.export import export
@@ -17,7 +22,6 @@ from harness.store.ingest import (
 from harness.store.queries import (
     SYSTEMS_ONLY_SPLIT,
     leaderboard,
-    query_result_table,
     repro_history,
     run_issues,
     run_scores,
@@ -34,6 +38,6 @@ from harness.store.schema import (
 __all__ = [
     "DEFAULT_DB", "SCHEMA_VERSION", "SYSTEMS_ONLY_SPLIT", "SchemaMismatchError", "connect",
     "export", "ingest", "ingest_expected_best", "ingest_trials", "leaderboard", "open_connection",
-    "query_result_table", "record_repro", "record_suite", "repro_history", "run_issues",
+    "record_repro", "record_suite", "repro_history", "run_issues",
     "run_scores", "summarize",
 ]  # fmt: skip

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.result import Memory, ParamCounts, RunResult, Timings
 from harness.store.queries import SYSTEMS_ONLY_SPLIT
+from harness.store.result import Memory, ParamCounts, RunResult, Timings
 from harness.store.schema import RUN_TABLES, connect, declare_table, declared_tables
 
 
@@ -23,7 +23,7 @@ def ingest(
     db_path: Path | str, result: RunResult | dict[str, Any], result_path: Path | str | None = None
 ) -> None:
     """Insert one run (replacing any earlier rows of the same run_id) in a single transaction."""
-    from harness.tasks import TASKS, higher_is_better
+    from harness.suite.tasks import TASKS, higher_is_better
 
     if not isinstance(result, RunResult):
         result = RunResult.model_validate(result)
@@ -197,7 +197,7 @@ def ingest_expected_best(
 
 
 def record_repro(db_path: Path | str, check: dict[str, Any]) -> None:
-    """Store one repro check (see harness/repro.py)."""
+    """Store one repro check (see harness/run/repro.py)."""
     tol = check["tolerance"]
     row = [
         check["original_run_id"], check["repro_dir"], check.get("suite"), check["checked_at"],

@@ -2,7 +2,7 @@
 
 `ftbench show`, `ftbench export` and the dashboard all rank with `leaderboard` (the dashboard only
 formats its frame): mean ± std over seeds, a bootstrap interval and a trimmed mean
-(harness/stats.py), cells with more than one diverged seed marked invalid and ranked last, runs
+(harness/store/stats.py), cells with more than one diverged seed marked invalid and ranked last, runs
 failing the provenance gate or a data check flagged, ties with the leader, and whether the peak
 memory fits the run's budget.
 """
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.store.schema import RUN_ISSUES_SQL, connect, ensure_tables, table_names
+from harness.store.schema import NOT_TRIAL, RUN_ISSUES_SQL, connect, ensure_tables
 
 # Systems-only runs (`weights: random`) measure memory and speed; their quality metrics are kept
 # under this split, so no ranking (which reads `test`) ever sees them.
@@ -42,7 +42,7 @@ FROM runs r
 LEFT JOIN metrics m
        ON m.run_id = r.run_id AND m.split = $split AND m.name = coalesce($metric, r.headline_metric)
 LEFT JOIN issues i ON i.run_id = r.run_id
-WHERE r.suite = $suite AND coalesce(r.origin, 'run') <> 'trial' AND {QUALITY_RUN}
+WHERE r.suite = $suite AND {NOT_TRIAL} AND {QUALITY_RUN}
   AND ($dataset IS NULL OR r.dataset_key = $dataset) AND ($model IS NULL OR r.model_key = $model)
 ORDER BY r.dataset_key, r.model_key, r.method_key, r.seed
 """
@@ -97,10 +97,10 @@ def summarize(runs):
     """The leaderboard of a run_scores frame.
 
     Per entry: mean, std, n (ok runs with a value), bootstrap 95% CI (3+ seeds), trimmed mean
-    (5+ seeds), diverged seeds and validity (harness.stats), runs (every status), not_ok (status
+    (5+ seeds), diverged seeds and validity (harness.store.stats), runs (every status), not_ok (status
     counts), ok_without_metric, flagged runs and their issues, trainable %, the largest peak
     memory and whether it fits the run's budget, mean train time, and steady-state tokens/s and
-    samples/s (after the warm-up steps, harness/speed.py), and speed_shared (a run was packed
+    samples/s (after the warm-up steps, harness/run/speed.py), and speed_shared (a run was packed
     with others on one GPU, so its speed is not comparable). Within each
     dataset / model / metric: valid cells first, then by mean in the metric's direction (missing
     last); `rank` counts the ranked rows and `vs_leader` says which are tied with the leader.
@@ -108,14 +108,14 @@ def summarize(runs):
     import numpy as np
     import pandas as pd
 
-    from harness import stats
-    from harness.tasks import higher_is_better
+    from harness.store import stats
+    from harness.suite.tasks import higher_is_better
 
     columns = [
         *GROUP_KEYS, "method", "origin", "tune_trials", "entry", "higher_is_better", "rank",
         "mean", "std", "n", "runs", "ci_low", "ci_high", "trimmed_mean", "diverged", "valid",
         "vs_leader", "not_ok", "ok_without_metric", "flagged", "issues", "trainable_pct",
-        "peak_mem_bytes", "peak_mem_gib", "mem_kind", "budget_fit", "train_s", "tokens_per_s",
+        "peak_mem_bytes", "peak_mem_gib", "mem_kind", "budget_fit", "budget_gb", "train_s", "tokens_per_s",
         "samples_per_s", "speed_shared",
     ]  # fmt: skip
     if runs.empty:
@@ -147,8 +147,9 @@ def summarize(runs):
             "peak_mem_gib": peak / 2**30,
             "mem_kind": ", ".join(sorted(kinds)),
             "budget_fit": budget_fit(peak, kinds, _limit(ok)),
+            "budget_gb": _limit(ok) / 1e9,
             "train_s": ok["train_s"].mean(),
-            # steady state (harness/speed.py): what a user's run sustains after its warm-up
+            # steady state (harness/run/speed.py): what a user's run sustains after its warm-up
             "tokens_per_s": ok["steady_tokens_per_s"].mean(),
             "samples_per_s": ok["steady_samples_per_s"].mean(),
             # a run packed with others on one GPU shared its speed: not comparable
@@ -182,7 +183,7 @@ def status_counts(statuses) -> str:
 
 def _limit(ok) -> float:
     """The budget the runs were held to, in bytes: their suite's, else a T4's usable 15 GB."""
-    from harness.memory.profile import T4_USABLE_GB
+    from harness.suite.budget_profile import T4_USABLE_GB
 
     if ok.empty:
         return T4_USABLE_GB * 1e9
@@ -190,13 +191,12 @@ def _limit(ok) -> float:
     return (gb if profile == "custom" and gb == gb else T4_USABLE_GB) * 1e9
 
 
-def budget_fit(peak: float, kinds: set[str], limit: float) -> str:
-    """Only CUDA peaks say anything about fitting a GPU; a CPU RSS peak is not pretended to."""
-    if not kinds or peak != peak:
-        return "–"
-    if not kinds <= CUDA_KINDS:
-        return "n/a (CPU)"
-    return "✅ fits" if peak <= limit else f"❌ > {limit / 1e9:.1f} GB"
+def budget_fit(peak: float, kinds: set[str], limit: float) -> bool | None:
+    """Whether the CUDA peak fits the budget; None when unknown: no peak, or a CPU RSS peak,
+    which says nothing about fitting a GPU (views say which, from mem_kind)."""
+    if not kinds or peak != peak or not kinds <= CUDA_KINDS:
+        return None
+    return bool(peak <= limit)
 
 
 def run_issues(db_path: Path | str, suite: str | None = None):
@@ -220,14 +220,3 @@ def repro_history(db_path: Path | str, suite: str | None = None):
             f"SELECT * FROM repro_checks {where} ORDER BY checked_at DESC",
             {"suite": suite} if suite else {},
         ).df()
-
-
-def query_result_table(db_path: Path | str, table: str, sql: str, params: dict[str, Any]):
-    """A backend's query over its declared result table; an empty frame while no run has
-    created the table yet."""
-    import pandas as pd
-
-    with connect(db_path, read_only=True) as con:
-        if table not in table_names(con):
-            return pd.DataFrame()
-        return con.execute(sql, params).df()

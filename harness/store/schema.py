@@ -2,7 +2,7 @@
 
 One writer: the runner's parent process ingests each finished run in one transaction and closes
 the connection at once, so a reader (ftbench show, the dashboard) can open the file between runs.
-Besides the common tables, a backend may declare tables of its own (harness.result.ResultTable);
+Besides the common tables, a backend may declare tables of its own (harness.store.result.ResultTable);
 the store creates each on first ingest and remembers it in `result_tables`.
 """
 
@@ -76,7 +76,11 @@ CREATE TABLE IF NOT EXISTS result_tables (name VARCHAR PRIMARY KEY, columns JSON
 """
 
 # The provenance gate, per run: a leaderboard row needs complete provenance from a clean tree and
-# passing data checks (harness/checks.py decides the data issues at run time).
+# passing data checks (harness/backends/checks.py decides the data issues at run time).
+# The one "not a tuning trial" rule: trials are scored on validation and are never leaderboard
+# entries, nor repro or report rows (queries alias the runs table `r`).
+NOT_TRIAL = "coalesce(r.origin, 'run') <> 'trial'"
+
 REQUIRED_PACKAGES = ("torch", "transformers", "peft", "trl", "datasets")
 _HAS_PROVENANCE = "p.run_id IS NOT NULL"
 _PACKAGES_MISSING = " OR ".join(
@@ -112,7 +116,7 @@ FROM ({RUN_ISSUES_SQL});
 MIGRATIONS = [
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS origin VARCHAR DEFAULT 'run'; "
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS tune_trials INTEGER;",
-    # v3: steady-state speed (harness/speed.py); older runs keep NULL (they timed no steps).
+    # v3: steady-state speed (harness/run/speed.py); older runs keep NULL (they timed no steps).
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS steady_tokens_per_s DOUBLE; "
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS steady_samples_per_s DOUBLE; "
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS first_step_s DOUBLE;",
@@ -209,7 +213,7 @@ def declared_tables(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]
 def declare_table(con: duckdb.DuckDBPyConnection, name: str, table: Any) -> None:
     """Create a backend's result table on first use; a table of the same name declared with
     other columns is refused, naming both (a backend changed its table: a migration is due)."""
-    from harness.result import IDENTIFIER
+    from harness.store.result import IDENTIFIER
 
     if not IDENTIFIER.match(name):  # spliced into SQL: a checked identifier, never free text
         raise ValueError(f"result table name {name!r}: lower-case identifier expected")

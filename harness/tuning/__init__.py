@@ -1,6 +1,4 @@
-"""Hyperparameter tuning with Optuna.
-
-- space.py    the suite's `tune:` block and per-method search spaces (Optuna's suggest_*)
-- study.py    `ftbench tune`: one study per cell, trials as ordinary runs, tuned re-runs
-- reporter.py the run side of a trial: intermediate validation scores, pruning
+"""Hyperparameter tuning with Optuna: `ftbench tune`, one study per cell, trials as ordinary
+runs scheduled by the runner's loop, tuned re-runs (study.py). The search-space types are part
+of the suite (harness/suite/search_space.py); the run side of a trial is harness/run/trial.py.
 """

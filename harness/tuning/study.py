@@ -17,10 +17,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from harness import store
-from harness.executors.local import schedulable
-from harness.plan import Plan, PlannedRun, Planner, plan_specs
-from harness.result import FINAL_STATUSES, RunResult, read_result
-from harness.runner import (
+from harness.plan.plan import Plan, PlannedRun, Planner, plan_specs
+from harness.run.executors.local import schedulable
+from harness.run.runner import (
     Executor,
     SuiteReport,
     default_executor,
@@ -28,18 +27,12 @@ from harness.runner import (
     record,
     run_plan,
 )
-from harness.spec import RunSpec
-from harness.suite import Suite, with_values
-from harness.tasks import higher_is_better
-from harness.tuning.space import (
-    PrunerConfig,
-    SearchDim,
-    TrialRef,
-    TuneConfig,
-    TunedRef,
-    open_storage,
-    suggest_all,
-)
+from harness.run.trial import open_storage
+from harness.store.result import FINAL_STATUSES, RunResult, read_result
+from harness.suite.search_space import PrunerConfig, SearchDim, TrialRef, TuneConfig, TunedRef
+from harness.suite.spec import RunSpec
+from harness.suite.suite_file import Suite, with_values
+from harness.suite.tasks import higher_is_better
 
 _COUNTED_STATE = {"complete": "COMPLETE", "pruned": "PRUNED", "failed": "FAIL"}
 
@@ -316,3 +309,7 @@ def _run_tuned(
         if r.adjustments
     ]
     return run_plan(final_plan, results_dir=results_dir, db_path=db_path, executor=executor)
+
+
+def suggest_all(trial: Any, space: dict[str, SearchDim]) -> dict[str, Any]:
+    return {name: dim.suggest(trial, name) for name, dim in sorted(space.items())}

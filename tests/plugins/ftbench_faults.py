@@ -8,7 +8,7 @@ from pydantic import Field
 
 from harness.backends.sft.methods.base import METHODS, Method, MethodContext, MethodSetup
 from harness.backends.sft.methods.lora import Lora, LoraParams
-from harness.config import StrictModel
+from harness.suite.config import StrictModel
 
 
 @METHODS.register_instance("explode")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.config import StrictModel
-from harness.data import DATA_SOURCES, DataSource
+from harness.backends.data import DATA_SOURCES, DataSource
+from harness.suite.config import StrictModel
 
 
 class JsonlOptions(StrictModel):

@@ -8,6 +8,6 @@ runs start from (Backend.upstream); the plan runs them first and reuses them by 
 - reward.py      reward models that score decoded text;  generation.py  sampling and scoring
 """
 
-from harness.registry import import_submodules
+from harness.suite.registry import import_submodules
 
 import_submodules(__name__)

@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness import checks
-from harness.backends import BACKENDS, Backend, RunContext, Trained
+from harness.backends import BACKENDS, Backend, RunContext, Trained, checks
 from harness.backends.alignment.methods import ALIGN_METHODS
 from harness.backends.alignment.methods.base import AlignContext, AlignPrepared
 from harness.backends.alignment.task import partitions

@@ -1,222 +1,37 @@
-"""Reward-KL frontiers: how alignment methods compare over a sweep, not at one setting.
-
-Rafailov et al. (2023, DPO, fig. 2) compare methods by the reward each reaches at a given
-KL(policy || reference) over a sweep of their regularisation (DPO's beta, PPO's kl_coef); one
-setting per method says little, as the winner can flip with the hyperparameters picked. Here:
-
-- a *family* is the runs of one suite entry (a swept entry `dpo@beta=0.1` belongs to `dpo`,
-  harness.suite.sweep_family); a *setting* is one swept value; each run is one point
-  (kl, score) where score is the judge's score or the win rate against the start policy;
-- a family's *frontier* is its non-dominated points (lower KL, higher score); the start policy,
-  when the suite runs it, is every family's anchor at KL 0 (the limit of infinite
-  regularisation) so interpolation can start there;
-- the *score at matched KL* k: each seed's frontier of the family (its runs of that seed, plus that
-  seed's start run) linearly interpolated at k, then the mean over seeds, with a percentile
-  bootstrap interval over seeds (harness.stats: 3+ seeds). Seeds are the unit: the runs of one
-  seed share their proxy and judge. Levels lie where every compared family's frontier reaches in
-  every seed (no extrapolation);
-- *dominance* at k: the family with the highest mean leads; the difference to each other family is
-  taken per seed (paired: same judge), with its bootstrap interval and the seeds it wins.
-
-Pure functions on numbers (tested on constructed values) and one reader of the store.
-"""
+"""The alignment backend's reward-KL frontier: which stored runs are policies, read with their KL,
+judge score and win rate (policy_runs), and the text `ftbench show` prints. The numbers (frontiers,
+matched KL, dominance) are harness/store/frontier.py, which the dashboard's frontier page reads
+too."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.suite import sweep_family, sweep_setting
+from harness import store
+from harness.backends.alignment.methods import ALIGN_METHODS
+from harness.backends.alignment.methods.base import PolicyMethod
+from harness.store.browse import suites_with, upstream_links
+from harness.store.frontier import (
+    ANCHOR_METHOD,
+    KL,
+    LEVELS,
+    METRICS,
+    Frontier,
+    leaders,
+    summarize,
+)
+from harness.store.queries import entries
+from harness.suite.suite_file import sweep_family, sweep_setting
+from harness.suite.tasks import TASKS
 
 if TYPE_CHECKING:  # imported where used: every CLI call imports the backends, few need these
-    import numpy as np
     import pandas as pd
-
-KL = "kl"
-METRICS = ("judge_score", "win_rate")  # what a frontier can plot against KL (higher is better)
-ANCHOR_METHOD = "start"  # the starting policy: the KL-0 point every family can reach
-LEVELS = 5  # matched-KL levels in `ftbench show`
-
-
-# --------------------------------------------------------------------------- on numbers
-
-
-def frontier_mask(kl: Any, score: Any) -> np.ndarray:
-    """Per point: is it non-dominated (no other point has KL <= and score >=, one strictly)?
-    Points with a missing value are never on it; exact duplicates both stay."""
-    import numpy as np
-
-    x, y = np.asarray(kl, dtype=float), np.asarray(score, dtype=float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    out = np.zeros(len(x), dtype=bool)
-    for i in np.flatnonzero(ok):
-        better = ok & (x <= x[i]) & (y >= y[i]) & ((x < x[i]) | (y > y[i]))
-        out[i] = not better.any()
-    return out
-
-
-def frontier_curve(kl: Any, score: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The frontier as a curve: its points by increasing KL (one per KL value)."""
-    import numpy as np
-
-    x, y = np.asarray(kl, dtype=float), np.asarray(score, dtype=float)
-    keep = frontier_mask(x, y)
-    xs, idx = np.unique(x[keep], return_index=True)
-    return xs, y[keep][idx]
-
-
-def interpolate(xs: np.ndarray, ys: np.ndarray, at: Any) -> np.ndarray:
-    """Linear interpolation along a frontier curve; NaN outside its KL range (no extrapolation)."""
-    import numpy as np
-
-    at = np.atleast_1d(np.asarray(at, dtype=float))
-    if len(xs) == 0:
-        return np.full(len(at), math.nan)
-    values = np.interp(at, xs, ys)
-    return np.where((at >= xs[0]) & (at <= xs[-1]), values, math.nan)
-
-
-def kl_levels(ranges: list[tuple[float, float]], n: int) -> np.ndarray:
-    """n KL levels evenly spaced over the range every curve covers, its lower end left out (at an
-    anchor every family scores the same); empty when the ranges do not overlap."""
-    import numpy as np
-
-    if not ranges:
-        return np.array([])
-    low, high = max(r[0] for r in ranges), min(r[1] for r in ranges)
-    if not high > low:
-        return np.array([])
-    return np.linspace(low, high, n + 1)[1:]
-
-
-def seed_curves(points: pd.DataFrame) -> dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]:
-    """family -> seed -> frontier curve, from rows (family, seed, kl, score); rows of the anchor
-    family join every other family's curve of their seed."""
-    import pandas as pd
-
-    anchors = points[points["family"] == ANCHOR_METHOD]
-    out: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
-    for (family, seed), rows in points[points["family"] != ANCHOR_METHOD].groupby(
-        ["family", "seed"], sort=True
-    ):
-        rows = pd.concat([rows, anchors[anchors["seed"] == seed]])
-        out.setdefault(str(family), {})[int(seed)] = frontier_curve(rows["kl"], rows["score"])
-    return out
-
-
-def comparable(curves: dict[str, dict[int, tuple]], seeds: list[int]) -> list[str]:
-    """Families whose frontier spans a KL range (2+ points) in every seed."""
-    return [
-        family
-        for family, by_seed in curves.items()
-        if all(seed in by_seed and len(by_seed[seed][0]) >= 2 for seed in seeds)
-    ]
-
-
-def matched(
-    curves: dict[str, dict[int, tuple]], seeds: list[int], levels: np.ndarray
-) -> pd.DataFrame:
-    """Per family and KL level: the mean over seeds of each seed's interpolated score, its
-    bootstrap interval (3+ seeds) and the per-seed values."""
-    import numpy as np
-    import pandas as pd
-
-    from harness import stats
-
-    rows = []
-    for family, by_seed in curves.items():
-        per_seed = np.array([interpolate(*by_seed[s], levels) for s in seeds])  # seeds x levels
-        for j, level in enumerate(levels):
-            values = per_seed[:, j].tolist()
-            ci = stats.bootstrap_ci(values)
-            rows.append({
-                "family": family, "kl": float(level), "mean": float(np.mean(values)),
-                "ci_low": ci[0] if ci else math.nan, "ci_high": ci[1] if ci else math.nan,
-                "n": len(values), "per_seed": values,
-            })  # fmt: skip
-    return pd.DataFrame(
-        rows, columns=["family", "kl", "mean", "ci_low", "ci_high", "n", "per_seed"]
-    )
-
-
-def dominance(at: pd.DataFrame) -> pd.DataFrame:
-    """Per KL level: the leading family (highest mean) against each other one: the paired
-    difference per seed, its mean and bootstrap interval, the seeds the leader wins and a verdict
-    (`ahead`: the interval is above 0; `tied`: it contains 0; `no CI`: fewer than 3 seeds)."""
-    import numpy as np
-    import pandas as pd
-
-    from harness import stats
-
-    rows = []
-    for level, group in at.groupby("kl", sort=True):
-        group = group.sort_values("mean", ascending=False, kind="stable")
-        lead = group.iloc[0]
-        for other in group.iloc[1:].itertuples():
-            diffs = np.subtract(lead["per_seed"], other.per_seed)
-            ci = stats.bootstrap_ci(diffs.tolist())
-            verdict = "no CI" if ci is None else "ahead" if ci[0] > 0 else "tied"
-            rows.append({
-                "kl": float(level), "leader": lead["family"], "other": other.family,
-                "difference": float(diffs.mean()), "ci_low": ci[0] if ci else math.nan,
-                "ci_high": ci[1] if ci else math.nan,
-                "seeds_won": int((diffs > 0).sum()), "seeds": len(diffs), "verdict": verdict,
-            })  # fmt: skip
-    return pd.DataFrame(
-        rows,
-        columns=["kl", "leader", "other", "difference", "ci_low", "ci_high", "seeds_won",
-                 "seeds", "verdict"],
-    )  # fmt: skip
-
-
-def settings(points: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
-    """Per family and setting (by increasing KL): mean KL and metrics over its ok seeds, seeds,
-    and whether the mean point is on its family's frontier (the anchor's mean point included)."""
-    agg = {KL: (KL, "mean"), **{m: (m, "mean") for m in metrics}, "n": ("seed", "nunique")}
-    table = points.groupby(["family", "setting"], sort=True).agg(**agg).reset_index()
-    table = table.sort_values(["family", KL], kind="stable", ignore_index=True)
-    anchor = table[table["family"] == ANCHOR_METHOD]
-    table["on_frontier"] = table["family"] == ANCHOR_METHOD
-    for _, rows in table[table["family"] != ANCHOR_METHOD].groupby("family"):
-        both = [*rows[KL], *anchor[KL]], [*rows[metrics[0]], *anchor[metrics[0]]]
-        table.loc[rows.index, "on_frontier"] = frontier_mask(*both)[: len(rows)]
-    return table
-
-
-# --------------------------------------------------------------------------- from the store
-
-
-@dataclass
-class Frontier:
-    """The frontier summary of one dataset and model of a suite, for one metric."""
-
-    dataset: str
-    model: str
-    metric: str
-    runs: pd.DataFrame  # every policy run: family, setting, seed, status, reason, kl, metrics
-    settings: pd.DataFrame  # per family and setting (mean over ok seeds), frontier flag
-    matched: pd.DataFrame  # per family and KL level
-    dominance: pd.DataFrame  # per KL level and non-leading family
-    seeds: list[int] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> pd.DataFrame:
-        return usable(self.runs, self.metric)
-
-
-def usable(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    return runs[(runs["status"] == "ok") & runs[KL].notna() & runs[metric].notna()]
 
 
 def _policies() -> tuple[list[str], list[str]]:
     """(policy method names, task names) of the alignment backend: which runs are policies."""
-    from harness.backends.alignment.methods import ALIGN_METHODS
-    from harness.backends.alignment.methods.base import PolicyMethod
-    from harness.tasks import TASKS
-
     methods = [n for n in ALIGN_METHODS.names() if isinstance(ALIGN_METHODS.get(n), PolicyMethod)]
     tasks = [n for n in TASKS.names() if TASKS.get(n).backend == "alignment"]
     return methods, tasks
@@ -224,25 +39,13 @@ def _policies() -> tuple[list[str], list[str]]:
 
 def suites_with_policies(db_path: Path | str) -> list[str]:
     """The suites that stored at least one alignment policy run."""
-    from harness import store
-
-    methods, tasks = _policies()
-    with store.connect(db_path, read_only=True) as con:
-        rows = con.execute(
-            "SELECT DISTINCT suite FROM runs WHERE list_contains($m, method) "
-            "AND list_contains($t, task) ORDER BY suite",
-            {"m": methods, "t": tasks},
-        ).fetchall()
-    return [r[0] for r in rows]
+    return suites_with(db_path, *_policies())
 
 
 def policy_runs(db_path: Path | str, suite: str) -> pd.DataFrame:
     """Every leaderboard run of the suite's alignment policies (stages left out) with its KL,
     judge score and win rate on test, its family and setting, and the judge it was scored by."""
     import pandas as pd
-
-    from harness import store
-    from harness.store.queries import entries
 
     columns = ["run_id", "dataset", "model", "method_key", "method", "family", "setting", "seed",
                "status", "reason", KL, *METRICS, "judge_run"]  # fmt: skip
@@ -258,56 +61,8 @@ def policy_runs(db_path: Path | str, suite: str) -> pd.DataFrame:
     # a tuned re-run is its own entry ('dpo (tuned, 4 trials)'), as on the leaderboard
     out["family"] = entries(out).map(sweep_family)
     out["setting"] = out["method_key"].map(lambda k: sweep_setting(k) or "-")
-    with store.connect(db_path, read_only=True) as con:
-        links = con.execute("SELECT run_id, upstream_run_id FROM run_links WHERE role = 'judge'")
-        judges = dict(links.fetchall())
-    out["judge_run"] = out["run_id"].map(judges)
+    out["judge_run"] = out["run_id"].map(upstream_links(db_path, "judge"))
     return out[columns].reset_index(drop=True)
-
-
-def summarize(
-    runs: pd.DataFrame, metric: str = "judge_score", levels: int = LEVELS
-) -> list[Frontier]:
-    """One Frontier per dataset and model of a policy_runs frame."""
-    if metric not in METRICS:
-        raise ValueError(f"metric {metric!r}: a frontier plots one of {', '.join(METRICS)}")
-    out = []
-    for (dataset, model), group in runs.groupby(["dataset", "model"], sort=True):
-        out.append(_frontier(str(dataset), str(model), group, metric, levels))
-    return out
-
-
-def _frontier(dataset: str, model: str, runs: pd.DataFrame, metric: str, n: int) -> Frontier:
-
-    from harness import stats
-
-    notes = []
-    ok = usable(runs, metric)
-    seeds = sorted(int(s) for s in ok["seed"].unique())
-    judges = ok.groupby("seed")["judge_run"].nunique()
-    for seed in judges[judges > 1].index:
-        notes.append(f"seed {seed}: runs were scored by different judges, so not comparable")
-    points = ok.assign(score=ok[metric])[["family", "setting", "seed", KL, "score"]]
-    table = settings(ok, (metric, *[m for m in METRICS if m != metric]))
-    curves = seed_curves(points)
-    families = comparable(curves, seeds)
-    for family in sorted(set(curves) - set(families)):
-        notes.append(
-            f"{family}: not compared at matched KL (needs a frontier of 2+ points, anchor "
-            "included, in every seed)"
-        )
-    curves = {f: curves[f] for f in families}
-    ranges = [(c[0][0], c[0][-1]) for by_seed in curves.values() for c in by_seed.values()]
-    levels = kl_levels(ranges, n)
-    if families and not len(levels):
-        notes.append("the families' frontiers share no KL range: nothing to compare at matched KL")
-    at = matched(curves, seeds, levels)
-    if len(seeds) < stats.MIN_CI_SEEDS:
-        notes.append(
-            f"{len(seeds)} seed(s): no bootstrap interval (it needs {stats.MIN_CI_SEEDS}+); "
-            "`seeds won` says how often the leader led"
-        )
-    return Frontier(dataset, model, metric, runs, table, at, dominance(at), seeds, notes)
 
 
 def frontiers(
@@ -317,17 +72,6 @@ def frontiers(
 
 
 # --------------------------------------------------------------------------- text
-
-
-def leaders(dom: pd.DataFrame) -> list[tuple[str, float, float]]:
-    """(family, first KL, last KL) of each run of consecutive levels one family leads."""
-    out: list[tuple[str, float, float]] = []
-    for level, family in dom.groupby("kl", sort=True)["leader"].first().items():
-        if out and out[-1][0] == family:
-            out[-1] = (family, out[-1][1], level)
-        else:
-            out.append((family, level, level))
-    return out
 
 
 def _interval(mean: float, low: float, high: float, fmt: str = ".3f") -> str:

@@ -36,14 +36,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.backends.lora import policy_lora
+from harness.backends.sft.memory import MetaContext
 from harness.backends.trainer_args import weights_dtype
 from harness.memory.estimate import (
     Estimate,
     MetaModel,
-    _unique_params,
     apply_peft,
     cached_estimate,
     estimate_model,
+    unique_params,
 )
 
 # Per-logit bytes of a loss over full logits beyond the logits themselves (SFT's plain `nll`:
@@ -66,10 +68,7 @@ class PreferenceShape:
 
 def _policy_model(config: Any, params: Any, dtype: str, trains: bool) -> MetaModel:
     """The policy as load_start + the trainer's peft_config set it up, on the meta device."""
-    from harness.backends.alignment.methods.base import policy_lora
-    from harness.backends.sft.memory import _MetaContext
-
-    model = _MetaContext(config, dtype).load_model()
+    model = MetaContext(config, dtype).load_model()
     lora = policy_lora(params) if trains else None
     if lora is not None:
         model, _ = apply_peft(model, lora)
@@ -92,7 +91,7 @@ def reward_model_bytes(model_spec: Any) -> int:
     config.num_labels = 1
     with torch.device("meta"):
         model = AutoModelForSequenceClassification.from_config(config, dtype=torch.float32)
-    return sum(p.numel() * p.element_size() for p in _unique_params(model))
+    return sum(p.numel() * p.element_size() for p in unique_params(model))
 
 
 def policy_estimate(

@@ -1,6 +1,6 @@
 """The reward-model stages a policy run starts from: the proxy (`reward`) and the `judge`.
 
-A stage is an ordinary run whose spec is derived from the policy's (harness/plan.py plans it
+A stage is an ordinary run whose spec is derived from the policy's (harness/plan/plan.py plans it
 before the policy and links the two by run_id), so every policy cell of a seed shares it.
 """
 
@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from harness.config import StrictModel
-from harness.spec import ModelSpec, RunSpec, TrainingConfig
+from harness.suite.config import StrictModel
+from harness.suite.spec import ModelSpec, RunSpec, TrainingConfig
 
 
 class StageConfig(StrictModel):

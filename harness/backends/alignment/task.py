@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.data import Splits, load_splits
-from harness.metrics import Metric
-from harness.tasks import TASKS, Record, Task
+from harness.backends.data import Splits, load_splits
+from harness.suite.metrics import Metric
+from harness.suite.tasks import TASKS, Record, Task
 
 PARTS = ("policy", "reward", "judge")
 

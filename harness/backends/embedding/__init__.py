@@ -10,6 +10,6 @@ MatryoshkaLoss, and scored by retrieval (NDCG@10, MRR@10, Recall@10) at each tru
 - report.py    the per-width table of `ftbench show` and the dashboard's Embeddings page
 """
 
-from harness.registry import import_submodules
+from harness.suite.registry import import_submodules
 
 import_submodules(__name__)

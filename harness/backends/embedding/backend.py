@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import checks
-from harness.backends import BACKENDS, Backend, Evaluation, Prepared, RunContext, Trained
+from harness.backends import BACKENDS, Backend, Evaluation, Prepared, RunContext, Trained, checks
+from harness.backends.data import Splits, load_splits
 from harness.backends.embedding.evaluate import (
     EMBEDDING_METRICS,
     RetrievalSet,
@@ -26,9 +26,8 @@ from harness.backends.embedding.evaluate import (
 from harness.backends.embedding.methods import EMBEDDING_METHODS
 from harness.backends.embedding.methods.base import check_dims
 from harness.backends.trainer_args import trainer_kwargs
-from harness.data import Splits, load_splits
 from harness.models import ResolvedModel, resolve_model
-from harness.registry import Registry
+from harness.suite.registry import Registry
 
 
 def load_sentence_transformer(resolved: ResolvedModel, device: str) -> Any:
@@ -164,7 +163,8 @@ class EmbeddingBackend(Backend):
         return Evaluation(scores[width], {"embedding_metrics": EMBEDDING_METRICS.with_rows(rows)})
 
     def report(self, db_path: Path, suite: str) -> str | None:
-        from harness.backends.embedding.report import embedding_table, format_embedding_table
+        from harness.backends.embedding.report import format_embedding_table
+        from harness.store.browse import embedding_scores
 
-        table = embedding_table(db_path, suite)
+        table = embedding_scores(db_path, suite)
         return None if table.empty else format_embedding_table(table)

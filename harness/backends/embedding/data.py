@@ -14,8 +14,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from harness.config import StrictModel
-from harness.data import (
+from harness.backends.data import (
     DATA_SOURCES,
     ChatterbotOptions,
     ChatterbotQA,
@@ -24,6 +23,7 @@ from harness.data import (
     MovieReviews,
     Record,
 )
+from harness.suite.config import StrictModel
 
 
 @DATA_SOURCES.register_instance("chatterbot_retrieval")

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.data import Record
-from harness.result import LEGACY_TABLES, ResultTable
+from harness.backends.data import Record
+from harness.store.result import LEGACY_TABLES, ResultTable
 
 K = 10
 NAMES = {"ndcg@10": "ndcg@k", "mrr@10": "mrr@k", "recall@10": "recall@k"}

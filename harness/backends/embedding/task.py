@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.metrics import Metric
-from harness.tasks import TASKS, Task
+from harness.suite.metrics import Metric
+from harness.suite.tasks import TASKS, Task
 
 
 @TASKS.register_instance("retrieval")

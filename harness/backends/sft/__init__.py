@@ -6,6 +6,6 @@
 - memory.py   how a method's model is built for the memory estimator (meta device)
 """
 
-from harness.registry import import_submodules
+from harness.suite.registry import import_submodules
 
 import_submodules(__name__)

@@ -9,16 +9,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from harness import checks
-from harness.backends import BACKENDS, Backend, Evaluation, Prepared, RunContext, Trained
+from harness.backends import BACKENDS, Backend, Evaluation, Prepared, RunContext, Trained, checks
+from harness.backends.data import load_splits
 from harness.backends.sft import forgetting
 from harness.backends.sft.methods import METHODS, MethodContext, MethodSetup
 from harness.backends.sft.methods.base import load_dtype
 from harness.backends.trainer_args import trainer_kwargs
-from harness.data import load_splits
 from harness.models import load_tokenizer, resolve_model
-from harness.registry import Registry
-from harness.tasks import TASKS, Record
+from harness.suite.registry import Registry
+from harness.suite.tasks import TASKS, Record
 
 
 @dataclass

@@ -26,7 +26,7 @@ import hashlib
 import re
 from typing import Any
 
-from harness.metrics import Metric
+from harness.suite.metrics import Metric
 
 SAMPLE_SIZE = 32
 SAMPLE_TOKENS = 64

@@ -57,7 +57,7 @@ def untraceable_is_not_estimated(peft_type: str | None) -> Iterator[None]:
         ) from exc
 
 
-class _MetaContext(MethodContext):
+class MetaContext(MethodContext):
     """What a method sees when it is set up for an estimate: load_model builds on meta."""
 
     def __init__(self, config: Any, weights_dtype: str) -> None:
@@ -99,11 +99,11 @@ def _as_4bit_layers(model: Any, quantization: Any) -> None:
     """Give the layers bitsandbytes would quantize Linear4bit's dtype flow (Linear4bitFlow)."""
     import torch
 
-    from harness.memory.estimate import _is_quantizable_linear
+    from harness.memory.estimate import is_quantizable_linear
 
     compute = quantization.bnb_4bit_compute_dtype or torch.float32
     for module in list(model.modules()):
-        if _is_quantizable_linear(module, model) and type(module) is torch.nn.Linear:
+        if is_quantizable_linear(module, model) and type(module) is torch.nn.Linear:
             module.__class__ = type("Linear4bit", (Linear4bitFlow, torch.nn.Linear), {})
             module.compute_dtype = compute
 
@@ -134,7 +134,7 @@ def meta_model(
     """`padded_batches`: TRL's collator pads each batch to its longest sequence and passes the
     attention mask (the H100 table's loop passed none). `kbit_prepared`: prepare_kbit."""
     precision = training.precision if device == "cuda" else "fp32"
-    ctx = _MetaContext(config, load_dtype(method, device, precision))
+    ctx = MetaContext(config, load_dtype(method, device, precision))
     setup = method.setup(ctx, params)
     model, virtual_tokens = setup.model, 0
     if getattr(ctx.quantization, "load_in_4bit", False) and device == "cuda":

@@ -31,16 +31,15 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, ValidationError
 
 import harness.backends.sft.tasks  # noqa: F401 - the SFT tasks, which get TAPT twins below
-from harness import checks
-from harness.backends import BACKENDS, Backend, Evaluation, Prepared, RunContext, Trained
+from harness.backends import BACKENDS, Backend, Evaluation, Prepared, RunContext, Trained, checks
+from harness.backends.data import load_splits
 from harness.backends.sft import forgetting
 from harness.backends.trainer_args import trainer_kwargs
-from harness.config import EntryFieldError, StrictModel
-from harness.data import load_splits
-from harness.metrics import Metric
-from harness.registry import Registry
-from harness.spec import RunSpec, TrainingConfig
-from harness.tasks import TASKS, Task
+from harness.suite.config import EntryFieldError, StrictModel
+from harness.suite.metrics import Metric
+from harness.suite.registry import Registry
+from harness.suite.spec import RunSpec, TrainingConfig
+from harness.suite.tasks import TASKS, Task
 
 ROLE = "tapt"  # the upstream role a cell links its stage under
 WEIGHTS_DIR = "weights"  # the stage's full model (adapter merged), loaded by the cells

@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.registry import UnknownNameError, did_you_mean
+from harness.suite.plugins import ARCHITECTURES, MODEL_ASSETS
+from harness.suite.registry import UnknownNameError, did_you_mean
 
 CATALOGUE_DIR = Path(__file__).parent
 
@@ -54,8 +55,6 @@ def architecture_name(model_spec: Any) -> str | None:
     if model_spec.hub:
         return _by_hub_id(model_spec.hub)
     if model_spec.asset:
-        from harness.models import MODEL_ASSETS
-
         return _by_hub_id(MODEL_ASSETS.get(model_spec.asset).hub_id)
     return None
 
@@ -92,3 +91,7 @@ def architecture_config(model_spec: Any) -> tuple[str, Any]:
         "local Hugging Face cache once downloaded). Add its config values as "
         f"harness/models/architectures/<name>.json (see the others), or set `architecture:` on the model."
     )
+
+
+for _name, _entry in catalogue().items():  # a suite's `architecture:` is checked against these
+    ARCHITECTURES.register(_name)(_entry)

@@ -1,7 +1,7 @@
 """Alignment methods, one file each (registered in ALIGN_METHODS on import)."""
 
 from harness.backends.alignment.methods.base import ALIGN_METHODS
-from harness.registry import import_submodules
+from harness.suite.registry import import_submodules
 
 import_submodules(__name__)
 

@@ -15,13 +15,13 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from harness.backends import Evaluation, Prepared, RunContext, Trained
+from harness.backends.alignment.memory import cached_policy_estimate
 from harness.backends.alignment.stages import StageConfig, stage_spec
 from harness.backends.alignment.task import Partitions, opening
-from harness.backends.lora import DROPOUT_DEFAULT, LoraParams
 from harness.backends.trainer_args import trainer_kwargs, weights_dtype
-from harness.config import StrictModel
 from harness.models import load_causal_lm
-from harness.registry import Registry
+from harness.suite.config import StrictModel
+from harness.suite.registry import Registry
 
 
 @dataclass
@@ -133,13 +133,6 @@ class PolicyParams(StrictModel):
     alpha: float = Field(16.0, gt=0)
 
 
-def policy_lora(params: PolicyParams) -> Any:
-    if params.peft == "full":
-        return None
-    lora = LoraParams(r=params.r, alpha=params.alpha, dropout=DROPOUT_DEFAULT["alignment"])
-    return lora.peft_config("CAUSAL_LM")
-
-
 class PolicyMethod(AlignMethod):
     Params: ClassVar[type[StrictModel]] = PolicyParams
 
@@ -158,8 +151,6 @@ class PolicyMethod(AlignMethod):
         return None
 
     def estimate_memory(self, spec: Any, params: Any, device: str) -> Any:
-        from harness.backends.alignment.memory import cached_policy_estimate
-
         return cached_policy_estimate(self, spec, params, self.memory_shape(params), device)
 
     @staticmethod

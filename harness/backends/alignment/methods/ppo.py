@@ -28,12 +28,12 @@ from harness.backends.alignment.methods.base import (
     AlignContext,
     PolicyMethod,
     PolicyParams,
-    policy_lora,
     register,
     timed_train,
     train_prompts,
 )
-from harness.config import optional
+from harness.backends.lora import policy_lora
+from harness.suite.config import optional
 
 LOGGED = ("objective/rlhf_reward", "objective/scores", "objective/kl", "loss/policy_avg",
           "loss/value_avg", "policy/clipfrac_avg", "val/ratio")  # fmt: skip

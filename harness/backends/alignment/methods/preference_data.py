@@ -17,10 +17,10 @@ from harness.backends.alignment.methods.base import (
     AlignContext,
     PolicyMethod,
     PolicyParams,
-    policy_lora,
     timed_train,
     train_prompts,
 )
+from harness.backends.lora import policy_lora
 
 
 def ranked_pairs(ctx: AlignContext, params: PolicyParams, proxy: Any) -> tuple[list[dict], dict]:

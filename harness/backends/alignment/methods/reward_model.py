@@ -29,7 +29,7 @@ from harness.backends.alignment.reward import (
 from harness.backends.alignment.stages import RewardParams
 from harness.backends.alignment.task import preference_pairs
 from harness.backends.lora import DROPOUT_DEFAULT, LoraParams
-from harness.spec import config_hash
+from harness.suite.spec import config_hash
 
 
 @register("reward_model")

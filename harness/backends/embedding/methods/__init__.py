@@ -6,7 +6,7 @@ from harness.backends.embedding.methods.base import (
     EvalParams,
     TrainParams,
 )
-from harness.registry import import_submodules
+from harness.suite.registry import import_submodules
 
 import_submodules(__name__)
 

@@ -11,8 +11,8 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, Field
 
-from harness.config import StrictModel
-from harness.registry import Registry
+from harness.suite.config import StrictModel
+from harness.suite.registry import Registry
 
 MIN_LADDER_DIM = 32
 

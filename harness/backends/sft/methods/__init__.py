@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.backends.sft.methods.base import METHODS, Method, MethodContext, MethodSetup
-from harness.registry import import_submodules
+from harness.suite.registry import import_submodules
 
 import_submodules(__name__)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from harness.config import StrictModel
 from harness.models import ResolvedModel, load_causal_lm
-from harness.registry import Registry
+from harness.suite.config import StrictModel
+from harness.suite.registry import Registry
 
 
 class NoParams(StrictModel):

@@ -22,8 +22,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from harness.backends.sft.methods.base import Method, MethodContext, MethodSetup, register
-from harness.config import StrictModel
-from harness.metrics import accuracy, macro_f1
+from harness.suite.config import StrictModel
+from harness.suite.metrics import accuracy, macro_f1
 
 HEAD_FILE = "feature_head.safetensors"
 
@@ -35,7 +35,7 @@ class FeatureParams(StrictModel):
 
 
 def _classes(spec: Any) -> tuple[str, ...]:
-    from harness.tasks import TASKS
+    from harness.suite.tasks import TASKS
 
     return tuple(getattr(TASKS.get(spec.dataset.task), "labels", ()) or ())
 

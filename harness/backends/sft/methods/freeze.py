@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from harness.backends.sft.methods.base import Method, MethodContext, MethodSetup, register
-from harness.config import StrictModel
 from harness.models.blocks import train_last_blocks
+from harness.suite.config import StrictModel
 
 
 class FreezeParams(StrictModel):

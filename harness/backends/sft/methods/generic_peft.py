@@ -20,8 +20,8 @@ from typing import Any
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from harness.backends.sft.methods.base import Method, MethodContext, MethodSetup, register
-from harness.config import StrictModel
-from harness.registry import did_you_mean
+from harness.suite.config import StrictModel
+from harness.suite.registry import did_you_mean
 
 TASK_TYPE = "CAUSAL_LM"
 # Set by the harness, not by a suite: the type is `peft_type`, the task is the backend's, and
@@ -33,12 +33,6 @@ SET_BY_HARNESS = {
     "revision": "the run's model spec says which revision",
     "inference_mode": "a run trains the adapter",
 }
-
-
-def peft_types() -> list[str]:
-    from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
-
-    return sorted(str(getattr(t, "value", t)) for t in PEFT_TYPE_TO_CONFIG_MAPPING)
 
 
 def config_class(peft_type: str) -> type:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from harness.backends.sft.methods.base import Method, MethodContext, MethodSetup, register
 from harness.backends.sft.methods.generic_peft import build_config
-from harness.config import StrictModel
+from harness.suite.config import StrictModel
 
 
 class IA3Params(StrictModel):

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from harness.backends.sft.methods.base import Method, MethodContext, MethodSetup, register
-from harness.config import StrictModel
+from harness.suite.config import StrictModel
 
 
 class LnTuningParams(StrictModel):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from harness.backends import lora
 from harness.backends.sft.methods.base import Method, MethodContext, MethodSetup, register
 from harness.backends.sft.methods.generic_peft import build_config
-from harness.config import optional
+from harness.suite.config import optional
 
 
 class LoraParams(lora.LoraParams):

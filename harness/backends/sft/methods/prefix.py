@@ -7,7 +7,7 @@ from pydantic import Field
 
 from harness.backends.sft.methods.base import Method, MethodContext, MethodSetup, register
 from harness.backends.sft.methods.generic_peft import build_config
-from harness.config import StrictModel
+from harness.suite.config import StrictModel
 
 
 class PrefixParams(StrictModel):

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from harness.backends.sft.methods.base import Method, MethodContext, MethodSetup, register
 from harness.backends.sft.methods.generic_peft import build_config
-from harness.config import StrictModel
+from harness.suite.config import StrictModel
 
 
 class PromptParams(StrictModel):

@@ -10,7 +10,7 @@ from harness.backends.sft.methods.lora import (
     check_loraplus,
     loraplus_optimizer,
 )
-from harness.config import optional
+from harness.suite.config import optional
 
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 

@@ -1,12 +1,12 @@
 """Tasks the SFT backend trains: each turns a record into a prompt/completion pair and scores a
-model on records. Each file registers one task in harness.tasks.TASKS (imported here)."""
+model on records. Each file registers one task in harness.suite.tasks.TASKS (imported here)."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from harness.registry import import_submodules
-from harness.tasks import Record, Task
+from harness.suite.registry import import_submodules
+from harness.suite.tasks import Record, Task
 
 
 class SftTask(Task):

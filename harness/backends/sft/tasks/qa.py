@@ -12,8 +12,8 @@ from harness.backends.sft.tasks.prompting import (
     score_completions,
     truncate_tokens,
 )
-from harness.metrics import EVAL_LOSS, PERPLEXITY, perplexity
-from harness.tasks import TASKS, Record
+from harness.suite.metrics import EVAL_LOSS, PERPLEXITY, perplexity
+from harness.suite.tasks import TASKS, Record
 
 SYSTEM = "You are a helpful assistant. Answer the question briefly."
 

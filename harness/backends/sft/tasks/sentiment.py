@@ -17,8 +17,8 @@ from harness.backends.sft.tasks.prompting import (
     score_completions,
     truncate_tokens,
 )
-from harness.metrics import ACCURACY, EVAL_LOSS, MACRO_F1, accuracy, macro_f1
-from harness.tasks import TASKS, Record
+from harness.suite.metrics import ACCURACY, EVAL_LOSS, MACRO_F1, accuracy, macro_f1
+from harness.suite.tasks import TASKS, Record
 
 SYSTEM = "Answer with one word: positive or negative."
 LABELS = ("negative", "positive")

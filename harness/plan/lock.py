@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.spec import RunSpec
-from harness.suite import Suite
+from harness.suite.spec import RunSpec
+from harness.suite.suite_file import Suite
 
 LOCK_VERSION = 1
 LOCK_SUFFIX = ".lock.json"
@@ -28,10 +28,6 @@ class LockError(RuntimeError):
 
 def default_lock_path(suite_path: Path) -> Path:
     return suite_path.with_name(suite_path.stem + LOCK_SUFFIX)
-
-
-def is_lock_file(path: str | Path) -> bool:
-    return str(path).endswith(".json")
 
 
 def _weights_sha256(folder: Path) -> str | None:
@@ -68,7 +64,7 @@ def model_identity(model: Any) -> dict[str, Any]:
 
 
 def dataset_identity(dataset: Any) -> dict[str, Any]:
-    from harness.data import load_splits
+    from harness.backends.data import load_splits
 
     splits = load_splits(dataset)
     return {
@@ -78,7 +74,7 @@ def dataset_identity(dataset: Any) -> dict[str, Any]:
 
 
 def _inputs(specs: list[RunSpec]) -> tuple[dict[str, Any], list[str]]:
-    from harness.data import DataUnavailableError
+    from harness.backends.data import DataUnavailableError
     from harness.models import ModelUnavailableError
 
     models: dict[str, Any] = {}
@@ -101,7 +97,7 @@ def _inputs(specs: list[RunSpec]) -> tuple[dict[str, Any], list[str]]:
 
 
 def make_lock(plan: Any) -> dict[str, Any]:
-    """A suite's plan (harness.plan.Plan) with its inputs resolved; raises LockError when an
+    """A suite's plan (harness.plan.plan.Plan) with its inputs resolved; raises LockError when an
     input cannot be had here."""
     suite, specs, suite_path = plan.suite, plan.specs, plan.source
     inputs, problems = _inputs(specs)

@@ -2,7 +2,7 @@
 
 A suite declares seeds, a budget, training defaults, models, datasets, methods and a grid. This
 module reads and checks the file and expands the grid; how each spec will actually run (budget
-verdicts and adjustments, upstream stages, availability) is decided once, by harness/plan.py.
+verdicts and adjustments, upstream stages, availability) is decided once, by harness/plan/plan.py.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from typing import Any
 import yaml
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, ValidationError
 
-from harness.config import EntryFieldError, StrictModel, optional
-from harness.executors import ExecutorConfig
-from harness.memory.profile import Budget
-from harness.registry import UnknownNameError, did_you_mean
-from harness.spec import DatasetSpec, Determinism, ModelSpec, RunSpec, TrainingConfig
-from harness.tuning.space import SearchDim, TuneConfig
+from harness.suite.budget_profile import Budget
+from harness.suite.config import EntryFieldError, StrictModel, optional
+from harness.suite.executor_config import ExecutorConfig
+from harness.suite.plugins import all_method_names, backend_for_task, method_for
+from harness.suite.registry import UnknownNameError, did_you_mean
+from harness.suite.search_space import SearchDim, TuneConfig
+from harness.suite.spec import DatasetSpec, Determinism, ModelSpec, RunSpec, TrainingConfig
+from harness.suite.tasks import TASKS
 
 SUITES_DIR = Path("suites")
 
@@ -234,8 +236,6 @@ def _report(path: Path, problems: list[str]) -> str:
 
 def _cross_check(suite: Suite) -> list[str]:
     """Checks across sections: grid names exist, methods are known, params validate."""
-    from harness.backends import all_method_names
-
     problems: list[str] = []
     for axis, known in (
         ("methods", suite.methods),
@@ -330,8 +330,6 @@ def split_values(
 
 def _check_search(suite: Suite) -> list[str]:
     """Search keys must name a training field or a method parameter; `tune` needs a space."""
-    from harness.tasks import TASKS
-
     problems = []
     for key, entry in suite.methods.items():
         method = _grid_method(suite, key)
@@ -362,8 +360,6 @@ def _check_search(suite: Suite) -> list[str]:
 def _grid_method(suite: Suite, method_key: str) -> Any:
     """The method object a method entry resolves to, through the backend of a dataset it is
     combined with in the grid (None when no dataset's backend knows it)."""
-    from harness.backends import backend_for_task
-
     name = suite.methods[method_key].method or method_key
     for dataset_key in suite.grid.datasets:
         dataset = suite.datasets.get(dataset_key)
@@ -375,8 +371,6 @@ def _grid_method(suite: Suite, method_key: str) -> Any:
 def with_values(spec: RunSpec, values: dict[str, Any], **update: Any) -> RunSpec:
     """A copy of `spec` with searched values applied (training fields or method params). Its
     upstream stages and budget verdict are the plan's to decide again (plan.plan_spec)."""
-    from harness.backends import method_for
-
     method = method_for(spec)
     params, training, problems = split_values(values, method.Params, f"methods.{spec.method_key}")
     if problems:
@@ -407,8 +401,6 @@ def expand(suite: Suite) -> list[RunSpec]:
 
 
 def _expand(suite: Suite) -> tuple[list[RunSpec], list[str]]:
-    from harness.backends import backend_for_task
-
     specs: list[RunSpec] = []
     problems: list[str] = []
     grid = suite.grid

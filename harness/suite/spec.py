@@ -1,8 +1,8 @@
 """RunSpec: one fully resolved run, and the config blocks it is made of.
 
 Everything that determines a run's result is here and nothing else; its hash is the run_id. These
-models are data only: turning a suite file into RunSpecs is harness/suite.py, deciding how each
-will run (budget, upstream stages, availability) is harness/plan.py.
+models are data only: turning a suite file into RunSpecs is harness/suite/suite_file.py, deciding how each
+will run (budget, upstream stages, availability) is harness/plan/plan.py.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from harness.config import StrictModel, optional
-from harness.memory.profile import Budget
-from harness.tuning.space import TrialRef, TunedRef
+from harness.suite.budget_profile import Budget
+from harness.suite.config import StrictModel, optional
+from harness.suite.plugins import ARCHITECTURES, DATA_SOURCES, MODEL_ASSETS
+from harness.suite.search_space import TrialRef, TunedRef
+from harness.suite.tasks import TASKS
 
 Precision = Literal["fp32", "fp16", "bf16"]
 
@@ -95,13 +97,9 @@ class ModelSpec(StrictModel):
         if len(given) != 1:
             raise ValueError(f"give exactly one of asset, hub, path (got {given or 'none'})")
         if self.asset:
-            from harness.models import MODEL_ASSETS
-
             MODEL_ASSETS.get(self.asset)
         if self.architecture:
-            from harness.models.architectures import architecture_name
-
-            architecture_name(self)  # an unknown name fails here, with the known ones listed
+            ARCHITECTURES.get(self.architecture)  # unknown: fails with the known ones listed
         return self
 
     @property
@@ -121,9 +119,6 @@ class DatasetSpec(StrictModel):
 
     @model_validator(mode="after")
     def _known(self) -> DatasetSpec:
-        from harness.data import DATA_SOURCES
-        from harness.tasks import TASKS
-
         source = DATA_SOURCES.get(self.source)
         source.Options.model_validate(self.options)
         task = TASKS.get(self.task)
@@ -139,8 +134,6 @@ class DatasetSpec(StrictModel):
 
     @property
     def headline_metric(self) -> str:
-        from harness.tasks import TASKS
-
         return self.metric or TASKS.get(self.task).primary_metric
 
 

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Protocol
 
-PRELOAD = ["torch", "transformers", "peft", "trl", "datasets", "harness.lifecycle"]
+PRELOAD = ["torch", "transformers", "peft", "trl", "datasets", "harness.run.lifecycle"]
 _server_env: dict[str, str] | None = None  # the environment the fork server started with
 
 
@@ -51,7 +51,7 @@ def launch(python: str, spec_path: Path, run_dir: Path, log_path: Path, env: dic
     """The run process for spec_path, writing to log_path, in a session of its own (so a timeout
     can kill it with everything it started)."""
     if _can_fork(python, env):
-        from harness.worker import forked
+        from harness.run.worker import forked
 
         context = multiprocessing.get_context("forkserver")
         process = context.Process(target=forked, args=(spec_path, run_dir, log_path, env))
@@ -59,7 +59,7 @@ def launch(python: str, spec_path: Path, run_dir: Path, log_path: Path, env: dic
         return _Forked(process)
     with open(log_path, "w") as log:
         return subprocess.Popen(
-            [python, "-m", "harness.worker", str(spec_path), str(run_dir)],
+            [python, "-m", "harness.run.worker", str(spec_path), str(run_dir)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
         )  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""Tuning configuration: the suite's `tune:` block and per-method search spaces.
+"""The suite's `tune:` block and per-method search spaces (types only; Optuna is built lazily).
 
 A search dimension maps one-to-one onto Optuna's `trial.suggest_*`; a key names either a training
 field (learning_rate, batch_size, ...) or a parameter of the method.
@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from harness.config import StrictModel
+from harness.suite.config import StrictModel
 
 
 class SearchDim(StrictModel):
@@ -49,28 +49,6 @@ class SearchDim(StrictModel):
                 name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log
             )
         return trial.suggest_categorical(name, self.choices)
-
-
-def journal_storage(path: str) -> Any:
-    """Optuna's journal storage on a file: safe across processes, readable by optuna-dashboard."""
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    return JournalStorage(JournalFileBackend(path))
-
-
-def open_storage(where: str) -> Any:
-    """A study's storage: an Optuna storage URL (sqlite:///x.db, postgresql://..., redis via
-    optuna's own URL forms) or a journal file path."""
-    if "://" in where:
-        import optuna
-
-        return optuna.storages.get_storage(where)
-    return journal_storage(where)
-
-
-def suggest_all(trial: Any, space: dict[str, SearchDim]) -> dict[str, Any]:
-    return {name: dim.suggest(trial, name) for name, dim in sorted(space.items())}
 
 
 class SamplerConfig(StrictModel):

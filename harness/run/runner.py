@@ -1,6 +1,6 @@
 """Schedule a plan's runs on an executor, and ingest every finished run.
 
-Each run executes in its own process (harness/executors/): a crash, OOM or hang in one run cannot
+Each run executes in its own process (harness/run/executors/): a crash, OOM or hang in one run cannot
 take down the suite or pollute the next run's memory measurement. Finished runs are skipped on a
 re-run (resume); `force` re-runs them. Runs the plan says must not run (model or data
 unavailable, over budget) and runs whose upstream stage did not end `ok` are recorded with that
@@ -17,12 +17,20 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from harness import runlock, store
-from harness.executors import Executor
-from harness.executors.local import LocalSubprocessExecutor, run_progress, schedulable
-from harness.plan import Plan, PlannedRun
-from harness.result import FINAL_STATUSES, RESULT_FILE, RunResult, now, read_result, write_atomic
-from harness.spec import RunSpec
+from harness import store
+from harness.plan.plan import Plan, PlannedRun
+from harness.run import runlock
+from harness.run.executors import Executor
+from harness.run.executors.local import LocalSubprocessExecutor, run_progress, schedulable
+from harness.store.result import (
+    FINAL_STATUSES,
+    RESULT_FILE,
+    RunResult,
+    now,
+    read_result,
+    write_atomic,
+)
+from harness.suite.spec import RunSpec
 
 __all__ = ["Executor", "LocalSubprocessExecutor", "run_plan", "run_planned", "run_progress"]
 
@@ -114,7 +122,7 @@ def default_executor(plan: Plan) -> Executor:
     """The suite's `executor:` block when it has one, else the local executor."""
     if plan.suite.executor is None:
         return LocalSubprocessExecutor()
-    from harness.executors import build
+    from harness.run.executors import build
 
     return build(plan.suite.executor)
 

@@ -1,6 +1,6 @@
 """Metrics: what a task reports, each with its direction, and the scoring functions tasks share.
 
-A task declares its own metrics (harness/tasks.py); this module only holds the definition type and
+A task declares its own metrics (harness/suite/tasks.py); this module only holds the definition type and
 the few metrics more than one task reports, so a new task never edits a central table.
 """
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from harness.tuning.space import TrialRef, open_storage
+from harness.suite.search_space import TrialRef
 
 
 def open_trial(ref: TrialRef) -> Any:
@@ -46,3 +46,21 @@ class TrialReporter(TrainerCallback):
         if self.trial.should_prune():
             self.pruned_at = step
             control.should_training_stop = True
+
+
+def journal_storage(path: str) -> Any:
+    """Optuna's journal storage on a file: safe across processes, readable by optuna-dashboard."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(path))
+
+
+def open_storage(where: str) -> Any:
+    """A study's storage: an Optuna storage URL (sqlite:///x.db, postgresql://..., redis via
+    optuna's own URL forms) or a journal file path."""
+    if "://" in where:
+        import optuna
+
+        return optuna.storages.get_storage(where)
+    return journal_storage(where)

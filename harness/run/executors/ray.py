@@ -10,7 +10,7 @@ runs on one card: their memory verdicts hold under the budget's cap, their speed
 shared and are marked not comparable), elsewhere `cpus_per_run` CPUs.
 
 Faults: the run process of a task dies with the task's worker (a parent-death signal,
-harness/worker.py), so Ray's retry (`max_retries`) can take the run's lock; after the last retry
+harness/run/worker.py), so Ray's retry (`max_retries`) can take the run's lock; after the last retry
 the run is recorded `failed` with the reason "node lost".
 """
 
@@ -27,11 +27,11 @@ from typing import Any
 import ray
 import ray.exceptions
 
-from harness import runlock
-from harness.executors import EXECUTORS, ExecutorConfig
-from harness.executors.local import LocalSubprocessExecutor
-from harness.result import RunResult, now
-from harness.spec import RunSpec
+from harness.run import runlock
+from harness.run.executors import EXECUTORS, ExecutorConfig
+from harness.run.executors.local import LocalSubprocessExecutor
+from harness.store.result import RunResult, now
+from harness.suite.spec import RunSpec
 
 PLACEMENT_FILE = "executor.json"  # where the current attempt runs (node, worker pid)
 REPO_ROOT = str(Path(__file__).resolve().parent.parent.parent)

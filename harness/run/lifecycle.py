@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import checks, determinism, provenance, speed
-from harness.backends import Evaluation, Prepared, RunContext, backend_for
+from harness.backends import Evaluation, Prepared, RunContext, backend_for, checks
 from harness.memory import measure
-from harness.result import Memory, ParamCounts, RunInfo, RunResult, Timings, TrainInfo, now
-from harness.spec import RunSpec, config_hash
-from harness.tasks import TASKS
+from harness.run import determinism, provenance, speed
+from harness.store.result import Memory, ParamCounts, RunInfo, RunResult, Timings, TrainInfo, now
+from harness.suite.spec import RunSpec, config_hash
+from harness.suite.tasks import TASKS
 
 WEIGHTS_DIR = "weights"
 
@@ -92,7 +92,7 @@ def execute(
 
     reporter = None
     if spec.trial is not None and backend.reports_intermediate:
-        from harness.tuning.reporter import TrialReporter
+        from harness.run.trial import TrialReporter
 
         def score(model: Any) -> dict[str, float]:
             return backend.evaluate(run, prepared, model, intermediate=True).metrics
@@ -206,7 +206,7 @@ def _memory(spec: RunSpec, device: str, prepared: Prepared, probe: Any) -> Memor
 def _estimates(spec: RunSpec, device: str) -> dict[str, Any]:
     """What the memory estimator predicted for this run: for the GPU (the budget question) and,
     on CPU, for the fp32 CPU run itself (whose weights/gradients/optimizer bytes are exact)."""
-    from harness.memory.budget import estimate_or_reason
+    from harness.plan.budget import estimate_or_reason
 
     out: dict[str, Any] = {}
     for target in ("cuda", device) if device != "cuda" else ("cuda",):

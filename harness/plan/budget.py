@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.memory.calibration import band_for, exact_bytes
 from harness.memory.estimate import GB, Estimate, Verdict, verdict
-from harness.spec import RunSpec, TrainingConfig, config_hash
+from harness.suite.spec import RunSpec, TrainingConfig, config_hash
 
 
 @dataclass

@@ -87,7 +87,7 @@ def import_submodules(package: str) -> None:
 
 
 _plugins_loaded: set[str] = set()
-BUILT_IN = ("harness.data", "harness.models", "harness.backends")
+BUILT_IN = ("harness.models", "harness.models.architectures", "harness.backends")
 
 
 def load_plugins() -> None:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from harness.config import StrictModel
+from harness.suite.config import StrictModel
 
 T4_USABLE_GB = 15.0  # a 16 GB T4 leaves about 15 GB after the CUDA context
 

@@ -8,15 +8,14 @@ optimizer step - against the estimator's fp32 CPU prediction; activations are a 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.memory.accuracy import Pair, format_summary
 from harness.memory.accuracy import summarize as summarize_pairs
-from harness.memory.profile import T4_USABLE_GB
-from harness.store import connect
+from harness.store.browse import memory_records
+from harness.suite.budget_profile import T4_USABLE_GB
 
 T4_LIMIT_BYTES = int(T4_USABLE_GB * 1e9)
 TARGET_ERROR = 0.10  # the estimator's target: within ±10% of the measured peak
@@ -25,14 +24,6 @@ STATE_TERMS = {  # measured state_bytes key -> estimate parts summed for it
     "gradients": ("gradients",),
     "optimizer": ("optimizer",),
 }
-
-QUERY = """
-SELECT r.run_id, r.suite, r.method_key, r.model_key, r.status, r.peak_mem_kind,
-       r.cuda_max_allocated, r.cuda_max_reserved, m.cuda_cap_bytes, m.estimate, m.measured_state
-FROM runs r JOIN memory m USING (run_id)
-WHERE ($suite IS NULL OR r.suite = $suite) AND r.status IN ('ok', 'oom')
-ORDER BY r.suite, r.method_key, r.model_key
-"""
 
 
 @dataclass
@@ -56,13 +47,15 @@ def _parts(estimate: dict[str, Any], device: str) -> dict[str, int] | None:
 
 
 def collect(db_path: Path | str, suite: str | None = None) -> list[Row]:
-    with connect(db_path, read_only=True) as con:
-        records = con.execute(QUERY, {"suite": suite}).fetchall()
     rows: list[Row] = []
-    for (run_id, suite_name, method, model, status, kind, allocated, _reserved, _cap,
-         estimate_json, state_json) in records:  # fmt: skip
-        estimate = json.loads(estimate_json or "{}")
-        label = f"{suite_name}·{method}·{model}"
+    for record in memory_records(db_path, suite):
+        run_id, status, allocated = record["run_id"], record["status"], record["cuda_max_allocated"]
+        kind, estimate, state = (
+            record["peak_mem_kind"],
+            record["estimate"],
+            record["measured_state"],
+        )
+        label = f"{record['suite']}·{record['method_key']}·{record['model_key']}"
         gpu = _parts(estimate, "cuda")
         if kind == "cuda_max_allocated" and gpu:
             measured_fits = status == "ok" and allocated <= T4_LIMIT_BYTES
@@ -72,7 +65,6 @@ def collect(db_path: Path | str, suite: str | None = None) -> list[Row]:
                     predicted_fits == measured_fits)
             )  # fmt: skip
         cpu = _parts(estimate, "cpu")
-        state = json.loads(state_json) if state_json else None
         if cpu and state:
             measured = {
                 "weights": state["weights_frozen"] + state["weights_trainable"],
@@ -135,3 +127,27 @@ def format_rows(rows: list[Row]) -> str:
             "(CPU rows check weights, gradients and optimizer state only)"
         )
     return "\n".join(lines)
+
+
+def frame(db_path: Path | str, suite: str | None = None):
+    """collect() as a table (MB, error in %): what the dashboard's Memory page shows."""
+    import pandas as pd
+
+    columns = ["run_id", "run", "method", "what", "predicted_mb", "measured_mb", "error_pct",
+               "t4_verdict_right"]  # fmt: skip
+    return pd.DataFrame(
+        [
+            {
+                "run_id": r.run_id,
+                "run": r.label,
+                "method": r.label.split("·")[1] if r.label.count("·") >= 2 else r.label,
+                "what": r.kind,
+                "predicted_mb": r.predicted / 1e6,
+                "measured_mb": None if r.measured is None else r.measured / 1e6,
+                "error_pct": None if r.error is None else 100 * r.error,
+                "t4_verdict_right": r.verdict_ok,
+            }
+            for r in collect(db_path, suite)
+        ],
+        columns=columns,
+    )

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.memory.budget import BudgetPlanner, Fitted
 from harness.memory.estimate import GB
-from harness.registry import did_you_mean
-from harness.spec import RunSpec
-from harness.suite import Suite, SuiteError, expand, load_suite, locate
+from harness.plan.budget import BudgetPlanner, Fitted
+from harness.suite.registry import did_you_mean
+from harness.suite.spec import RunSpec
+from harness.suite.suite_file import Suite, SuiteError, expand, load_suite, locate
 
 ONLY_KEYS = ("method", "model", "dataset", "seed")
 
@@ -241,7 +241,7 @@ def stored_run(spec: RunSpec) -> PlannedRun:
 
 
 def _locked_plan(path: Path, only: Only, estimates: bool) -> Plan:
-    from harness.lock import load_locked
+    from harness.plan.lock import load_locked
 
     suite, specs = load_locked(path)
     if only:
@@ -263,7 +263,7 @@ def _locked_plan(path: Path, only: Only, estimates: bool) -> Plan:
 
 def unavailable_runs(specs: list[RunSpec]) -> dict[str, str]:
     """run_id -> reason, for runs that would fail for want of a model or dataset."""
-    from harness.data import DATA_SOURCES
+    from harness.backends.data import DATA_SOURCES
     from harness.models import ModelUnavailableError, resolve_model
 
     model_reasons: dict[str, str | None] = {}

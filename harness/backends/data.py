@@ -13,15 +13,14 @@ import importlib.util
 import json
 import random
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from harness.config import StrictModel
-from harness.registry import Registry
+from harness.suite.config import StrictModel
+from harness.suite.plugins import DATA_SOURCES
 
 Record = dict[str, str]
 
@@ -44,9 +43,6 @@ class DataSource:
     def unavailable_reason(self, options: Any) -> str | None:
         """Why this source cannot be loaded here, checked cheaply before a suite starts."""
         return None
-
-
-DATA_SOURCES: Registry[DataSource] = Registry("data source")
 
 
 def _package_file(package: str, relative: str, install: str) -> Path:
@@ -186,7 +182,7 @@ class HubDataset(DataSource):
         """The dataset's builder (metadata only), checked against the options."""
         from datasets import load_dataset_builder
 
-        from harness.hub import hub_reachable
+        from harness.models.offline import hub_reachable
 
         try:
             builder = load_dataset_builder(options.path, options.name, revision=options.revision)
@@ -215,7 +211,7 @@ def _hub_load_error(options: HubOptions, exc: Exception) -> str:
     from datasets import config
     from datasets.exceptions import DatasetNotFoundError
 
-    from harness.hub import hub_reachable
+    from harness.models.offline import hub_reachable
 
     path, text = options.path, str(exc)
     page = f"https://huggingface.co/datasets/{path}"
@@ -403,7 +399,7 @@ def _merge_groups(
 
 
 def check_no_overlap(splits: dict[str, list[Record]], key_field: str) -> None:
-    from harness.checks import shared_with_train
+    from harness.backends.checks import shared_with_train
 
     for name, shared in shared_with_train(splits, key_field).items():
         if shared:
@@ -414,7 +410,7 @@ def check_no_overlap(splits: dict[str, list[Record]], key_field: str) -> None:
 
 
 def load_splits(dataset_spec: Any) -> Splits:
-    from harness.tasks import TASKS
+    from harness.suite.tasks import TASKS
 
     source = DATA_SOURCES.get(dataset_spec.source)
     task = TASKS.get(dataset_spec.task)
@@ -437,12 +433,3 @@ def load_splits(dataset_spec: Any) -> Splits:
         task.split_key,
         task.group_fields,
     )
-
-
-def tokenizer_training_text() -> Iterator[str]:
-    """Text for the tiny test tokenizer: the offline corpora (no hub)."""
-    for record in ChatterbotQA().load(ChatterbotOptions()):
-        yield record["question"]
-        yield record["answer"]
-    for record in MovieReviews().load(MovieReviewOptions(subset="rotten_tomatoes"))[:3000]:
-        yield record["text"]

@@ -1,6 +1,6 @@
 """The local executor: one isolated run process at a time, on this machine.
 
-Each run is a process of its own (harness/launch.py) in a session of its own: a crash, OOM or
+Each run is a process of its own (harness/run/launch.py) in a session of its own: a crash, OOM or
 hang in one run cannot take down the suite or pollute the next run's memory measurement; a
 timeout kills its whole process group.
 """
@@ -21,14 +21,14 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from harness import runlock
-from harness.executors import EXECUTORS, ExecutorConfig
-from harness.launch import Launched, launch
-from harness.result import RESULT_FILE, RunResult, now, read_result
-from harness.spec import RunSpec
+from harness.run import runlock
+from harness.run.executors import EXECUTORS, ExecutorConfig
+from harness.run.launch import Launched, launch
+from harness.store.result import RESULT_FILE, RunResult, now, read_result
+from harness.suite.spec import RunSpec
 
 # Set in a run process's environment when it must end with the process that started it (a Ray
-# worker: a retry on another worker needs the run's lock, harness/worker.py).
+# worker: a retry on another worker needs the run's lock, harness/run/worker.py).
 DIE_WITH_PARENT = "FTBENCH_DIE_WITH_PARENT"
 
 

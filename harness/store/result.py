@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from harness.suite.registry import load_plugins
+
 STATUSES = ("ok", "failed", "oom", "diverged", "timeout", "skipped", "pruned", "over_budget")
 Status = Literal["ok", "failed", "oom", "diverged", "timeout", "skipped", "pruned", "over_budget"]
 # `over_budget` (predicted not to fit the suite's memory budget) is not final: the verdict is
@@ -102,7 +104,7 @@ class TrainInfo(_Model):
     memory: Memory | None = None
     train_tokens: int | None = None
     tokens_per_s: float | None = None  # over the whole training time (train_tokens / train_s)
-    speed: dict[str, Any] | None = None  # per-step times, steady state (harness/speed.py)
+    speed: dict[str, Any] | None = None  # per-step times, steady state (harness/run/speed.py)
     artifact_bytes: int | None = None
     precision_effective: str | None = None
     split_sizes: dict[str, int] | None = None
@@ -116,10 +118,10 @@ class TrainInfo(_Model):
     def _legacy(cls, data: Any) -> Any:
         # result.json files written before result tables existed kept a backend's rows under a
         # key of their own (e.g. `embedding_metrics`); they read as the table it declares now.
-        if isinstance(data, dict) and LEGACY_TABLES.keys() & data.keys():
-            from harness.registry import load_plugins
-
-            load_plugins()  # the backends that registered their legacy keys
+        # A backend registers its legacy key when it is imported, so any key this model does not
+        # know loads the plug-ins first (in a fresh process none may be loaded yet).
+        if isinstance(data, dict) and data.keys() - cls.model_fields.keys():
+            load_plugins()
             data = dict(data)
             for key in LEGACY_TABLES.keys() & data.keys():
                 rows = data.pop(key) or []
@@ -140,7 +142,9 @@ class RunResult(_Model):
     run_id: str
     run_info: RunInfo
     train_info: TrainInfo
-    meta_info: dict[str, Any] = Field(default_factory=dict)  # provenance (harness/provenance.py)
+    meta_info: dict[str, Any] = Field(
+        default_factory=dict
+    )  # provenance (harness/run/provenance.py)
 
     @field_validator("meta_info", mode="before")
     @classmethod

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from harness.metrics import Metric
-from harness.registry import Registry
+from harness.suite.metrics import Metric
+from harness.suite.registry import Registry
 
 Record = dict[str, str]
 

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from harness import store
-from harness.result import RESULT_FILE, RunResult, now, read_result, write_atomic
-from harness.spec import RunSpec
+from harness.store import browse
+from harness.store.result import RESULT_FILE, RunResult, now, read_result, write_atomic
+from harness.suite.spec import RunSpec
 
 # A difference in one of these means the re-run did not compute the same experiment.
 INPUT_FIELDS = (
@@ -40,10 +41,9 @@ def find_original(
     run_dir = results_dir / "runs" / run_id
     result = read_result(run_dir)
     if result is None and db_path is not None and db_path.exists():
-        with store.connect(db_path, read_only=True) as con:
-            row = con.execute("SELECT result_path FROM runs WHERE run_id = ?", [run_id]).fetchone()
-        if row and row[0]:
-            run_dir = Path(row[0]).parent
+        stored = browse.result_path(db_path, run_id)
+        if stored is not None:
+            run_dir = stored.parent
             result = read_result(run_dir)
     if result is None:
         raise ReproError(
@@ -203,8 +203,8 @@ def reproduce(
     executor: Any = None,
 ) -> dict[str, Any]:
     """Re-run `run_id` from its stored spec, compare, store the check; returns the check."""
-    from harness.plan import stored_run
-    from harness.runner import LocalSubprocessExecutor, run_progress
+    from harness.plan.plan import stored_run
+    from harness.run.runner import LocalSubprocessExecutor, run_progress
 
     original, run_dir = find_original(run_id, results_dir, db_path)
     spec = stored_spec(original, run_dir)
@@ -243,15 +243,7 @@ def sample_run_ids(db_path: Path, suite: str, n: int | None, seed: int = 0) -> l
         raise ReproError(f"--sample {n}: give a number of runs of at least 1")
     if not db_path.exists():
         raise ReproError(f"no results database at {db_path}: run the suite first")
-    with store.connect(db_path, read_only=True) as con:
-        ids = [
-            row[0]
-            for row in con.execute(
-                "SELECT run_id FROM runs WHERE suite = ? AND status = 'ok' "
-                "AND coalesce(origin, 'run') <> 'trial' ORDER BY run_id",
-                [suite],
-            ).fetchall()
-        ]
+    ids = browse.ok_run_ids(db_path, suite)
     if not ids:
         raise ReproError(f"suite {suite!r} has no finished (ok) runs in {db_path}: run it first")
     if n is None or n >= len(ids):

@@ -1,4 +1,4 @@
-"""Subprocess entry for one run: `python -m harness.worker SPEC_JSON RUN_DIR`.
+"""Subprocess entry for one run: `python -m harness.run.worker SPEC_JSON RUN_DIR`.
 
 Whatever happens inside (exception, CUDA OOM, NaN loss), a result.json with a status and a reason
 is written; only a hard crash (segfault, kill) leaves none, and the parent records that.
@@ -11,8 +11,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from harness import determinism, runlock
-from harness.hub import configure_offline_mode
+from harness.models.offline import configure_offline_mode
+from harness.run import determinism, runlock
 
 
 def classify(exc: BaseException) -> str:
@@ -66,9 +66,9 @@ def main(argv: list[str]) -> int:
         return runlock.BUSY_EXIT
     configure_offline_mode()
     determinism.configure_env(json.loads(spec_path.read_text()))  # before torch is imported
-    from harness.lifecycle import execute
-    from harness.result import RESULT_FILE, RunResult, now, write_atomic
-    from harness.spec import RunSpec
+    from harness.run.lifecycle import execute
+    from harness.store.result import RESULT_FILE, RunResult, now, write_atomic
+    from harness.suite.spec import RunSpec
 
     spec = RunSpec.model_validate(json.loads(spec_path.read_text()))
     started = now()
@@ -88,7 +88,7 @@ def main(argv: list[str]) -> int:
 
 
 def forked(spec_path: Path, run_dir: Path, log_path: Path, env: dict[str, str]) -> None:
-    """A run process forked from a warm server (harness/launch.py): a session of its own, the
+    """A run process forked from a warm server (harness/run/launch.py): a session of its own, the
     runner's environment, stdout and stderr into the run's log; then the same main."""
     import os
 
