@@ -77,6 +77,9 @@ def test_stages_run_first_once_and_policies_reference_them(aligned):
         metrics = info.metrics["test"]
         assert {"judge_score", "win_rate", "kl", "proxy_judge_gap", "gen_length"} <= set(metrics)
         assert 0.0 <= metrics["win_rate"] <= 1.0
+        # the independent judge (VADER by default) scores every policy beside the trained one
+        assert -1.0 <= metrics["indep_judge_score"] <= 1.0
+        assert 0.0 <= metrics["indep_win_rate"] <= 1.0
     start = runs["start"].train_info.metrics["test"]
     assert start["win_rate"] == 0.5 and start["kl"] == 0.0  # the baseline against itself
     for key in ("reward_model", "judge"):

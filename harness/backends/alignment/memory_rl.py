@@ -42,6 +42,7 @@ from typing import Any
 
 from harness.backends.alignment.memory import (
     REFERENCE_DTYPE_BYTES,
+    _independent_judge_note,
     _policy_model,
     reward_model_bytes,
 )
@@ -190,6 +191,7 @@ def ppo_estimate(spec: Any, params: Any, device: str = "cuda") -> Estimate:
         f"{t.batch_size}; prompt + response bounded by max_length {length}",
         "not checked on CPU: generation scores, KV cache and reference-logit peaks, the joint "
         "forward's activations (weights, gradients and optimizer state are, byte for byte)",
+        _independent_judge_note(params),
     ]
     return Estimate(parts, counts, source, notes)
 
