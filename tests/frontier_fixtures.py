@@ -32,6 +32,11 @@ def offset(key: str, seed: int) -> float:
     return {"a": seed / 100, "b": seed / 50}.get(key[0], 0.0)
 
 
+# The independent judge agrees with the trained one except on family b, which it scores 1.2 lower:
+# it ranks b@y=2 below a@x=2 and b@y=1 below start, the two pairs (of 15) the judges disagree on.
+INDEPENDENT_SHIFT = {"b": -1.2}
+
+
 def constructed_runs(seeds=(0, 1, 2)) -> pd.DataFrame:
     """A policy_runs frame of POINTS (win rate = score / 10 + 0.5)."""
     rows = []
@@ -43,6 +48,8 @@ def constructed_runs(seeds=(0, 1, 2)) -> pd.DataFrame:
                 "method": key.split("@")[0], "family": sweep_family(key),
                 "setting": sweep_setting(key) or "-", "seed": seed, "status": "ok",
                 "reason": None, "kl": kl, "judge_score": score, "win_rate": score / 10 + 0.5,
+                "indep_judge_score": score + INDEPENDENT_SHIFT.get(key[0], 0.0),
+                "indep_win_rate": (score + INDEPENDENT_SHIFT.get(key[0], 0.0)) / 10 + 0.5,
                 "judge_run": f"judge-{seed}",
             })  # fmt: skip
     return pd.DataFrame(rows)
@@ -55,7 +62,9 @@ def build_store(db: Path, suite: str = "align") -> Path:
         res = result(
             suite=suite, method=row.method_key, model="tiny", dataset="rt", seed=row.seed,
             task="positive_continuation", headline="judge_score", params={"beta": 0.1},
-            metrics={"judge_score": row.judge_score, "win_rate": row.win_rate, "kl": row.kl},
+            metrics={"judge_score": row.judge_score, "win_rate": row.win_rate, "kl": row.kl,
+                     "indep_judge_score": row.indep_judge_score,
+                     "indep_win_rate": row.indep_win_rate},
         )  # fmt: skip
         spec = res["run_info"]["spec"]
         spec["method"] = "start" if row.family == "start" else "dpo"

@@ -119,6 +119,25 @@ def test_show_prints_the_frontier(store_db, capsys):
     table = out.split("judge_score at matched KL")[1].split("\n\n")[0]
     assert "0.808 [0.800, 0.816]" in table and "ahead" in table  # a at KL 0.8, its interval
     assert "leads: a at KL 0.400-1.200; b at KL 1.600-2.000" in out
+    # the independent judge's frontier too, and where it ranks the settings otherwise
+    assert "Alignment frontier: indep_judge_score vs KL(policy ‖ start) · rt · tiny" in out
+    assert "Alignment frontier: indep_win_rate vs KL" in out
+    assert "order 13 of 15 pairs of settings alike" in out
+    flips = out.split("they disagree on")[1]
+    assert "b@y=2 a@x=2         1.01              -0.19" in flips and "b@y=1 start" in flips
+
+
+def test_judge_pairs_name_where_the_judges_disagree():
+    pairs = numbers.judge_pairs(constructed_runs())
+    assert len(pairs) == 15  # 6 settings
+    flips = pairs[~pairs["agree"]].set_index(["higher", "lower"])
+    assert sorted(flips.index) == [("b@y=1", "start"), ("b@y=2", "a@x=2")]
+    # differences higher - lower, under each judge: b@y=2 - a@x=2 is 1.01 for the trained judge
+    assert flips.loc[("b@y=2", "a@x=2"), "judge_score"] == pytest.approx(1.01)
+    assert flips.loc[("b@y=2", "a@x=2"), "indep_judge_score"] == pytest.approx(-0.19)
+    # the independent frontier is its own: b no longer leads anywhere at matched KL
+    (f,) = numbers.summarize(constructed_runs(), "indep_judge_score", levels=4)
+    assert set(f.dominance["leader"]) == {"a"}
 
 
 def open_frontier(db: Path, monkeypatch, **query: str) -> AppTest:
@@ -136,15 +155,27 @@ def open_frontier(db: Path, monkeypatch, **query: str) -> AppTest:
 
 def test_frontier_page_draws_runs_frontiers_and_bands(store_db, monkeypatch):
     at = open_frontier(store_db, monkeypatch)
-    assert [s.value for s in at.sidebar.selectbox] == ["align", "rt", "tiny", "judge_score"]
+    assert [s.value for s in at.sidebar.selectbox] == [
+        "align", "rt", "tiny", "trained", "judge_score"
+    ]  # fmt: skip
     assert len(at.get("vega_lite_chart")) == 1
-    points, at_kl, lead, bad = (d.value for d in at.dataframe)
+    points, at_kl, lead, flips, bad = (d.value for d in at.dataframe)
+    assert len(flips) == 2  # the pairs of settings the two judges order differently
     assert set(points["family"]) == {"start", "a", "b"} and len(points) == 6
     assert at_kl["ci_low"].notna().all()  # three seeds: the band has an interval everywhere
     assert set(lead["leader"]) == {"a", "b"}
     assert bad["status"].tolist() == ["failed"]
-    at.sidebar.selectbox(key="fr_metric").set_value("win_rate").run()
+    at.sidebar.selectbox(key="fr_metric_trained").set_value("win_rate").run()
     assert not at.exception and at.dataframe[0].value["win_rate"].notna().all()
+    # the independent judge: its own scores on the plot, and where the judges disagree
+    at.sidebar.selectbox(key="fr_judge").set_value("independent").run()
+    assert not at.exception
+    assert [s.value for s in at.sidebar.selectbox][-2:] == ["independent", "indep_judge_score"]
+    assert "Where the judges disagree" in [h.value for h in at.subheader]
+    flips = next(d.value for d in at.dataframe if "higher" in d.value.columns)
+    assert sorted(zip(flips["higher"], flips["lower"], strict=True)) == [
+        ("b@y=1", "start"), ("b@y=2", "a@x=2")
+    ]  # fmt: skip
 
 
 def test_frontier_page_without_alignment_runs(tmp_path, monkeypatch):

@@ -58,7 +58,8 @@ NOT_COVERED = {
     "and gated access with a real token (the messages are tested against a stand-in hub)",
     "rlhf_t4": "the alignment backend (PPO, DPO, KTO, reward model, judge) on hub inputs: "
     "HuggingFaceTB/SmolLM2-360M-Instruct as policy, Qwen/Qwen2.5-0.5B-Instruct as judge, "
-    "stanfordnlp/imdb openings",
+    "lvwerra/distilbert-imdb as the independent judge (its code path is tested on a local "
+    "classifier: tests/test_judges.py), stanfordnlp/imdb openings",
     "embed_t4": "the embedding backend (sentence-transformers) on hub inputs: "
     "BAAI/bge-base-en-v1.5 on philschmid/finanical-rag-embedding-dataset",
 }

@@ -31,7 +31,11 @@ dataset = ui.url_select("Dataset", sorted(runs["dataset"].unique()), "fr_dataset
 runs = runs[runs["dataset"] == dataset]
 model = ui.url_select("Model", sorted(runs["model"].unique()), "fr_model", "model")
 runs = runs[runs["model"] == model]
-metric = ui.url_select("Score", list(fr.METRICS), "fr_metric", "metric")
+# Which judge scores the policies: the trained reward model, or the independent one (VADER
+# offline, a pretrained sentiment classifier on hub suites; harness/backends/alignment/judges.py).
+judge = ui.url_select("Judge", list(fr.JUDGES), "fr_judge", "judge")
+score, win_rate = fr.JUDGES[judge]
+metric = ui.url_select("Score", [score, win_rate], f"fr_metric_{judge}", "metric")
 (summary,) = fr.summarize(runs, metric, BAND_LEVELS)
 ok = summary.ok
 if ok.empty:
@@ -118,6 +122,18 @@ else:
     )
     st.markdown("**Who leads** (paired over seeds: the leader minus each other family)")
     st.dataframe(shown.dominance, hide_index=True, width="stretch")
+pairs = fr.judge_pairs(runs)
+if not pairs.empty:
+    st.subheader("Where the judges disagree")
+    flips = pairs[~pairs["agree"]]
+    st.caption(
+        f"The trained judge and the independent judge order {len(pairs) - len(flips)} of "
+        f"{len(pairs)} pairs of settings alike (mean score over ok seeds). The pairs they order "
+        "the other way round: the trained judge ranks `higher` first; the columns are the "
+        "differences higher - lower under each judge."
+    )
+    if not flips.empty:
+        st.dataframe(flips.drop(columns=["agree"]), hide_index=True, width="stretch")
 for note in summary.notes:
     st.caption(f"Note: {note}")
 bad = summary.runs[summary.runs["status"] != "ok"]

@@ -279,11 +279,22 @@ def _train_peak(parts: dict[str, int], static: int, grad_accum: int) -> int:
 def _head_trainable(model: Any) -> int:
     """Trainable parameters whose gradients backward computes first: the output head (a tied
     input embedding included) and the final norm."""
-    head = {id(p): p for p in model.get_output_embeddings().parameters()}
+    head = {id(p): p for p in _output_head(model).parameters()}
     for name, param in model.named_parameters():
         if name.rsplit(".", 2)[-2:-1] in (["norm"], ["ln_f"]):
             head[id(param)] = param
     return sum(p.numel() for p in head.values() if p.requires_grad)
+
+
+def _output_head(model: Any) -> Any:
+    """The output layer: the LM head, or a sequence classifier's (reward and value models)."""
+    output = model.get_output_embeddings()
+    if output is None:
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        output = getattr(base, "score", None) or getattr(base, "classifier", None)
+    if output is None:
+        raise NotEstimated(f"not estimated: no output layer found on {type(model).__name__}")
+    return output
 
 
 def unique_params(model: Any) -> list[Any]:
@@ -461,7 +472,7 @@ def _block_groups(model: Any, blocks: list[Any]) -> list[tuple[int, int]]:
     # The untied head and the final norm train without a gradient through the blocks; a tied
     # head is the input embedding, which does need one.
     inputs = {id(p) for p in model.get_input_embeddings().parameters()}
-    head = {id(p) for p in model.get_output_embeddings().parameters()} - inputs
+    head = {id(p) for p in _output_head(model).parameters()} - inputs
     head |= {id(p) for n, p in model.named_parameters() if n.rsplit(".", 2)[-2:-1] == ["norm"]}
     flowing = any(
         p.requires_grad and id(p) not in in_blocks and id(p) not in head for p in model.parameters()

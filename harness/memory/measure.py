@@ -93,11 +93,26 @@ def _quant_state_bytes(quant_state: Any) -> int:
 
 def state_probe():
     """A trainer callback that records state_bytes once, after the first optimizer step (when
-    gradients and optimizer state both exist and before gradients are zeroed)."""
+    gradients and optimizer state both exist and before gradients are zeroed). Trainers with
+    their own loop that never fire on_optimizer_step (TRL's PPOTrainer) are measured by a hook
+    on the optimizer's step, set when training begins: the same moment."""
     from transformers import TrainerCallback
 
     class StateProbe(TrainerCallback):
         measured: dict[str, int] | None = None
+
+        def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
+            if model is None or optimizer is None:
+                return
+            inner = getattr(optimizer, "optimizer", optimizer)  # accelerate's wrapper
+            handle = None
+
+            def after_step(*_: Any) -> None:
+                if self.measured is None:
+                    self.measured = state_bytes(model, optimizer)
+                handle.remove()
+
+            handle = inner.register_step_post_hook(after_step)
 
         def on_optimizer_step(self, args, state, control, model=None, optimizer=None, **kwargs):
             if self.measured is None and model is not None:

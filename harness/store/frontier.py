@@ -37,7 +37,13 @@ if TYPE_CHECKING:  # imported where used: every CLI call imports the backends, f
     import pandas as pd
 
 KL = "kl"
-METRICS = ("judge_score", "win_rate")  # what a frontier can plot against KL (higher is better)
+# What a frontier can plot against KL (higher is better), per judge: the trained judge (a reward
+# model, the proxy's recipe) and the independent one (a lexicon or a pretrained classifier).
+JUDGES = {
+    "trained": ("judge_score", "win_rate"),
+    "independent": ("indep_judge_score", "indep_win_rate"),
+}
+METRICS = tuple(m for pair in JUDGES.values() for m in pair)
 ANCHOR_METHOD = "start"  # the starting policy: the KL-0 point every family can reach
 LEVELS = 5  # matched-KL levels in `ftbench show`
 
@@ -244,3 +250,36 @@ def leaders(dom: pd.DataFrame) -> list[tuple[str, float, float]]:
         else:
             out.append((family, level, level))
     return out
+
+
+def judge_pairs(runs: pd.DataFrame, judges: tuple[str, str] = ("trained", "independent"),
+                ) -> pd.DataFrame:  # fmt: skip
+    """How two judges order the settings of each dataset and model: one row per pair of settings
+    (mean score over their ok seeds, each judge's score metric), named so that the first judge
+    scores `higher` above `lower`; the columns are the differences higher - lower under each
+    judge, and `agree` is False where the second judge orders them the other way round (a tie
+    under either judge counts as agreement). Settings one judge did not score are left out."""
+    import itertools
+
+    import pandas as pd
+
+    first, second = (JUDGES[j][0] for j in judges)
+    columns = ["dataset", "model", "higher", "lower", first, second, "agree"]
+    rows = []
+    ok = runs[(runs["status"] == "ok") & runs[first].notna() & runs[second].notna()]
+    for (dataset, model), group in ok.groupby(["dataset", "model"], sort=True):
+        means = group.groupby(["family", "setting"], sort=True)[[first, second]].mean()
+        for a, b in itertools.combinations(means.index, 2):
+            d1 = means.loc[a, first] - means.loc[b, first]
+            d2 = means.loc[a, second] - means.loc[b, second]
+            if d1 < 0:
+                a, b, d1, d2 = b, a, -d1, -d2
+            rows.append({"dataset": dataset, "model": model, "higher": _name(a),
+                         "lower": _name(b), first: float(d1), second: float(d2),
+                         "agree": not (d1 > 0 and d2 < 0)})  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _name(setting: tuple[str, str]) -> str:
+    family, value = setting
+    return family if value == "-" else f"{family}@{value}"

@@ -15,10 +15,12 @@ from harness.backends.alignment.methods.base import PolicyMethod
 from harness.store.browse import suites_with, upstream_links
 from harness.store.frontier import (
     ANCHOR_METHOD,
+    JUDGES,
     KL,
     LEVELS,
     METRICS,
     Frontier,
+    judge_pairs,
     leaders,
     summarize,
 )
@@ -132,9 +134,35 @@ def format_frontier(f: Frontier) -> str:
     return "\n".join(parts)
 
 
+def format_disagreement(runs: pd.DataFrame) -> str | None:
+    """Where the trained and the independent judge order the settings differently."""
+    pairs = judge_pairs(runs)
+    if pairs.empty:
+        return None
+    first, second = JUDGES["trained"][0], JUDGES["independent"][0]
+    parts = []
+    for (dataset, model), group in pairs.groupby(["dataset", "model"], sort=True):
+        flips = group[~group["agree"]]
+        parts.append(
+            f"Judges' ranking · {dataset} · {model}: the trained judge ({first}) and the "
+            f"independent judge ({second}) order {len(group) - len(flips)} of {len(group)} "
+            "pairs of settings alike (mean over ok seeds)"
+        )
+        if not flips.empty:
+            parts.append(
+                "they disagree on (the trained judge ranks `higher` first; differences "
+                "higher - lower under each judge):"
+            )
+            shown = flips[["higher", "lower", first, second]].round(4)
+            parts.append(shown.to_string(index=False))
+    return "\n".join(parts)
+
+
 def report(db_path: Path | str, suite: str) -> str | None:
     runs = policy_runs(db_path, suite)
     if runs.empty:
         return None
-    sections = [format_frontier(f) for m in METRICS for f in summarize(runs, m)]
-    return "\n\n".join(sections)
+    scored = [m for m in METRICS if runs[m].notna().any()]  # older runs lack the independent judge
+    sections = [format_frontier(f) for m in scored for f in summarize(runs, m)]
+    disagreement = format_disagreement(runs)
+    return "\n\n".join([*sections, *([disagreement] if disagreement else [])])

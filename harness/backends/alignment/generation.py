@@ -98,10 +98,11 @@ def texts(tokenizer: Any, gens: Generations) -> list[str]:
 
 def evaluate_policy(
     policy: Any, start: Any, proxy: Any, judge: Any, tokenizer: Any, prompts: list[str],
-    max_new_tokens: int, seed: int, batch_size: int,
+    max_new_tokens: int, seed: int, batch_size: int, independent: Any = None,
 ) -> dict[str, float]:  # fmt: skip
     """Score `policy` against the starting policy on held-out prompts (same seed for both);
-    `proxy` and `judge` are reward_model.Scorer objects."""
+    `proxy` and `judge` are reward_model.Scorer objects, `independent` a judges.py judge (its
+    metrics are left out without one)."""
     prompt_ids = encode_prompts(tokenizer, prompts)
     pad = tokenizer.pad_token_id
     mine = sample(policy, tokenizer, prompt_ids, max_new_tokens, seed, batch_size)
@@ -119,7 +120,13 @@ def evaluate_policy(
     ]
     n = len(prompts)
     win, proxy_win = _win_rate(judge_mine, judge_base), _win_rate(proxy_mine, proxy_base)
+    scores = {}
+    if independent is not None:
+        indep_mine, indep_base = independent.score(mine_text), independent.score(base_text)
+        scores = {"indep_judge_score": sum(indep_mine) / n,
+                  "indep_win_rate": _win_rate(indep_mine, indep_base)}  # fmt: skip
     return {
+        **scores,
         "judge_score": sum(judge_mine) / n,
         "win_rate": win,
         "proxy_reward": sum(proxy_mine) / n,

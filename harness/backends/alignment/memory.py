@@ -158,8 +158,19 @@ def policy_estimate(
         f"{dtype} (a sampling copy in {sampling}); " + _shape_note(shape, full),
         "reward models: proxy during training, proxy + judge while scoring; scoring holds a "
         "second copy of the start policy; eval sequences bounded by max_length",
+        _independent_judge_note(params),
     ]
     return Estimate(parts, base.params, source, notes)
+
+
+def _independent_judge_note(params: Any) -> str:
+    judge = params.independent_judge
+    if judge.kind == "lexicon":
+        return "independent judge: a lexicon (VADER) on the CPU, no GPU memory"
+    return (
+        f"independent judge: the classifier {judge.model.hub or judge.model.path} while scoring "
+        "is not counted (its architecture is not catalogued; a DistilBERT holds ~0.27 GB fp32)"
+    )
 
 
 def _dtype_bytes(dtype: str) -> int:

@@ -72,6 +72,12 @@ class PositiveContinuation(Task):
         Metric(
             "win_rate", True, "share of prompts where the judge prefers the policy to the start"
         ),
+        Metric(
+            "indep_judge_score",
+            True,
+            "mean independent-judge score (VADER compound or a pretrained classifier)",
+        ),
+        Metric("indep_win_rate", True, "win_rate as the independent judge sees it"),
         Metric("kl", False, "KL(policy || start) per generation, estimated on held-out prompts"),
         Metric("proxy_reward", True, "mean reward-model (the optimised proxy) reward"),
         Metric("proxy_win_rate", True, "win_rate as the proxy reward model sees it"),

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from harness.backends import Evaluation, Prepared, RunContext, Trained, upstream_dir
 from harness.backends.alignment.generation import evaluate_policy
+from harness.backends.alignment.judges import IndependentJudge, load_judge
 from harness.backends.alignment.memory import cached_policy_estimate
 from harness.backends.alignment.reward import load_scorer
 from harness.backends.alignment.stages import StageConfig, stage_spec
@@ -126,6 +127,8 @@ register = ALIGN_METHODS.register_instance
 class PolicyParams(StrictModel):
     reward: StageConfig = StageConfig()
     judge: StageConfig = StageConfig(seed_offset=1000)
+    # a judge of another kind beside the trained one (judges.py): VADER offline by default
+    independent_judge: IndependentJudge = IndependentJudge()
     prompt_words: int = Field(8, ge=1)  # a prompt is a review's first words
     max_new_tokens: int = Field(24, ge=1)
     train_prompts: int | None = Field(None, ge=1)  # cap on policy prompts (the data budget)
@@ -178,9 +181,11 @@ class PolicyMethod(AlignMethod):
         proxy, judge = (self.scorer(ctx, params, role) for role in ("reward", "judge"))
         held_out = ctx.parts.held_out[: params.eval_prompts]
         prompts = [opening(r["text"], params.prompt_words) for r in held_out]
+        batch = ctx.spec.training.eval_batch_size
+        independent = load_judge(params.independent_judge, ctx.device, batch)
         metrics = evaluate_policy(
             model, ctx.load_start(), proxy, judge, ctx.tokenizer, prompts,
-            params.max_new_tokens, ctx.spec.seed, ctx.spec.training.eval_batch_size,
+            params.max_new_tokens, ctx.spec.seed, batch, independent=independent,
         )  # fmt: skip
         notes = {
             "eval_prompts": len(prompts),
@@ -188,6 +193,9 @@ class PolicyMethod(AlignMethod):
             "eval_prompts_seen_in_training": len(set(prompts) & set(train_prompts(ctx, params))),
             "eval_split": ctx.parts.held_out_split,
             "sampling": "temperature 1.0, top_k 0, top_p 1.0; policy and start share the seed",
+            "independent_judge": params.independent_judge.model_dump(
+                mode="json", exclude_none=True
+            ),
         }
         return Evaluation(metrics, notes=notes)
 

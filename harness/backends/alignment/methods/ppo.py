@@ -24,6 +24,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from harness.backends import Trained
+from harness.backends.alignment.memory_rl import cached_rl_estimate
 from harness.backends.alignment.methods.base import (
     AlignContext,
     PolicyMethod,
@@ -35,7 +36,6 @@ from harness.backends.alignment.methods.base import (
 from harness.backends.alignment.reward import load_backbone, text_reward
 from harness.backends.lora import policy_lora
 from harness.backends.trainer_args import report_to
-from harness.memory.estimate import NotEstimated
 from harness.suite.config import optional
 
 LOGGED = ("objective/rlhf_reward", "objective/scores", "objective/kl", "loss/policy_avg",
@@ -104,10 +104,7 @@ class Ppo(PolicyMethod):
 
     def estimate_memory(self, spec: Any, params: PpoParams, device: str) -> Any:
 
-        raise NotEstimated(
-            "not estimated: PPO: policy, value, reference and reward models plus generation are "
-            "not modelled yet"
-        )
+        return cached_rl_estimate(self, spec, params, device)
 
     def train_policy(self, ctx: AlignContext, params: PpoParams, proxy: Any) -> Trained:
         from datasets import Dataset

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.backends import Evaluation, Trained
+from harness.backends.alignment.memory_rl import cached_rl_estimate
 from harness.backends.alignment.methods.base import (
     AlignContext,
     AlignMethod,
@@ -35,10 +36,10 @@ from harness.suite.spec import config_hash
 @register("reward_model")
 class RewardModel(AlignMethod):
     Params = RewardParams
-    not_estimated = (
-        "sequence-classification training (LoRA and a trained score head, chosen and rejected "
-        "forwards) is not modelled yet"
-    )
+
+    def estimate_memory(self, spec: Any, params: RewardParams, device: str) -> Any:
+
+        return cached_rl_estimate(self, spec, params, device)
 
     def train(self, ctx: AlignContext, params: RewardParams) -> Trained:
         from datasets import Dataset

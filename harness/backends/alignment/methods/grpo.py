@@ -1,0 +1,93 @@
+"""`grpo`: Group Relative Policy Optimization (TRL's top-level GRPOTrainer) against the proxy.
+
+Critic-free: each prompt is sampled `num_generations` times and each completion's advantage is
+its proxy reward relative to its group's (scaled per `scale_rewards`). The reward function is the
+proxy reward model scoring the decoded prompt + completion (the text PPO's proxy scores), from the
+same start policy and the same prompts as PPO. `beta` > 0 adds a KL term to the start policy (TRL
+loads a reference then: with LoRA, the base with the adapter off); TRL's default is 0. One step
+= `batch_size` completions, i.e. batch_size / num_generations prompts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from harness.backends import Trained
+from harness.backends.alignment.methods.base import (
+    AlignContext,
+    PolicyMethod,
+    PolicyParams,
+    register,
+    timed_train,
+    train_prompts,
+)
+from harness.backends.lora import policy_lora
+from harness.memory.estimate import NotEstimated
+
+
+class GrpoParams(PolicyParams):
+    num_generations: int = Field(4, ge=2)  # completions per prompt (the group)
+    beta: float = Field(0.0, ge=0)  # KL coefficient to the start policy (TRL's default: 0)
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo"] = "dapo"
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    temperature: float = Field(1.0, gt=0)
+    epsilon: float = Field(0.2, gt=0)  # the clipping range of the ratio
+    num_iterations: int = Field(1, ge=1)  # updates per generation batch
+
+
+def proxy_reward_function(proxy: Any) -> Any:
+    """The proxy reward model as a TRL reward function: the score of prompt + completion."""
+
+    def proxy_reward(prompts: list[str], completions: list[str], **kwargs: Any) -> list[float]:
+        return proxy.score([p + c for p, c in zip(prompts, completions, strict=True)])
+
+    return proxy_reward
+
+
+@register("grpo")
+class Grpo(PolicyMethod):
+    Params = GrpoParams
+
+    def estimate_memory(self, spec: Any, params: GrpoParams, device: str) -> Any:
+
+        # not PolicyMethod's "nothing trains" estimate: GRPO trains, on its own generations
+        raise NotEstimated(
+            "not estimated: grpo: the policy's training on groups of generations (and a "
+            "reference when beta > 0) is not modelled yet"
+        )
+
+    def train_policy(self, ctx: AlignContext, params: GrpoParams, proxy: Any) -> Trained:
+        from datasets import Dataset
+        from trl import GRPOConfig, GRPOTrainer
+
+        t = ctx.spec.training
+        if (t.batch_size * t.grad_accum) % params.num_generations:
+            raise ValueError(
+                f"training.batch_size x grad_accum ({t.batch_size * t.grad_accum}) must be a "
+                f"multiple of params.num_generations ({params.num_generations}): a step holds "
+                "whole groups"
+            )
+        prompts = train_prompts(ctx, params)
+        config = GRPOConfig(
+            **ctx.trainer_args(), num_generations=params.num_generations, beta=params.beta,
+            loss_type=params.loss_type, scale_rewards=params.scale_rewards,
+            temperature=params.temperature, epsilon=params.epsilon,
+            num_iterations=params.num_iterations, max_completion_length=params.max_new_tokens,
+            top_k=0, top_p=1.0, log_completions=False,
+        )  # fmt: skip
+        trainer = GRPOTrainer(
+            model=ctx.load_start(trains_weights=params.peft == "full"),
+            reward_funcs=proxy_reward_function(proxy), args=config,
+            train_dataset=Dataset.from_dict({"prompt": prompts}), processing_class=ctx.tokenizer,
+            callbacks=ctx.callbacks, peft_config=policy_lora(params),
+        )  # fmt: skip
+        train_s = timed_train(trainer)
+        completions = trainer.state.global_step * t.batch_size * t.grad_accum
+        return Trained(
+            trainer.model, steps=trainer.state.global_step, train_s=train_s,
+            tokens=int(trainer.state.num_input_tokens_seen) or None,
+            notes={"completions": completions, "prompts": len(prompts),
+                   "groups": completions // params.num_generations},
+        )  # fmt: skip
