@@ -80,7 +80,7 @@ def test_peft_type_trains_only_its_parameters(peft_type, config, pattern, traced
 BAD = {
     "unknown field": (_suite("LOHA", {"alpah": 8}), ["config.alpah", "LoHaConfig", "'alpha'"]),
     "wrong type": (_suite("LOHA", {"r": "8"}), ["config.r", "'8' is not a int"]),
-    "string float": (_suite("VERA", {"vera_dropout": "1e-1"}), ["config.vera_dropout"]),
+    "string float": (_suite("VERA", {"vera_dropout": "0.1"}), ["config.vera_dropout"]),  # quoted
     "unknown type": (_suite("loha", {}), ["peft_type 'loha'", "did you mean 'LOHA'"]),
     "set by harness": (_suite("LOHA", {"task_type": "SEQ_CLS"}), ["config.task_type"]),
     "PEFT refuses": (

@@ -75,6 +75,10 @@ class Probe(Lora):
     Params = ProbeParams
 
     def setup(self, ctx: MethodContext, params: ProbeParams) -> MethodSetup:
+        from harness.backends.sft.memory import MetaContext
+
+        if isinstance(ctx, MetaContext):  # the memory estimate's trace (meta device): not a run
+            return super().setup(ctx, params)
         run_dir = Path(os.readlink("/proc/self/fd/1")).parent.name
         path = Path(os.environ["FTBENCH_PROBE_FILE"])
         with open(path, "a") as out:
