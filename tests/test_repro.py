@@ -26,7 +26,10 @@ from harness.suite.suite_file import SuiteError, load_suite
 
 
 def _write_records(path: Path, flip_labels: bool = False) -> None:
-    records = MovieReviews().load(MovieReviewOptions(subset="rotten_tomatoes", max_words=20))[:60]
+    reviews = MovieReviews().load(MovieReviewOptions(subset="rotten_tomatoes", max_words=20))
+    # both classes (the source lists one label first): a one-class label column is a suite error
+    records = [r for r in reviews if r["label"] == "positive"][:30]
+    records += [r for r in reviews if r["label"] == "negative"][:30]
     flip = {"positive": "negative", "negative": "positive"}
     with open(path, "w", encoding="utf-8") as out:
         for r in records:
@@ -189,7 +192,7 @@ def test_determinism_block_is_strict_and_tolerances_do_not_change_run_ids(tmp_pa
     with pytest.raises(SuiteError, match=r"determinism\.seed: unknown key"):
         load_suite(write_suite(suite_dict(determinism={"seed": 1})))
     with pytest.raises(SuiteError, match=r"determinism\.rel_tol"):
-        load_suite(write_suite(suite_dict(determinism={"rel_tol": "2e-2"})))
+        load_suite(write_suite(suite_dict(determinism={"rel_tol": "0.02"})))  # a quoted string
 
 
 def test_repro_of_an_unknown_run_says_what_to_do(tmp_path, capsys):
