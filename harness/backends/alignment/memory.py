@@ -164,7 +164,7 @@ def policy_estimate(
 
 
 def _independent_judge_note(params: Any) -> str:
-    judge = params.independent_judge
+    judge = params.independent
     if judge.kind == "lexicon":
         return "independent judge: a lexicon (VADER) on the CPU, no GPU memory"
     return (

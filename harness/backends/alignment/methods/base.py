@@ -24,7 +24,7 @@ from harness.backends.alignment.task import Partitions, opening
 from harness.backends.trainer_args import trainer_kwargs, weights_dtype
 from harness.memory.estimate import NotEstimated
 from harness.models import load_causal_lm
-from harness.suite.config import StrictModel
+from harness.suite.config import StrictModel, optional
 from harness.suite.registry import Registry
 
 
@@ -127,8 +127,14 @@ register = ALIGN_METHODS.register_instance
 class PolicyParams(StrictModel):
     reward: StageConfig = StageConfig()
     judge: StageConfig = StageConfig(seed_offset=1000)
-    # a judge of another kind beside the trained one (judges.py): VADER offline by default
-    independent_judge: IndependentJudge = IndependentJudge()
+    # a judge of another kind beside the trained one (judges.py); unset: VADER, offline. Optional
+    # so the run_ids of policies recorded before it stay what they were (the golden test).
+    independent_judge: IndependentJudge | None = optional()
+
+    @property
+    def independent(self) -> IndependentJudge:
+        return self.independent_judge or IndependentJudge()
+
     prompt_words: int = Field(8, ge=1)  # a prompt is a review's first words
     max_new_tokens: int = Field(24, ge=1)
     train_prompts: int | None = Field(None, ge=1)  # cap on policy prompts (the data budget)
@@ -182,7 +188,7 @@ class PolicyMethod(AlignMethod):
         held_out = ctx.parts.held_out[: params.eval_prompts]
         prompts = [opening(r["text"], params.prompt_words) for r in held_out]
         batch = ctx.spec.training.eval_batch_size
-        independent = load_judge(params.independent_judge, ctx.device, batch)
+        independent = load_judge(params.independent, ctx.device, batch)
         metrics = evaluate_policy(
             model, ctx.load_start(), proxy, judge, ctx.tokenizer, prompts,
             params.max_new_tokens, ctx.spec.seed, batch, independent=independent,
@@ -193,9 +199,7 @@ class PolicyMethod(AlignMethod):
             "eval_prompts_seen_in_training": len(set(prompts) & set(train_prompts(ctx, params))),
             "eval_split": ctx.parts.held_out_split,
             "sampling": "temperature 1.0, top_k 0, top_p 1.0; policy and start share the seed",
-            "independent_judge": params.independent_judge.model_dump(
-                mode="json", exclude_none=True
-            ),
+            "independent_judge": params.independent.model_dump(mode="json", exclude_none=True),
         }
         return Evaluation(metrics, notes=notes)
 
