@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -197,13 +198,14 @@ def ppo_estimate(spec: Any, params: Any, device: str = "cuda") -> Estimate:
     return Estimate(parts, counts, source, notes)
 
 
-def cached_rl_estimate(method: Any, spec: Any, params: Any, device: str) -> Estimate:
-    """ppo_estimate or reward_stage_estimate (by spec.method), kept on disk per configuration
-    and keyed on the code it comes from."""
+def cached_rl_estimate(
+    method: Any, spec: Any, params: Any, device: str, compute: Callable[..., Estimate]
+) -> Estimate:
+    """`compute` (the method's own: ppo_estimate, reward_stage_estimate), kept on disk per
+    configuration and keyed on the code it comes from."""
 
     key = ["alignment-rl", spec.model.model_dump(mode="json"), spec.method, spec.params,
            spec.training.model_dump(mode="json"), device]  # fmt: skip
-    compute = ppo_estimate if spec.method == "ppo" else reward_stage_estimate
     classes = [c for c in type(method).__mro__ if c is not object]
     code = {Path(__file__), Path(policy_memory.__file__), Path(blocks.__file__),
             *(Path(inspect.getfile(c)) for c in classes)}  # fmt: skip

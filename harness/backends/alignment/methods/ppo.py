@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from harness.backends import Trained
-from harness.backends.alignment.memory_rl import cached_rl_estimate
+from harness.backends.alignment.memory_rl import cached_rl_estimate, ppo_estimate
 from harness.backends.alignment.methods.base import (
     AlignContext,
     PolicyMethod,
@@ -104,7 +104,7 @@ class Ppo(PolicyMethod):
 
     def estimate_memory(self, spec: Any, params: PpoParams, device: str) -> Any:
 
-        return cached_rl_estimate(self, spec, params, device)
+        return cached_rl_estimate(self, spec, params, device, ppo_estimate)
 
     def train_policy(self, ctx: AlignContext, params: PpoParams, proxy: Any) -> Trained:
         from datasets import Dataset

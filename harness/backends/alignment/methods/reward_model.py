@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.backends import Evaluation, Trained
-from harness.backends.alignment.memory_rl import cached_rl_estimate
+from harness.backends.alignment.memory_rl import cached_rl_estimate, reward_stage_estimate
 from harness.backends.alignment.methods.base import (
     AlignContext,
     AlignMethod,
@@ -39,7 +39,7 @@ class RewardModel(AlignMethod):
 
     def estimate_memory(self, spec: Any, params: RewardParams, device: str) -> Any:
 
-        return cached_rl_estimate(self, spec, params, device)
+        return cached_rl_estimate(self, spec, params, device, reward_stage_estimate)
 
     def train(self, ctx: AlignContext, params: RewardParams) -> Trained:
         from datasets import Dataset
