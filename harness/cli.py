@@ -216,11 +216,25 @@ def _report_to_flag(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _runnable_plan(args: argparse.Namespace):
+    """_plan for the commands that run something: (plan or None, exit code when None)."""
+    from harness.plan.plan import NothingRunsHere
+
+    try:
+        plan = _plan(args, require_runnable=True)
+    except NothingRunsHere as exc:
+        print(*exc.lines(), sep="\n")
+        return None, 3
+    return plan, 2
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.runs.runner import run_plan
 
-    plan = _plan(args)
-    if plan is None or not _trackers_ok(args, plan):
+    plan, refused = _runnable_plan(args)
+    if plan is None:
+        return refused
+    if not _trackers_ok(args, plan):
         return 2
     if not _print_plan_notes(plan):
         return 3
@@ -240,8 +254,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     from harness.tuning.study import tune_plan
 
-    plan = _plan(args)
-    if plan is None or not _trackers_ok(args, plan):
+    plan, refused = _runnable_plan(args)
+    if plan is None:
+        return refused
+    if not _trackers_ok(args, plan):
         return 2
     if plan.suite.tune is None:
         print(f"{plan.source}: no `tune:` block; add one (see README, Tuning)", file=sys.stderr)

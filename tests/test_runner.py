@@ -205,9 +205,19 @@ def test_unavailable_hub_model_is_skipped_with_a_reason(tmp_path, write_suite, c
     assert _count(db, "SELECT count(*) FROM runs WHERE status = 'ok'") == 1
 
 
-def test_a_suite_that_cannot_run_here_says_so_and_runs_nothing(tmp_path, capsys):
+@pytest.mark.parametrize("command", ["run", "tune"])
+def test_a_suite_that_cannot_run_here_says_so_and_runs_nothing(
+    tmp_path, capsys, monkeypatch, command
+):
+    """Said before any memory estimate: planning peft_t4's hundreds of runs takes minutes."""
+    from harness.plan.budget import BudgetPlanner
+
+    def no_estimate(*args, **kwargs):
+        raise AssertionError("a memory estimate for a suite that cannot run here")
+
+    monkeypatch.setattr(BudgetPlanner, "fit", no_estimate)
     results = tmp_path / "r"
-    assert cli(["--results", str(results), "run", str(ROOT / "suites" / "peft_t4.yaml")]) == 3
+    assert cli(["--results", str(results), command, str(ROOT / "suites" / "peft_t4.yaml")]) == 3
     out = capsys.readouterr().out
     assert "cannot run here (nothing runs)" in out and "HuggingFaceTB/SmolLM2-135M-Instruct" in out
     assert not (results / "ftbench.duckdb").exists()

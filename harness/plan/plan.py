@@ -26,6 +26,18 @@ from harness.suite.suite_file import Suite, SuiteError, expand, load_suite, loca
 ONLY_KEYS = ("method", "model", "dataset", "seed")
 
 
+class NothingRunsHere(Exception):
+    """No run of the suite can have its model or dataset here: said before any memory estimate
+    (planning a T4 suite estimates hundreds of runs), for the commands that would run them."""
+
+    def __init__(self, source: Path, runs: int, reasons: list[str]) -> None:
+        super().__init__(f"{runs} of {runs} runs of {source} cannot run here (nothing runs):")
+        self.reasons = reasons
+
+    def lines(self) -> list[str]:
+        return [str(self), *(f"  - {reason}" for reason in self.reasons)]
+
+
 @dataclass(frozen=True)
 class Only:
     """`--only method=lora|ia3,seed=0`: the grid cells to keep (their stages come with them)."""
@@ -233,13 +245,16 @@ def make_plan(
     availability: bool = True,
     estimates: bool = False,
     overrides: list[str] | tuple[str, ...] = (),
+    require_runnable: bool = False,
 ) -> Plan:
     """The plan of a suite file, a suite name (its `name:`) or a lock file.
 
     `only` keeps the matching grid cells (and their stages), `shard` one slice of those (see
     Shard); `availability` checks that models and datasets can be had here (it may convert an
     offline asset into the cache once);
-    `estimates` estimates memory even for runs without a budget (for `ftbench plan`).
+    `estimates` estimates memory even for runs without a budget (for `ftbench plan`);
+    `require_runnable` raises NothingRunsHere, before estimating anything, when no grid run can
+    have its model and dataset here (for `run` and `tune`).
     """
     only = only if isinstance(only, Only) else Only.parse(only)
     shard = shard if isinstance(shard, Shard) else Shard.parse(shard)
@@ -250,7 +265,7 @@ def make_plan(
                 f"{path}: --set does not apply to a lock file (its runs are fixed): lock the "
                 "suite with --set instead (`ftbench lock SUITE.yaml --set ...`)"
             )
-        plan = _locked_plan(path, only, shard, estimates)
+        plan = _locked_plan(path, only, shard, estimates, require_runnable)
     else:
         suite = load_suite(path, overrides)
         grid = expand(suite)
@@ -258,6 +273,8 @@ def make_plan(
             only.check(grid, path)
             grid = [s for s in grid if only.matches(s)]
         grid = shard.select(grid)
+        if require_runnable:
+            _refuse_if_nothing_runs(path, grid)
         planner = Planner(estimate_without_budget=estimates)
         runs: dict[str, PlannedRun] = {}
         for spec in grid:
@@ -286,7 +303,16 @@ def stored_run(spec: RunSpec) -> PlannedRun:
     return run
 
 
-def _locked_plan(path: Path, only: Only, shard: Shard, estimates: bool) -> Plan:
+def _refuse_if_nothing_runs(path: Path, specs: list[RunSpec]) -> None:
+    # model and dataset are what availability looks at, and the budget never changes them
+    found = unavailable_runs(specs)
+    if specs and len(found) == len(specs):
+        raise NothingRunsHere(path, len(specs), sorted(set(found.values())))
+
+
+def _locked_plan(
+    path: Path, only: Only, shard: Shard, estimates: bool, require_runnable: bool
+) -> Plan:
 
     suite, specs = load_locked(path)
     if only or shard:
@@ -304,6 +330,8 @@ def _locked_plan(path: Path, only: Only, shard: Shard, estimates: bool) -> Plan:
                     keep.add(upstream)
                     pending.append(upstream)
         specs = [s for s in specs if s.run_id in keep]
+    if require_runnable:
+        _refuse_if_nothing_runs(path, specs)
     referenced = {up for s in specs for up in (s.upstream or {}).values()}
     planner = Planner(adjust=False, estimate_without_budget=estimates)
     runs = [planner.verdict(s, stage=s.run_id in referenced) for s in specs]
