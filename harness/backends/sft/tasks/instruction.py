@@ -23,7 +23,7 @@ from harness.backends.sft.tasks import SftTask
 from harness.backends.sft.tasks.prompting import (
     completion_text,
     format_prompt,
-    score_completions,
+    held_out_nll,
     truncate_tokens,
 )
 from harness.suite.config import StrictModel
@@ -65,10 +65,7 @@ class Instruction(SftTask):
         self, model: Any, tokenizer: Any, records: list[Record], max_length: int, batch_size: int
     ) -> Evaluation:
         examples = [self.to_example(r, tokenizer, max_length) for r in records]
-        scores = score_completions(
-            model, tokenizer, [(e["prompt"], e["completion"]) for e in examples], batch_size
-        )
-        mean_nll = sum(s.nll for s in scores) / sum(s.n_tokens for s in scores)
+        mean_nll = held_out_nll(model, tokenizer, examples, batch_size)
         answers = generate(
             model, tokenizer, [e["prompt"] for e in examples], batch_size,
             self.options.max_new_tokens,

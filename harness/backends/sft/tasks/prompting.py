@@ -31,6 +31,14 @@ class CompletionScore:
     first_token_logprobs: list[float]  # log p(token | prompt) for each requested token id
 
 
+def held_out_nll(model: Any, tokenizer: Any, examples: list[dict], batch_size: int) -> float:
+    """The completion loss of `to_example` dicts, token-weighted (eval_loss; a mean over tokens,
+    not examples, so there is no per-example score of it to pair runs on)."""
+    pairs = [(e["prompt"], e["completion"]) for e in examples]
+    scores = score_completions(model, tokenizer, pairs, batch_size)
+    return sum(s.nll for s in scores) / sum(s.n_tokens for s in scores)
+
+
 def score_completions(
     model: Any,
     tokenizer: Any,

@@ -10,7 +10,7 @@ from harness.backends.sft.tasks import SftTask
 from harness.backends.sft.tasks.prompting import (
     completion_text,
     format_prompt,
-    score_completions,
+    held_out_nll,
     truncate_tokens,
 )
 from harness.suite.metrics import EVAL_LOSS, PERPLEXITY, perplexity
@@ -44,9 +44,5 @@ class QuestionAnswer(SftTask):
         self, model: Any, tokenizer: Any, records: list[Record], max_length: int, batch_size: int
     ) -> Evaluation:
         examples = [self.to_example(r, tokenizer, max_length) for r in records]
-        scores = score_completions(
-            model, tokenizer, [(e["prompt"], e["completion"]) for e in examples], batch_size
-        )
-        mean_nll = sum(s.nll for s in scores) / sum(s.n_tokens for s in scores)
-        # eval_loss is token-weighted, not a mean over examples: no per-example scores for it
+        mean_nll = held_out_nll(model, tokenizer, examples, batch_size)
         return Evaluation({"eval_loss": mean_nll, "perplexity": perplexity(mean_nll)})
