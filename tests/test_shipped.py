@@ -50,3 +50,5 @@ def test_every_shipped_suite_plans(path, tmp_path, capsys):
     for run in plan["runs"]:  # a verdict for every run: a prediction, or the reason there is none
         assert run["verdict"] in ("fits", "over_budget", "unknown"), run
         assert run["predicted_bytes"] or run["reason"] or run["unavailable"], run
+        if path.stem.startswith("rlhf"):  # every alignment method and stage is estimated
+            assert run["verdict"] != "unknown", run

@@ -201,12 +201,12 @@ def ppo_estimate(spec: Any, params: Any, device: str = "cuda") -> Estimate:
 def cached_rl_estimate(
     method: Any, spec: Any, params: Any, device: str, compute: Callable[..., Estimate]
 ) -> Estimate:
-    """`compute` (the method's own: ppo_estimate, reward_stage_estimate), kept on disk per
-    configuration and keyed on the code it comes from."""
+    """`compute` (the method's own: ppo_estimate, reward_stage_estimate, memory_online's), kept
+    on disk per configuration and keyed on the code it comes from (`compute`'s module too)."""
 
     key = ["alignment-rl", spec.model.model_dump(mode="json"), spec.method, spec.params,
            spec.training.model_dump(mode="json"), device]  # fmt: skip
     classes = [c for c in type(method).__mro__ if c is not object]
     code = {Path(__file__), Path(policy_memory.__file__), Path(blocks.__file__),
-            *(Path(inspect.getfile(c)) for c in classes)}  # fmt: skip
+            Path(inspect.getfile(compute)), *(Path(inspect.getfile(c)) for c in classes)}  # fmt: skip
     return cached_estimate(key, sorted(code), lambda: compute(spec, params, device))

@@ -15,6 +15,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from harness.backends import Trained
+from harness.backends.alignment.memory_online import grpo_estimate
+from harness.backends.alignment.memory_rl import cached_rl_estimate
 from harness.backends.alignment.methods.base import (
     AlignContext,
     PolicyMethod,
@@ -23,8 +25,8 @@ from harness.backends.alignment.methods.base import (
     timed_train,
     train_prompts,
 )
+from harness.backends.alignment.methods.online import check_whole_groups, proxy_reward_function
 from harness.backends.lora import policy_lora
-from harness.memory.estimate import NotEstimated
 
 
 class GrpoParams(PolicyParams):
@@ -37,38 +39,20 @@ class GrpoParams(PolicyParams):
     num_iterations: int = Field(1, ge=1)  # updates per generation batch
 
 
-def proxy_reward_function(proxy: Any) -> Any:
-    """The proxy reward model as a TRL reward function: the score of prompt + completion."""
-
-    def proxy_reward(prompts: list[str], completions: list[str], **kwargs: Any) -> list[float]:
-        return proxy.score([p + c for p, c in zip(prompts, completions, strict=True)])
-
-    return proxy_reward
-
-
 @register("grpo")
 class Grpo(PolicyMethod):
     Params = GrpoParams
 
     def estimate_memory(self, spec: Any, params: GrpoParams, device: str) -> Any:
 
-        # not PolicyMethod's "nothing trains" estimate: GRPO trains, on its own generations
-        raise NotEstimated(
-            "not estimated: grpo: the policy's training on groups of generations (and a "
-            "reference when beta > 0) is not modelled yet"
-        )
+        return cached_rl_estimate(self, spec, params, device, grpo_estimate)
 
     def train_policy(self, ctx: AlignContext, params: GrpoParams, proxy: Any) -> Trained:
         from datasets import Dataset
         from trl import GRPOConfig, GRPOTrainer
 
         t = ctx.spec.training
-        if (t.batch_size * t.grad_accum) % params.num_generations:
-            raise ValueError(
-                f"training.batch_size x grad_accum ({t.batch_size * t.grad_accum}) must be a "
-                f"multiple of params.num_generations ({params.num_generations}): a step holds "
-                "whole groups"
-            )
+        check_whole_groups(t, params.num_generations)
         prompts = train_prompts(ctx, params)
         config = GRPOConfig(
             **ctx.trainer_args(), num_generations=params.num_generations, beta=params.beta,
