@@ -20,10 +20,16 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 )
 sys.path.insert(0, str(PLUGINS))
 # Memory estimates cached in a folder of this session (run subprocesses inherit it): never a stale
-# entry from ~/.cache, nor one this session's code did not compute.
-_ESTIMATES = tempfile.mkdtemp(prefix="ftbench-test-estimates-")
-os.environ["FTBENCH_ESTIMATE_CACHE"] = _ESTIMATES
-atexit.register(shutil.rmtree, _ESTIMATES, ignore_errors=True)
+# entry from ~/.cache, nor one this session's code did not compute. pytest-xdist's workers inherit
+# the folder their controller made, so the session estimates each configuration once.
+if not os.environ.get("PYTEST_XDIST_WORKER"):
+    _ESTIMATES = tempfile.mkdtemp(prefix="ftbench-test-estimates-")
+    os.environ["FTBENCH_ESTIMATE_CACHE"] = _ESTIMATES
+    atexit.register(shutil.rmtree, _ESTIMATES, ignore_errors=True)
+else:
+    # One torch thread per worker (and per run process it starts): two workers with two threads
+    # each on two cores slow each other many times over. Set before anything imports torch.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture
