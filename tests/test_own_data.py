@@ -433,6 +433,17 @@ def test_preference_rows_keep_a_prompts_pairs_in_one_partition(tmp_path):
     assert rejected == first["prompt"] + first["rejected"]
 
 
+def test_too_few_prompts_for_the_three_partitions_name_the_fix(tmp_path):
+    from harness.backends.alignment.task import partitions
+
+    write_jsonl(tmp_path / "prefs.jsonl", preference_rows())
+    dataset = load_suite(preference_suite(tmp_path)).datasets["prefs"]
+    dataset = dataset.model_copy(update={"splits": {"train": 4, "validation": 0, "test": 6}})
+    with pytest.raises(ValueError, match=r"splits.train holds 2 distinct 'prompt' values, too "
+                       r"few .* \(judge empty\): raise splits.train"):  # fmt: skip
+        partitions(dataset, trial=False)
+
+
 def _bad_pref_missing_column(folder: Path) -> None:
     write_jsonl(folder / "prefs.jsonl", [{**{k: v for k, v in r.items() if k != "bad"},
                                           "worse": r["bad"]} for r in preference_rows()])  # fmt: skip
