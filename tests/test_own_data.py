@@ -1,5 +1,6 @@
-"""The user's own data: the `files` source, the generic classification and instruction tasks,
-their checks (each bad input one clear error, nothing runs) and a suite end to end into DuckDB."""
+"""The user's own data: the `files` source, the generic classification, instruction and
+preference_pairs tasks, their checks (each bad input one clear error, nothing runs) and suites end
+to end into DuckDB."""
 
 from __future__ import annotations
 
@@ -38,15 +39,22 @@ def tickets(n_per_class: int = 8, classes: list[str] = CLASSES, start: int = 0) 
     ]
 
 
-def write_suite_file(folder: Path, datasets: dict, name: str = "own") -> Path:
+def write_suite_file(
+    folder: Path, datasets: dict, name: str = "own", methods: tuple[str, ...] = ("lora",),
+    params: dict | None = None,
+) -> Path:  # fmt: skip
+    """A suite of `methods` on the tiny model; `params` go to every cell (an override)."""
+    grid = {"methods": list(methods), "models": ["tiny"], "datasets": list(datasets)}
+    if params:
+        grid["overrides"] = [{"when": {"dataset": d}, "params": params} for d in datasets]
     data = {
         "name": name,
         "seeds": [0],
         "training": {**TRAINING, "timeout_s": 300},
         "models": {"tiny": {"asset": "tiny-random-llama"}},
         "datasets": datasets,
-        "methods": {"lora": {}},
-        "grid": {"methods": ["lora"], "models": ["tiny"], "datasets": list(datasets)},
+        "methods": {m: {} for m in methods},
+        "grid": grid,
     }
     path = folder / "suite.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -352,3 +360,183 @@ def test_bad_task_options_name_the_field(tmp_path):
                                              "task_options": {"x": 1}}})  # fmt: skip
     with pytest.raises(SuiteError, match="task 'qa' takes no task_options"):
         load_suite(path)
+
+
+# --------------------------------------------------------------------------- preference pairs
+
+PREFERENCE_METHODS = ("start", "dpo", "kto", "orpo", "simpo")
+STAGE = {"max_steps": 2, "batch_size": 2}
+POLICY_PARAMS = {"max_new_tokens": 4, "reward": STAGE, "judge": {**STAGE, "seed_offset": 1000}}
+
+
+def preference_rows(prompts: int = 12) -> list[dict]:
+    """Two pairs per prompt, in the user's column names (question, good, bad)."""
+    return [
+        {"question": f"Customer: order {i} is late.\nAgent:",
+         "good": f" Sorry about order {i}, I will fix it now ({k}).", "bad": f" Not my problem ({k})."}
+        for i in range(prompts)
+        for k in range(2)
+    ]  # fmt: skip
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def preference_dataset(**options) -> dict:
+    return {
+        "source": "files",
+        "options": {"path": "prefs.jsonl",
+                    "columns": {"prompt": "question", "chosen": "good", "rejected": "bad"},
+                    **options},
+        "task": "preference_pairs",
+        # train: 6 prompts dealt into policy / reward / judge pairs (2 prompts, 4 pairs each)
+        "splits": {"train": 12, "validation": 0, "test": 6},
+    }  # fmt: skip
+
+
+def preference_suite(folder: Path, methods: tuple[str, ...] = PREFERENCE_METHODS) -> Path:
+    return write_suite_file(
+        folder, {"prefs": preference_dataset()}, name="prefs", methods=methods,
+        params=POLICY_PARAMS,
+    )  # fmt: skip
+
+
+def test_every_alignment_task_names_a_registered_pair_source():
+    from harness.backends.alignment.methods.preference_data import PAIR_SOURCES
+    from harness.suite.tasks import TASKS
+
+    tasks = [TASKS.get(n) for n in TASKS.names() if TASKS.get(n).backend == "alignment"]
+    assert {t.pair_source for t in tasks} == {"start_samples", "data"}
+    assert all(t.pair_source in PAIR_SOURCES for t in tasks)
+
+
+def test_preference_rows_keep_a_prompts_pairs_in_one_partition(tmp_path):
+    """The pairs of one prompt never straddle splits nor the policy/reward/judge partitions, and
+    the reward models learn from prompt + response as the policy continues the prompt."""
+    from harness.backends.alignment.task import PARTS, partitions
+
+    write_jsonl(tmp_path / "prefs.jsonl", preference_rows())
+    dataset = load_suite(preference_suite(tmp_path)).datasets["prefs"]
+    parts = partitions(dataset, trial=False)
+    assert parts.split_sizes == {"train": 12, "validation": 0, "test": 6,
+                                 "policy": 4, "reward": 4, "judge": 4}  # fmt: skip
+    owners = {}
+    for name in (*PARTS, "held_out"):
+        for record in getattr(parts, name):
+            assert owners.setdefault(record["prompt"], name) == name
+    task = task_for(dataset)
+    chosen, rejected = task.reward_pairs(parts.reward[:1])[0]
+    first = parts.reward[0]
+    assert chosen == first["prompt"] + first["chosen"]
+    assert rejected == first["prompt"] + first["rejected"]
+
+
+def test_too_few_prompts_for_the_three_partitions_name_the_fix(tmp_path):
+    from harness.backends.alignment.task import partitions
+
+    write_jsonl(tmp_path / "prefs.jsonl", preference_rows())
+    dataset = load_suite(preference_suite(tmp_path)).datasets["prefs"]
+    dataset = dataset.model_copy(update={"splits": {"train": 4, "validation": 0, "test": 6}})
+    with pytest.raises(ValueError, match=r"splits.train holds 2 distinct 'prompt' values, too "
+                       r"few .* \(judge empty\): raise splits.train"):  # fmt: skip
+        partitions(dataset, trial=False)
+
+
+def _bad_pref_missing_column(folder: Path) -> None:
+    write_jsonl(folder / "prefs.jsonl", [{**{k: v for k, v in r.items() if k != "bad"},
+                                          "worse": r["bad"]} for r in preference_rows()])  # fmt: skip
+
+
+def _bad_pref_empty_file(folder: Path) -> None:
+    (folder / "prefs.jsonl").write_text("\n")
+
+
+def _bad_pref_same_text(folder: Path) -> None:
+    rows = preference_rows()
+    rows[2]["bad"] = rows[2]["good"]
+    write_jsonl(folder / "prefs.jsonl", rows)
+
+
+PREFERENCE_BAD = {
+    "missing column": (_bad_pref_missing_column, r"prefs.jsonl has no column 'bad' \(for "
+                       r"rejected\); its columns are: question, good, worse"),
+    "empty file": (_bad_pref_empty_file, r"prefs.jsonl \(options.path\) has no rows"),
+    "chosen is rejected": (_bad_pref_same_text, r"column 'good' of .*prefs.jsonl row 3 is the same "
+                           r"text as column 'bad' of .*prefs.jsonl \(' Sorry about order 1"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(PREFERENCE_BAD))
+def test_each_bad_preference_file_is_one_clear_error_and_nothing_runs(case, tmp_path, capsys):
+    make, message = PREFERENCE_BAD[case]
+    make(tmp_path)
+    results = tmp_path / "results"
+    assert cli(["--results", str(results), "run", str(preference_suite(tmp_path, ("dpo",)))]) != 0
+    out = capsys.readouterr()
+    import re
+
+    assert re.search(message, out.out + out.err), out.out + out.err
+    assert not (results / "ftbench.duckdb").exists() or not _run_ids(results)
+
+
+def test_preference_pairs_from_a_file_run_end_to_end_into_duckdb(tmp_path, capsys):
+    """DPO, KTO, ORPO and SimPO train on the file's pairs (the policy partition's rows, as given)
+    and are scored like every policy: a proxy and a separate judge trained on the file's other
+    pairs, judge score, win rate and KL to the start on held-out prompts; the frontier shows."""
+    from harness.backends.alignment.task import partitions
+    from harness.suite.spec import config_hash
+
+    write_jsonl(tmp_path / "prefs.jsonl", preference_rows())
+    path = preference_suite(tmp_path)
+    results = tmp_path / "results"
+    assert cli(["--results", str(results), "run", str(path)]) == 0
+    with store.connect(results / "ftbench.duckdb", read_only=True) as con:
+        runs = {
+            key: (status, json.loads(notes))
+            for key, status, notes in con.execute(
+                "SELECT method_key, status, notes FROM runs"
+            ).fetchall()
+        }
+        metrics = {
+            (key, name): value
+            for key, name, value in con.execute(
+                "SELECT r.method_key, m.name, m.value FROM runs r JOIN metrics m USING (run_id) "
+                "WHERE m.split = 'test'"
+            ).fetchall()
+        }
+    assert {k: status for k, (status, _) in runs.items()} == dict.fromkeys(
+        ("reward_model", "judge", *PREFERENCE_METHODS), "ok"
+    )
+    for stage in ("reward_model", "judge"):
+        assert 0.0 <= metrics[(stage, "reward_accuracy")] <= 1.0
+    policy = partitions(load_suite(path).datasets["prefs"], trial=False).policy
+    given = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in policy]
+    for key in PREFERENCE_METHODS:
+        for name in ("judge_score", "win_rate", "kl", "proxy_reward"):
+            assert metrics[(key, name)] is not None, (key, name)
+        if key == "start":
+            continue
+        notes = runs[key][1]
+        assert notes["pair_source"].startswith("the dataset's (prompt, chosen, rejected) rows")
+        assert (notes["pairs"], notes["prompts"]) == (4, 2)
+        assert notes["pairs_sha256"] == config_hash(given)  # the file's rows, as given
+        assert 0.0 <= notes["proxy_agreement"] <= 1.0
+        assert metrics[(key, "kl")] != 0.0  # unlike `start`, the policy moved
+
+    capsys.readouterr()
+    assert cli(["--results", str(results), "show", str(path)]) == 0
+    shown = capsys.readouterr().out
+    assert "Alignment frontier: judge_score vs KL" in shown
+    assert all(key in shown for key in PREFERENCE_METHODS)
+
+
+def test_the_shipped_preference_examples_read_their_file():
+    from harness.backends.alignment.task import partitions
+
+    for name in ("own_preferences", "own_preferences_tiny"):
+        suite = load_suite(ROOT / "suites" / "examples" / f"{name}.yaml")
+        parts = partitions(suite.datasets["support"], trial=False)
+        assert parts.split_sizes == {"train": 56, "validation": 8, "test": 16,
+                                     "policy": 20, "reward": 18, "judge": 18}  # fmt: skip

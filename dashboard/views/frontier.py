@@ -21,8 +21,9 @@ ui.require_runs()
 suites = ui.query(data.alignment_suites)
 if not suites:
     st.info(
-        "No alignment policy runs yet — run a suite with the `positive_continuation` task "
-        "(e.g. `ftbench run suites/rlhf_frontier_smoke.yaml`); its PPO / DPO sweeps show up here."
+        "No alignment policy runs yet — run a suite with an alignment task, "
+        "`positive_continuation` or `preference_pairs` (e.g. `ftbench run "
+        "suites/rlhf_frontier_smoke.yaml`); its PPO / DPO sweeps show up here."
     )
     st.stop()
 suite = ui.url_select("Suite", suites, "fr_suite", "suite", unknown_stops=True)

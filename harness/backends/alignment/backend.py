@@ -12,6 +12,7 @@ from harness.backends.alignment.methods import ALIGN_METHODS
 from harness.backends.alignment.methods.base import AlignContext, AlignPrepared
 from harness.backends.alignment.task import partitions
 from harness.models import load_tokenizer, resolve_model
+from harness.suite.tasks import task_for
 
 
 @BACKENDS.register_instance("alignment")
@@ -49,6 +50,7 @@ class AlignmentBackend(Backend):
             },
             tokenizer=tokenizer,
             parts=parts,
+            task=task_for(run.spec.dataset),
         )
 
     def train(self, run: RunContext, prepared: AlignPrepared, callbacks: list) -> Trained:

@@ -2,7 +2,8 @@
 
 A method trains one stage and scores it. Policy methods (start, ppo, dpo, kto) start from the same
 policy, need two upstream reward-model stages (the proxy they may optimise, and a separate judge
-that scores them), and are evaluated the same way; only `train_policy` differs between them.
+that scores them), and are evaluated the same way; only `train_policy` differs between them. What
+a prompt is and which pairs a reward model learns from is the task's (task.py: AlignmentTask).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from harness.backends.alignment.judges import IndependentJudge, load_judge
 from harness.backends.alignment.memory import cached_policy_estimate
 from harness.backends.alignment.reward import load_scorer
 from harness.backends.alignment.stages import StageConfig, stage_spec
-from harness.backends.alignment.task import Partitions, opening
+from harness.backends.alignment.task import AlignmentTask, Partitions
 from harness.backends.trainer_args import trainer_kwargs, weights_dtype
 from harness.memory.estimate import NotEstimated
 from harness.models import load_causal_lm
@@ -32,6 +33,7 @@ from harness.suite.registry import Registry
 class AlignPrepared(Prepared):
     tokenizer: Any = None
     parts: Partitions | None = None
+    task: AlignmentTask | None = None
     scorers: dict[str, Any] = field(default_factory=dict)  # role -> Scorer, loaded once a run
 
     @property
@@ -70,6 +72,10 @@ class AlignContext:
     @property
     def parts(self) -> Partitions:
         return self.prepared.parts
+
+    @property
+    def task(self) -> AlignmentTask:
+        return self.prepared.task
 
     @property
     def resolved(self) -> Any:
@@ -186,7 +192,7 @@ class PolicyMethod(AlignMethod):
 
         proxy, judge = (self.scorer(ctx, params, role) for role in ("reward", "judge"))
         held_out = ctx.parts.held_out[: params.eval_prompts]
-        prompts = [opening(r["text"], params.prompt_words) for r in held_out]
+        prompts = [ctx.task.prompt(r, params.prompt_words) for r in held_out]
         batch = ctx.spec.training.eval_batch_size
         independent = load_judge(params.independent, ctx.device, batch)
         metrics = evaluate_policy(
@@ -205,9 +211,10 @@ class PolicyMethod(AlignMethod):
 
 
 def train_prompts(ctx: AlignContext, params: PolicyParams) -> list[str]:
-    """The policy partition's review openings: what every policy method trains on."""
+    """The policy partition's prompts (review openings, or the data's prompts): what every
+    policy method trains on."""
     policy = ctx.parts.policy[: params.train_prompts]
-    return [opening(r["text"], params.prompt_words) for r in policy]
+    return [ctx.task.prompt(r, params.prompt_words) for r in policy]
 
 
 def timed_train(trainer: Any) -> float:

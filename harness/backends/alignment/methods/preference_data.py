@@ -1,14 +1,18 @@
-"""On-policy preference data, and the training shared by the offline methods (DPO, KTO, ORPO,
-SimPO).
+"""Where the offline methods' (DPO, KTO, ORPO, SimPO) preference pairs come from, and the
+training they share. The task names its pair source (task.py: AlignmentTask.pair_source):
 
-For each policy prompt the starting policy samples two continuations (seeds s and s+1); the proxy
-reward model (the same one PPO optimises) ranks them: chosen = higher reward. So DPO/KTO see the
-same prompts, the same starting policy and the same preference signal as PPO; only the use of it
-differs (offline pairs vs online RL). Ties are dropped.
+- `start_samples` (positive_continuation): for each policy prompt the starting policy samples two
+  continuations (seeds s and s+1); the proxy reward model (the same one PPO optimises) ranks them:
+  chosen = higher reward. So DPO/KTO see the same prompts, the same starting policy and the same
+  preference signal as PPO; only the use of it differs (offline pairs vs online RL). Ties are
+  dropped.
+- `data` (preference_pairs): the policy partition's (prompt, chosen, rejected) rows as given
+  (`train_prompts` caps them); the proxy is not asked, only its agreement with them recorded.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from harness.backends import Trained
@@ -21,8 +25,15 @@ from harness.backends.alignment.methods.base import (
     train_prompts,
 )
 from harness.backends.lora import policy_lora
+from harness.suite.registry import Registry
+from harness.suite.spec import config_hash
+
+# name -> (ctx, params, proxy) -> (rows of prompt/chosen/rejected, notes for the run)
+PairSource = Callable[[AlignContext, PolicyParams, Any], tuple[list[dict], dict]]
+PAIR_SOURCES: Registry[PairSource] = Registry("preference pair source")
 
 
+@PAIR_SOURCES.register("start_samples")
 def ranked_pairs(ctx: AlignContext, params: PolicyParams, proxy: Any) -> tuple[list[dict], dict]:
     tok = ctx.tokenizer
     prompts = train_prompts(ctx, params)
@@ -52,9 +63,25 @@ def ranked_pairs(ctx: AlignContext, params: PolicyParams, proxy: Any) -> tuple[l
     return rows, notes
 
 
+@PAIR_SOURCES.register("data")
+def given_pairs(ctx: AlignContext, params: PolicyParams, proxy: Any) -> tuple[list[dict], dict]:
+    records = ctx.parts.policy[: params.train_prompts]  # never empty (task.partitions)
+    rows = [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]}
+            for r in records]  # fmt: skip
+    notes = {
+        "pairs": len(rows),
+        "prompts": len({r["prompt"] for r in rows}),
+        # how often the proxy ranks the data's pairs as the data does (its training accuracy)
+        "proxy_agreement": proxy.pair_accuracy(ctx.task.reward_pairs(records)),
+        "pair_source": "the dataset's (prompt, chosen, rejected) rows, policy partition",
+        "pairs_sha256": config_hash(rows),  # which rows it trained on
+    }
+    return rows, notes
+
+
 class OfflinePreferenceMethod(PolicyMethod):
-    """A TRL preference trainer run once over the proxy-ranked samples; a subclass says which
-    trainer, with which settings, on which examples."""
+    """A TRL preference trainer run once over the task's pairs (PAIR_SOURCES); a subclass says
+    which trainer, with which settings, on which examples."""
 
     # Whether the trainer's batches carry `input_ids` (transformers counts tokens from them).
     # ORPO's and CPO's batches hold chosen_/rejected_ ids only: their runs record no token count
@@ -71,7 +98,7 @@ class OfflinePreferenceMethod(PolicyMethod):
     def train_policy(self, ctx: AlignContext, params: Any, proxy: Any) -> Trained:
         from datasets import Dataset
 
-        rows, notes = ranked_pairs(ctx, params, proxy)
+        rows, notes = PAIR_SOURCES.get(ctx.task.pair_source)(ctx, params, proxy)
         examples = self.examples(rows)
         if not examples:
             raise ValueError("no preference data: every sampled pair tied under the proxy")

@@ -1,7 +1,7 @@
 """`reward_model`: a Bradley-Terry reward model trained with TRL's RewardTrainer.
 
-Pairs are (chosen = a positive review, rejected = a negative review) from the stage's own
-partition: `role: reward` (the proxy PPO optimises and DPO/KTO label with) or `role: judge` (the
+Pairs are the task's (chosen, rejected) texts from the stage's own partition (positive_continuation:
+a positive and a negative review; preference_pairs: prompt + chosen, prompt + rejected): `role: reward` (the proxy PPO optimises and DPO/KTO label with) or `role: judge` (the
 separate scorer of every policy, other records and another seed). The backbone (the stage's
 `model`, default the policy's) gets a LoRA adapter and a trained head; reward models score decoded
 text, so any sequence classifier fits (on CPU all-MiniLM-L6-v2 reaches ~0.9 held-out accuracy in
@@ -28,7 +28,6 @@ from harness.backends.alignment.reward import (
     load_backbone,
 )
 from harness.backends.alignment.stages import RewardParams
-from harness.backends.alignment.task import preference_pairs
 from harness.backends.lora import DROPOUT_DEFAULT, LoraParams
 from harness.suite.spec import config_hash
 
@@ -46,9 +45,9 @@ class RewardModel(AlignMethod):
         from trl import RewardConfig, RewardTrainer
 
         t, tok = ctx.spec.training, ctx.tokenizer
-        pairs = preference_pairs(getattr(ctx.parts, params.role))
+        pairs = ctx.task.reward_pairs(getattr(ctx.parts, params.role))
         if not pairs:
-            raise ValueError(f"the {params.role} partition has no positive/negative review pair")
+            raise ValueError(f"the {params.role} partition has no (chosen, rejected) pair")
         # Pre-tokenized (no EOS appended), the form in which generations are scored later.
         chosen = encode(tok, [c for c, _ in pairs], t.max_length)
         rejected = encode(tok, [r for _, r in pairs], t.max_length)
@@ -81,8 +80,8 @@ class RewardModel(AlignMethod):
 
     def evaluate(self, ctx: AlignContext, params: RewardParams, model: Any) -> Evaluation:
         t = ctx.spec.training
-        pairs = preference_pairs(getattr(ctx.parts, params.role))
-        held_out = preference_pairs(ctx.parts.held_out)
+        pairs = ctx.task.reward_pairs(getattr(ctx.parts, params.role))
+        held_out = ctx.task.reward_pairs(ctx.parts.held_out)
         scorer = Scorer(model, ctx.tokenizer, t.max_length, t.eval_batch_size)
         return Evaluation(
             {"reward_accuracy": scorer.pair_accuracy(held_out)},
