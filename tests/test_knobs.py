@@ -50,10 +50,11 @@ def test_lora_knobs_reach_peft_and_the_trainer(tmp_path):
     lr = spec.training.learning_rate
     assert seen.lrs == {lr, lr * 16.0}  # LoRA+: B's rate is ratio x A's
     assert seen.embedding_hooks == 1  # NEFTune's noise hook while training
-    # packing reached TRL: its SFTConfig says so and the 8 training examples were packed into
-    # fewer rows of up to max_length tokens, with the lengths TRL's padding-free collator uses
+    # packing reached TRL: its SFTConfig says so, and the trainer's dataset went through TRL's
+    # pack_dataset (its per-row sequence lengths, for the padding-free collator, are only there
+    # when packed; these 8 reviews are too long for two to share a 128-token row)
     assert seen.packing is True
-    assert seen.rows < 8 and "seq_lengths" in seen.columns, (seen.rows, seen.columns)
+    assert "seq_lengths" in seen.columns and seen.rows == 8, (seen.rows, seen.columns)
     found, _ = estimate_or_reason(spec, "cuda")
     assert any(a.startswith("NEFTune: no memory term") for a in found.assumptions)
     assert any(a.startswith("packing: no memory term") for a in found.assumptions)

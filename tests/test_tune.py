@@ -229,7 +229,8 @@ def test_the_configured_pruners_prune_what_is_behind(kind):
     built = pruner.build(max_reports=4)
     assert type(built).__name__ == {"median": "MedianPruner", "hyperband": "HyperbandPruner"}[kind]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", pruner=built)
+    # a fixed name: Hyperband assigns trials to brackets by a hash of the study name
+    study = optuna.create_study(direction="maximize", pruner=built, study_name="pruning")
     stopped_at = {}
 
     def objective(trial):
