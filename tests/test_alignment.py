@@ -82,10 +82,60 @@ def test_stages_run_first_once_and_policies_reference_them(aligned):
         assert 0.0 <= metrics["indep_win_rate"] <= 1.0
     start = runs["start"].train_info.metrics["test"]
     assert start["win_rate"] == 0.5 and start["kl"] == 0.0  # the baseline against itself
+    assert start["proxy_win_rate"] == 0.5 and start["proxy_judge_gap"] == 0.0
+    with store.connect(aligned[3] / "db.duckdb", read_only=True) as con:  # as stored
+        stored = con.execute(
+            "SELECT run_id, name, value FROM metrics WHERE split = 'test' AND name IN "
+            "('proxy_win_rate', 'win_rate', 'proxy_judge_gap')"
+        ).fetchall()
+    by_run: dict[str, dict[str, float]] = {}
+    for run_id, name, value in stored:
+        by_run.setdefault(run_id, {})[name] = value
+    policies = [runs[k].run_id for k in ("start", "ppo", "dpo", "kto", "orpo", "simpo")]
+    assert set(policies) <= set(by_run)
+    for run_id in policies:  # the gap by its definition, from the stored win rates
+        m = by_run[run_id]
+        assert m["proxy_judge_gap"] == pytest.approx(m["proxy_win_rate"] - m["win_rate"])
+    # every trained policy moved away from the start (the start's KL is exactly 0)
+    for key in ("ppo", "dpo", "kto"):
+        assert runs[key].train_info.metrics["test"]["kl"] != 0.0, key
     for key in ("reward_model", "judge"):
         assert 0.0 <= runs[key].metric("test", "reward_accuracy") <= 1.0
     assert runs["ppo"].train_info.timings.train_s > 0
     assert runs["ppo"].train_info.memory.peak_mem_bytes > 0
+
+
+class _Scores:
+    """A stand-in scorer: the given score lists, one per call, in call order."""
+
+    def __init__(self, *calls: list[float]) -> None:
+        self.calls = list(calls)
+
+    def score(self, texts: list[str]) -> list[float]:
+        scores = self.calls.pop(0)
+        assert len(scores) == len(texts)
+        return scores
+
+
+def test_policy_metrics_by_their_definitions():
+    """evaluate_policy on known rewards: win rates count a tie as half, proxy_judge_gap is the
+    proxy's win rate minus the judge's, and the KL of a policy against itself is 0."""
+    from harness.backends.alignment.generation import evaluate_policy
+    from harness.models import MODEL_ASSETS, load_causal_lm, load_tokenizer
+
+    resolved = MODEL_ASSETS.get("tiny-random-llama").resolve()
+    tokenizer, model = load_tokenizer(resolved), load_causal_lm(resolved)
+    # evaluate_policy scores the policy's texts first, then the start's: judge, then proxy
+    judge = _Scores([1.0, 0.0, 0.5, 0.2], [0.0, 0.0, 0.5, 0.9])  # win, tie, tie, loss
+    proxy = _Scores([3.0, 1.0, 2.0, 2.0], [0.0, 2.0, 1.0, 0.0])  # win, loss, win, win
+    prompts = ["a good film", "the plot", "it was", "actors and"]
+    metrics = evaluate_policy(model, model, proxy, judge, tokenizer, prompts, 3, 0, 2)
+    assert metrics["win_rate"] == 0.5  # (1 + 0.5 + 0.5 + 0) / 4
+    assert metrics["judge_score"] == pytest.approx(1.7 / 4)
+    assert metrics["proxy_win_rate"] == 0.75 and metrics["proxy_reward"] == 2.0
+    assert metrics["proxy_judge_gap"] == 0.25  # 0.75 - 0.5: the proxy rates it higher
+    assert metrics["kl"] == 0.0  # the same model, the same draws
+    assert 0 < metrics["gen_length"] <= 3
 
 
 def test_a_failing_ppo_marks_its_cell_and_the_others_complete(aligned):

@@ -7,6 +7,7 @@ from test_alignment import tiny_alignment_suite
 
 from harness.backends.alignment.methods.ppo import _ema_reference
 from harness.plan.plan import make_plan
+from harness.runs.lifecycle import execute
 from harness.runs.runner import run_plan
 
 
@@ -30,15 +31,54 @@ def test_the_reference_moves_toward_the_policy_every_n_updates():
     assert torch.equal(policy.weight, torch.ones(2, 2))  # the policy is not touched
 
 
-def test_a_full_ft_ppo_run_with_an_ema_reference(tmp_path):
+def test_a_full_ft_ppo_run_with_an_ema_reference(tmp_path, monkeypatch):
+    """The stages run as usual; the PPO run in this process, with every blend of the reference
+    recorded: each one is (1 - alpha) x the reference + alpha x the policy being trained, and the
+    reference ends away from where it started."""
+    import torch
+
+    from harness.backends.alignment.methods import ppo as ppo_method
+
     data = tiny_alignment_suite(["ppo"])
     data["methods"]["ppo"]["params"] |= {"peft": "full", "ref_ema": 0.5}
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(data))
-    report = run_plan(make_plan(path), results_dir=tmp_path / "results", db_path=tmp_path / "db")
-    (ppo,) = [r for r in report.executed if r.spec["method"] == "ppo"]
-    info = ppo.train_info
+    plan = make_plan(path)
+    results = tmp_path / "results"
+    stages = plan.subset([r for r in plan.runs if r.spec.method != "ppo"])
+    assert all(r.status == "ok" for r in run_plan(stages, results_dir=results).executed)
+
+    blends = []  # (alpha, reference before, trained policy, reference after) per sync
+    start = {}
+
+    def recorded(policy, reference, alpha, every):
+        callback = ema_reference(policy, reference, alpha, every)
+        start.update({n: p.detach().clone() for n, p in reference.named_parameters()})
+        sync = callback.on_step_end
+
+        def on_step_end(args, state, control, **kwargs):
+            trained = kwargs["model"].policy  # the trainer's own policy, not what was passed
+            before = {n: p.detach().clone() for n, p in reference.named_parameters()}
+            sync(args, state, control, **kwargs)
+            after = dict(reference.named_parameters())
+            blends.append((alpha, before, dict(trained.named_parameters()), after))
+            for name, p in after.items():  # checked now: the policy moves on at the next step
+                expected = (1 - alpha) * before[name] + alpha * blends[-1][2][name].detach()
+                torch.testing.assert_close(p.detach(), expected, rtol=1e-6, atol=1e-7)
+
+        callback.on_step_end = on_step_end
+        return callback
+
+    ema_reference = ppo_method._ema_reference
+    monkeypatch.setattr(ppo_method, "_ema_reference", recorded)
+    (spec,) = [r.spec for r in plan.runs if r.spec.method == "ppo"]
+    info = execute(spec, results / "runs" / spec.run_id).result.train_info
     assert info.status == "ok", info.reason
     assert info.notes["reference"] == "EMA: alpha 0.5 every 1 updates"
-    assert info.notes["reference_syncs"] == info.notes["updates"] > 0
-    assert info.metrics["test"]["kl"] == info.metrics["test"]["kl"]  # scored (not NaN)
+    assert info.notes["reference_syncs"] == info.notes["updates"] == len(blends) > 0
+    assert all(alpha == 0.5 for alpha, *_ in blends)
+    moved = max(
+        (p.detach() - start[n]).abs().max().item() for n, p in blends[-1][3].items()
+    )  # the reference is no longer the start policy
+    assert moved > 0
+    assert info.metrics["test"]["kl"] != 0.0  # the policy moved away from the start too

@@ -215,3 +215,59 @@ def test_an_upstream_stage_folder_comes_from_the_artifact_store_or_the_fix_is_na
     assert _missing_upstream(spec, node, str(tmp_path / "store")) is None
     assert (node.parent / "stage1" / "result.json").is_file()
     assert not (node.parent / "stage1" / "stage1").exists()  # the contents, not a nested copy
+
+
+@pytest.mark.parametrize(
+    "resources,config,parallel,cpus,gpus",
+    [
+        ({"CPU": 8.0}, {}, 8, 1.0, 0.0),  # one CPU a run: as many runs as CPUs
+        ({"CPU": 8.0}, {"cpus_per_run": 3.0}, 2, 3.0, 0.0),  # whole runs only: 8 // 3
+        ({"CPU": 2.0}, {"cpus_per_run": 4.0}, 1, 4.0, 0.0),  # never fewer than one
+        ({"CPU": 16.0, "GPU": 2.0}, {}, 2, 1.0, 1.0),  # a GPU a run: one run a GPU
+        ({"CPU": 16.0, "GPU": 2.0}, {"gpus_per_run": 0.25}, 8, 1.0, 0.25),  # packed: 4 a GPU
+        ({"CPU": 16.0, "GPU": 2.0}, {"gpus_per_run": 0.3}, 6, 1.0, 0.3),  # 2 / 0.3 = 6.67
+        ({"CPU": 8.0}, {"gpus_per_run": 0.5}, 8, 1.0, 0.0),  # no GPU in the cluster: CPU runs
+        ({"CPU": 16.0, "GPU": 2.0}, {"parallel": 3}, 3, 1.0, 1.0),  # --parallel wins
+    ],
+)
+def test_ray_resource_requests_and_parallel_sizing(
+    monkeypatch, resources, config, parallel, cpus, gpus
+):
+    """What a Ray task asks for and how many run at once, from the cluster's resources (Ray's
+    cluster is replaced by its resource table: nothing is started)."""
+    from harness.runs.executors import ray as ray_executor
+
+    asked = {}
+
+    class Remote:
+        def options(self, **options):
+            asked.update(options)
+            return self
+
+    monkeypatch.setattr(ray_executor, "connect", lambda address: None)
+    monkeypatch.setattr(ray_executor.ray, "cluster_resources", lambda: dict(resources))
+    monkeypatch.setattr(ray_executor.ray, "remote", lambda function: Remote())
+    executor = _ray(max_retries=2, **config)
+    assert executor.parallel == parallel
+    assert asked == {
+        "num_cpus": cpus, "num_gpus": gpus, "max_retries": 2, "retry_exceptions": False
+    }  # fmt: skip
+    assert executor.gpus == gpus  # what each run's placement records
+
+
+def test_the_command_lines_parallel_overrides_the_suites_block(monkeypatch, write_suite):
+    import argparse
+
+    from harness.cli import _executor
+
+    seen = []
+    monkeypatch.setattr("harness.runs.executors.build", lambda config: seen.append(config))
+    block = {**suite_dict(), "executor": {"kind": "ray", "parallel": 2, "cpus_per_run": 2.0}}
+    plan = make_plan(write_suite(block), availability=False)
+    flags = {"executor": None, "address": None, "artifacts": None}
+    _executor(argparse.Namespace(parallel=5, **flags), plan)
+    _executor(argparse.Namespace(parallel=None, **flags), plan)
+    assert [(c.kind, c.parallel, c.cpus_per_run) for c in seen] == [
+        ("ray", 5, 2.0),
+        ("ray", 2, 2.0),
+    ]

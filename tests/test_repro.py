@@ -200,3 +200,86 @@ def test_repro_of_an_unknown_run_says_what_to_do(tmp_path, capsys):
     assert "no result.json for run '0123456789abcdef'" in capsys.readouterr().err
     assert cli(["--results", str(tmp_path), "repro", "--suite", "tiny"]) == 2
     assert "no results database" in capsys.readouterr().err
+
+
+# --- the tolerance mode and the environment report (no run: result dicts as written) ----------
+
+
+def _result_dict(accuracy: float, losses: list[float], **meta) -> dict:
+    curve = [{"step": i + 1, "loss": v, "grad_norm": 1.0 + i} for i, v in enumerate(losses)]
+    meta = {
+        "model_file_sha256": "abc", "dataset_fingerprint": "fp", "seed": 0, "config_hash": "c",
+        "git_commit": "1111111", "device": "cpu", "packages": {"torch": "2.13.0"}, **meta,
+    }  # fmt: skip
+    info = {"status": "ok", "metrics": {"test": {"accuracy": accuracy}}, "curve": curve}
+    return {"train_info": info, "meta_info": meta}
+
+
+def test_tolerance_is_exact_only_for_strict_runs_on_cpu():
+    from helpers import grid_specs
+
+    from harness.runs.repro import tolerance
+
+    cpu, gpu = {"device": "cpu"}, {"device": "cuda:0"}
+    det = {"strict": True, "rel_tol": 0.05, "abs_tol": 0.001}
+    (strict,) = grid_specs(suite_dict(determinism=det))
+    (loose,) = grid_specs(suite_dict(determinism={**det, "strict": False}))
+    relative = {"mode": "relative", "rel_tol": 0.05, "abs_tol": 0.001}
+    assert tolerance(strict, cpu, cpu) == {"mode": "exact", "rel_tol": 0.0, "abs_tol": 0.0}
+    assert tolerance(strict, cpu, gpu) == relative  # one of the two on a GPU: not bit-exact
+    assert tolerance(loose, cpu, cpu) == relative
+    (default,) = grid_specs(suite_dict())
+    assert tolerance(default, gpu, gpu) == {"mode": "relative", "rel_tol": 0.02, "abs_tol": 0.0}
+
+
+def test_relative_mode_allows_rel_tol_and_abs_tol_and_no_more():
+    from harness.runs.repro import compare
+
+    tol = {"mode": "relative", "rel_tol": 0.02, "abs_tol": 0.0}
+    original = _result_dict(0.500, [2.0, 1.0])
+    inside = compare(original, _result_dict(0.509, [2.039, 0.981]), tol)  # 1.8 %, 1.95 %, 1.9 %
+    assert inside["verdict"] == "pass", inside["failures"]
+    assert inside["metric_deltas"]["test/accuracy"]["rel_delta"] == pytest.approx(0.018)
+    # grad norms are noisy: only the loss of the curve is compared in relative mode
+    assert set(inside["metric_deltas"]) == {"test/accuracy", "curve/loss"}
+    outside = compare(original, _result_dict(0.511, [2.0, 1.021]), tol)  # 2.2 %, 2.1 %
+    assert outside["verdict"] == "fail"
+    assert outside["failures"][0] == (
+        "test/accuracy: 0.5 -> 0.511 (delta +0.011, rel 2.200%; allowed: rel_tol 0.02, abs_tol 0)"
+    )
+    assert outside["failures"][1].startswith("curve/loss: 1 of 2 points differ, first at step 2")
+    # near zero a relative tolerance allows nothing; abs_tol is what allows a small gap there
+    zero = _result_dict(0.0, [2.0, 1.0])
+    assert compare(zero, _result_dict(0.0005, [2.0, 1.0]), tol)["verdict"] == "fail"
+    with_abs = {**tol, "abs_tol": 0.001}
+    assert compare(zero, _result_dict(0.0005, [2.0, 1.0]), with_abs)["verdict"] == "pass"
+    assert compare(zero, _result_dict(0.0015, [2.0, 1.0]), with_abs)["verdict"] == "fail"
+    exact = {"mode": "exact", "rel_tol": 0.0, "abs_tol": 0.0}
+    assert compare(original, _result_dict(0.5000001, [2.0, 1.0]), exact)["verdict"] == "fail"
+
+
+def test_environment_differences_are_reported_and_do_not_fail_the_check():
+    from harness.runs.repro import compare, format_check
+
+    tol = {"mode": "relative", "rel_tol": 0.02, "abs_tol": 0.0}
+    moved = _result_dict(
+        0.505, [2.0, 1.0], git_commit="2222222", device="cuda:0",
+        packages={"torch": "2.14.0"},
+    )  # fmt: skip
+    check = compare(_result_dict(0.5, [2.0, 1.0]), moved, tol)
+    assert check["verdict"] == "pass" and check["failures"] == []
+    assert check["env_differences"] == {
+        "device": {"original": "cpu", "repro": "cuda:0"},
+        "git_commit": {"original": "1111111", "repro": "2222222"},
+        "packages.torch": {"original": "2.13.0", "repro": "2.14.0"},
+    }
+    text = format_check({**check, "original_run_id": "r1", "label": "x", "repro_dir": "d"})
+    assert "PASS r1 x [tolerance: rel_tol 0.02, abs_tol 0]" in text
+    assert "  1 metrics, loss curve (2 points) match" in text
+    assert "  environment differences:\n    device: 'cpu' -> 'cuda:0'\n" in text
+    assert "    packages.torch: '2.13.0' -> '2.14.0'" in text
+    # an input is not the environment: a changed seed fails the check, named
+    reseeded = compare(_result_dict(0.5, [2.0, 1.0]), _result_dict(0.5, [2.0, 1.0], seed=1), tol)
+    assert reseeded["verdict"] == "fail"
+    assert reseeded["failures"] == ["input changed: seed 0 -> 1"]
+    assert reseeded["env_differences"] == {}

@@ -27,6 +27,29 @@ def test_bootstrap_ci_contains_the_mean_and_shrinks_with_more_seeds():
     assert stats.bootstrap_ci([0.5, 0.6]) is None  # too few seeds for an interval
 
 
+def test_the_t_interval_has_the_textbook_values():
+    # 1, 2, 3: mean 2, s = 1, se = 1/sqrt(3); t(0.975, 2 df) = 4.302653 (table: 4.303)
+    assert stats.t_interval([1.0, 2.0, 3.0]) == (
+        pytest.approx(2 - 2.4841377, abs=1e-6), pytest.approx(2 + 2.4841377, abs=1e-6)
+    )  # fmt: skip
+    # 90 %: t(0.95, 2 df) = 2.919986
+    low, high = stats.t_interval([1.0, 2.0, 3.0], confidence=0.90)
+    assert high - 2 == pytest.approx(2.919986 / math.sqrt(3), abs=1e-6)
+    assert stats.t_interval([0.5]) is None and stats.t_interval([0.5, math.nan]) is None
+    # the leaderboard's vectorised path: the same numbers per cell, NaN under 2 seeds
+    low, high = stats.t_intervals([3, 5, 1], [2.0, 0.7, 0.4], [1.0, math.sqrt(0.025 / 4), 0.0])
+    assert low[:2] == pytest.approx([2 - 2.4841377, 0.6018378], abs=1e-6)
+    assert high[:2] == pytest.approx([2 + 2.4841377, 0.7981622], abs=1e-6)
+    assert math.isnan(low[2]) and math.isnan(high[2])
+
+
+def test_the_bootstrap_interval_of_a_fixed_case():
+    # 0, 0, 0, 1 resampled: the mean of 4 draws is k/4 with k ~ Binomial(4, 1/4); its 2.5 % and
+    # 97.5 % quantiles are 0 and 0.75 (P(k = 4) = 0.4 % < 2.5 % <= P(k >= 3) = 5.1 %)
+    assert stats.bootstrap_ci([0.0, 0.0, 0.0, 1.0]) == (0.0, 0.75)
+    assert stats.bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
+
+
 def test_trimmed_mean_drops_the_best_and_the_worst():
     assert stats.trimmed_mean([1.0, 2.0, 3.0, 4.0, 100.0]) == pytest.approx(3.0)
     assert stats.trimmed_mean([5.0, -50.0, 6.0, 7.0, 8.0, 9.0]) == pytest.approx(6.5)
@@ -70,7 +93,11 @@ def test_the_leaderboard_uses_them_for_any_metric(tmp_path):
     assert a["std"] == pytest.approx(np.std(values, ddof=1))
     assert a["trimmed_mean"] == pytest.approx(0.70)  # without 0.60 and 0.80
     assert a["ci_low"] < a["mean"] < a["ci_high"]
-    assert (a["ci_low"], a["ci_high"]) == stats.t_interval(values)
+    # By hand: s = sqrt(0.025 / 4), se = s / sqrt(5) = 0.0353553; t(0.975, 4 df) = 2.776445
+    # (any t table: 2.776), so the half-width is 0.0981622.
+    assert (a["ci_low"], a["ci_high"]) == (
+        pytest.approx(0.6018378, abs=1e-7), pytest.approx(0.7981622, abs=1e-7)
+    )  # fmt: skip
     assert a["ci_method"] == stats.SEED_METHOD
     b = cells.loc["b"]
     assert b["diverged"] == 2 and not b["valid"] and b["runs"] == 3

@@ -185,6 +185,70 @@ def test_pruned_trials_stop_early_and_are_counted(tmp_path, write_suite):
     assert curves == [(1,)]  # stopped after 1 of 4 steps
 
 
+def test_the_median_pruner_prunes_and_a_lower_is_better_metric_picks_the_lowest(
+    tmp_path, write_suite
+):
+    """A real study with the median pruner on eval_loss (lower is better): a trial whose loss is
+    above the median of the earlier trials' at the same step stops there, and the best trial is
+    the one with the lowest loss."""
+    data = tune_data(
+        trials=3, pruner={"type": "median", "n_startup_trials": 1}, eval_every=1,
+        metric="eval_loss",
+    )  # fmt: skip
+    # LoRA's B starts at 0: at 1e-6 the loss barely moves, at 3e-2 it falls from the first step
+    lrs = {"type": "categorical", "choices": [1.0e-6, 3.0e-2]}
+    data["methods"]["m"]["search"] = {"learning_rate": lrs}
+    data["training"]["max_steps"] = 3
+    report = _tune(write_suite(data), tmp_path / "r", final_runs=False)
+    (study,) = report.studies.values()
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    trials = [(t.state.name, t.params["learning_rate"], t.value) for t in study.trials]
+    assert [state for state, *_ in trials].count("PRUNED") >= 1, trials
+    pruned = [t for t in study.trials if t.state.name == "PRUNED"]
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    for trial in pruned:  # stopped at a step where it was worse than the earlier trials
+        step, value = max(trial.intermediate_values.items())
+        earlier = [t.intermediate_values[step] for t in study.trials[: trial.number]
+                   if step in t.intermediate_values]  # fmt: skip
+        assert earlier and value > sorted(earlier)[(len(earlier) - 1) // 2], trials
+    assert study.best_trial.value == min(t.value for t in complete), trials
+    curve = _rows(
+        tmp_path / "r" / "ftbench.duckdb",
+        "SELECT expected_best FROM expected_best ORDER BY n_trials",
+    )
+    assert curve == sorted(curve, reverse=True)  # lower is better: the expected best falls
+
+
+@pytest.mark.parametrize("kind", ["median", "hyperband"])
+def test_the_configured_pruners_prune_what_is_behind(kind):
+    """ftbench's pruner settings as Optuna builds them, on a study whose trials report known
+    values: each later trial is worse at every step, so each pruner stops some of them early."""
+    from harness.suite.search_space import PrunerConfig
+
+    pruner = PrunerConfig(type=kind, n_startup_trials=1, min_resource=1, reduction_factor=2)
+    built = pruner.build(max_reports=4)
+    assert type(built).__name__ == {"median": "MedianPruner", "hyperband": "HyperbandPruner"}[kind]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # a fixed name: Hyperband assigns trials to brackets by a hash of the study name
+    study = optuna.create_study(direction="maximize", pruner=built, study_name="pruning")
+    stopped_at = {}
+
+    def objective(trial):
+        for step in range(1, 5):
+            trial.report(1.0 - 0.1 * trial.number, step)
+            if trial.should_prune():
+                stopped_at[trial.number] = step
+                raise optuna.TrialPruned()
+        return 1.0 - 0.1 * trial.number
+
+    study.optimize(objective, n_trials=6)
+    states = [t.state.name for t in study.trials]
+    assert states[0] == "COMPLETE" and states.count("PRUNED") >= 2, states
+    assert all(step < 4 for step in stopped_at.values())  # before the last report
+    if kind == "hyperband":  # its resources run from min_resource to max_reports
+        assert built._max_resource == 4 and built._min_resource == 1
+
+
 def test_failing_trials_are_marked_and_the_study_stops_at_max_failed(tmp_path, write_suite):
     data = tune_data(trials=3, method="explode", max_failed=2)
     report = _tune(write_suite(data), tmp_path / "r")

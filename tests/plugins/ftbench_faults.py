@@ -35,6 +35,23 @@ class NanLoss(Lora):
         return setup
 
 
+@METHODS.register_instance("cuda_oom")
+class CudaOom(Lora):
+    """LoRA whose setup raises the exception a CUDA allocation past the card (or the budget's
+    cap) raises: the run must be recorded `oom`, not `failed`."""
+
+    def setup(self, ctx: MethodContext, params: LoraParams) -> MethodSetup:
+        import torch
+
+        from harness.backends.sft.memory import MetaContext
+
+        if isinstance(ctx, MetaContext):  # the memory estimate's trace: not a run
+            return super().setup(ctx, params)
+        raise torch.OutOfMemoryError(
+            "CUDA out of memory. Tried to allocate 2.00 GiB (injected for testing)"
+        )
+
+
 class HangParams(StrictModel):
     seconds: float = Field(600.0, gt=0)
 
