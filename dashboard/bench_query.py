@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
     n_rows = len(sql())
     results = [
-        (f"leaderboard SQL ({n_rows} runs of one dataset × model; open, query, close)", sql),
+        (f"run_scores SQL ({n_rows} runs of one dataset × model: the filtered path)", sql),
         ("store leaderboard (SQL + mean/std/t CI/paired tests/Holm, 20 methods)", board),
         ("pareto cells (all models of a dataset, with configs)", all_models),
         (
