@@ -4,10 +4,10 @@
 
 The runs go through the real harness.store.ingest (one transaction per run, as the runner does),
 so building the file takes minutes (~10 runs/s: 100,000 runs take hours); with --bulk only the
-first seed of every cell is ingested and the other seeds are copies of its rows made in SQL, with
-new run ids, seeds and scores (seconds; the tables and their shapes are the same). An existing
---db with enough runs is reused. Scores, memory and times are random numbers: only the timings
-printed at the end mean anything.
+first seed of every cell is ingested and the store copies its rows to the other seeds
+(harness/store/bulk.py: new run ids, seeds and scores; seconds; the tables and their shapes are
+the same). An existing --db with enough runs is reused. Scores, memory and times are random
+numbers: only the timings printed at the end mean anything.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dashboard import data, synthetic  # noqa: E402
-from harness.store import ingest  # noqa: E402
+from harness.store import bulk, ingest  # noqa: E402
 
 DATASETS = ("synth-a", "synth-b")
 MODELS = ("model-0", "model-1", "model-2", "model-3", "model-4")
@@ -77,41 +77,11 @@ def build(db: Path, n_runs: int, seed: int = 0) -> None:
 
 
 def build_bulk(db: Path, n_runs: int, seed: int = 0) -> None:
-    """Seed 0 of every cell through ingest, then whole seeds copied in SQL up to n_runs."""
-    import duckdb
-
+    """Seed 0 of every cell through ingest, then whole seeds copied by the store up to n_runs
+    (harness/store/bulk.py: new run ids, seeds, scores and statuses; the same tables)."""
     per_seed = len(DATASETS) * len(MODELS) * len(METHODS)
     build(db, per_seed, seed)
-    n_seeds = -(-n_runs // per_seed)
-    con = duckdb.connect(str(db))
-    try:
-        con.execute("BEGIN TRANSACTION")
-        copies = "range(1, $n) t(s)"
-        new_id = "r.run_id || '-' || s::VARCHAR"
-        con.execute(
-            f"INSERT INTO runs SELECT r.* REPLACE ({new_id} AS run_id, s AS seed, "
-            "CASE WHEN random() < 0.03 THEN 'failed' ELSE 'ok' END AS status) "
-            f"FROM runs r, {copies}",
-            {"n": n_seeds},
-        )
-        con.execute(
-            f"INSERT INTO metrics SELECT m.* REPLACE ({new_id} AS run_id, "
-            "m.value + 0.02 * (random() - 0.5) AS value) "
-            f"FROM metrics m JOIN runs r USING (run_id), {copies} WHERE r.seed = 0",
-            {"n": n_seeds},
-        )
-        for table in ("provenance", "data_checks", "memory"):
-            con.execute(
-                f"INSERT INTO {table} SELECT x.* REPLACE ({new_id} AS run_id) "
-                f"FROM {table} x JOIN runs r USING (run_id), {copies} WHERE r.seed = 0",
-                {"n": n_seeds},
-            )
-        con.execute(
-            "DELETE FROM metrics WHERE run_id IN (SELECT run_id FROM runs WHERE status <> 'ok')"
-        )
-        con.execute("COMMIT")
-    finally:
-        con.close()
+    bulk.copy_seeds(db, SUITE, -(-n_runs // per_seed))
 
 
 def timed(fn: Callable[[], object], repeat: int) -> tuple[float, list[float]]:
@@ -154,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
     n_rows = len(sql())
     results = [
-        (f"leaderboard SQL ({n_rows} runs of one dataset × model; open, query, close)", sql),
+        (f"run_scores SQL ({n_rows} runs of one dataset × model: the filtered path)", sql),
         ("store leaderboard (SQL + mean/std/t CI/paired tests/Holm, 20 methods)", board),
         ("pareto cells (all models of a dataset, with configs)", all_models),
         (

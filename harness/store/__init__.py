@@ -8,6 +8,7 @@
 - stats.py    statistics over seeds; frontier.py the reward-KL frontier's numbers; pareto.py the
               one Pareto front
 - export.py   `ftbench export`
+- bulk.py     synthetic seeds copied in SQL for load tests (`dashboard/bench_query.py --bulk`)
 The store is the only code that runs SQL.
 """
 

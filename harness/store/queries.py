@@ -1,7 +1,7 @@
 """Reading the store: the provenance gate, per-run scores and the one leaderboard computation.
 
 `ftbench show`, `ftbench export` and the dashboard all rank with `leaderboard` (the dashboard only
-formats its frame): mean ± std over seeds, a bootstrap interval and a trimmed mean
+formats its frame): mean ± std over seeds, a t interval and a trimmed mean
 (harness/store/stats.py), cells with more than one diverged seed marked invalid and ranked last,
 runs failing the provenance gate or a data check flagged, a per-run interval from the stored
 per-example scores, each row's paired test against the leader (Holm-corrected), and whether the
@@ -11,6 +11,7 @@ peak memory fits the run's budget.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ _SELECTED = (
     "suite = $suite AND ($dataset IS NULL OR dataset_key = $dataset) "
     "AND ($model IS NULL OR model_key = $model)"
 )
+_BUDGET = "json_extract_string(r.config, ['$.budget.profile', '$.budget.gpu_mem_gb'])"
+# the order of run_scores' rows (ties on seed broken by run_id)
+RUN_ORDER = ("dataset_key", "model_key", "method_key", "seed", "run_id")
 RUN_SCORES_SQL = f"""
 -- the gate's issues of the selected runs only (a filter DuckDB does not push into the CTE)
 WITH issues AS (SELECT * FROM ({RUN_ISSUES_SQL}) WHERE {_SELECTED})
@@ -53,8 +57,9 @@ SELECT r.run_id, r.suite, r.dataset_key, r.model_key, r.method_key, r.method, r.
        list_concat(i.provenance_issues, i.data_issues) AS issues,
        len(i.provenance_issues) + len(i.data_issues) AS n_issues,
        array_to_string(list_concat(i.provenance_issues, i.data_issues), '; ') AS issues_text,
-       json_extract_string(r.config, '$.budget.profile') AS budget_profile,
-       TRY_CAST(json_extract(r.config, '$.budget.gpu_mem_gb') AS DOUBLE) AS budget_gb,
+       -- the suite's budget: both paths in one parse of the config (DuckDB computes the common
+       -- expression once; each parse of 10,000 configs costs ~10 ms)
+       {_BUDGET}[1] AS budget_profile, TRY_CAST({_BUDGET}[2] AS DOUBLE) AS budget_gb,
        e.ids AS example_ids, e.scores AS example_scores{{config}}
 FROM runs r
 LEFT JOIN metrics m
@@ -64,7 +69,7 @@ LEFT JOIN examples e
 LEFT JOIN issues i ON i.run_id = r.run_id
 WHERE r.suite = $suite AND {NOT_TRIAL} AND {QUALITY_RUN}
   AND ($dataset IS NULL OR r.dataset_key = $dataset) AND ($model IS NULL OR r.model_key = $model)
-ORDER BY r.dataset_key, r.model_key, r.method_key, r.seed
+ORDER BY {", ".join(f"r.{c}" for c in RUN_ORDER)}
 """
 
 GROUP_KEYS = ["dataset", "model", "metric"]  # one ranking per dataset, model and metric
@@ -84,7 +89,13 @@ def run_scores(
     """One row per leaderboard run of a suite with its score (see RUN_SCORES_SQL)."""
     params = {"suite": suite, "dataset": dataset, "model": model, "metric": metric, "split": split}
     # the configs only when asked: the largest column, a third of the query's time
-    sql = RUN_SCORES_SQL.replace("{config}", ", r.config" if with_config else "")
+    return _read(
+        db_path, RUN_SCORES_SQL.replace("{config}", ", r.config" if with_config else ""), params
+    )
+
+
+def _read(db_path: Path | str, sql: str, params: dict[str, Any]):
+    """One query on a current file, as a frame."""
     for _ in range(2):  # one open when the file is current (each open costs ~20 ms)
         with connect(db_path, read_only=True) as con:
             if is_current(con):
@@ -132,9 +143,20 @@ def leaderboard(
 ):
     """One row per entry (method, or tuned method) of each dataset, model and metric (the
     headline metric of each run when `metric` is None), best first; `where` narrows the runs
-    first (the dashboard's filter). See `summarize` for the columns."""
-    runs = run_scores(db_path, suite, dataset=dataset, model=model, metric=metric)
-    return summarize(where(runs) if where is not None else runs)
+    first (the dashboard's filter). See `summarize` for the columns.
+
+    Without `where` the runs are grouped into cells in DuckDB (CELLS_SQL: one row per cell, not
+    one per run, 10,000 runs of a dataset x model in a fraction of the time); with it, in pandas
+    (`summarize`). Both hand the same cells to one finishing step, and a test holds the two
+    equal on a real store."""
+    if where is not None:
+        runs = run_scores(db_path, suite, dataset=dataset, model=model, metric=metric)
+        return summarize(where(runs))
+    params = {
+        "suite": suite, "dataset": dataset, "model": model, "metric": metric, "split": "test"
+    }  # fmt: skip
+    cells = _read(db_path, CELLS_SQL, params)
+    return summarize(cells.iloc[:0]) if cells.empty else _board(*_cells_of_lists(cells))
 
 
 def summarize(runs):
@@ -159,7 +181,6 @@ def summarize(runs):
     (`leader`, `ahead` / `tied` / `behind` from the corrected test, `no test`, `no data` or
     `invalid`).
     """
-    import numpy as np
     import pandas as pd
 
     if runs.empty:
@@ -168,7 +189,192 @@ def summarize(runs):
     runs = runs.assign(entry=entries(runs))
     if "example_ids" not in runs.columns:  # a frame built without the examples join
         runs = runs.assign(example_ids=None, example_scores=None)
-    board = _cells(runs)
+    return _board(*_cells_of_runs(runs))
+
+
+# The leaderboard's cells in DuckDB: RUN_SCORES_SQL (the one selection of leaderboard runs)
+# grouped by dataset, model, metric and entry (a tuned entry per trial count, see `entries`),
+# with what `_cells_of_runs` takes from the runs in pandas: firsts in (seed, run_id) order, counts,
+# and each cell's numbers as lists in that order, so the means and standard deviations come from
+# the very pandas aggregations over the very same values (equal to the last bit).
+_ORDER = "ORDER BY pos"  # within a cell: by seed, then run_id
+CELLS_SQL = f"""
+WITH run_rows AS (
+    SELECT *, status = 'ok' AS ok, status = 'ok' AND score IS NOT NULL AS scored,
+        row_number() OVER (ORDER BY {", ".join(RUN_ORDER)}) AS pos  -- the run's run_scores row
+    FROM ({RUN_SCORES_SQL.replace("{config}", "")})
+    WHERE dataset_key IS NOT NULL AND model_key IS NOT NULL AND metric IS NOT NULL
+      AND method_key IS NOT NULL
+)
+SELECT dataset_key AS dataset, model_key AS model, metric, method_key,
+    first(origin {_ORDER}) FILTER (WHERE origin IS NOT NULL) AS origin,
+    max(tune_trials) AS tune_trials,
+    first(higher_is_better {_ORDER}) FILTER (WHERE higher_is_better IS NOT NULL)
+        AS higher_is_better,
+    first(task {_ORDER}) FILTER (WHERE task IS NOT NULL) AS task,
+    count(*) AS runs,
+    count(*) FILTER (WHERE status = 'diverged') AS diverged,
+    count(*) FILTER (WHERE ok AND score IS NULL) AS ok_without_metric,
+    count(*) FILTER (WHERE ok AND n_issues > 0) AS flagged,
+    max(peak_mem_bytes) FILTER (WHERE ok) AS peak_mem_bytes,
+    coalesce(bool_or(speed_shared) FILTER (WHERE ok), false) AS speed_shared,
+    first(budget_profile {_ORDER}) FILTER (WHERE ok AND budget_profile IS NOT NULL)
+        AS budget_profile,
+    first(budget_gb {_ORDER}) FILTER (WHERE ok AND budget_gb IS NOT NULL) AS budget_gb,
+    list_distinct(list(peak_mem_kind) FILTER (WHERE ok)) AS mem_kinds,
+    list(status) FILTER (WHERE status <> 'ok') AS not_ok_statuses,
+    list_distinct(flatten(list(string_split(issues_text, '; ')) FILTER (WHERE ok AND n_issues > 0)))
+        AS issue_items,
+    list(pos {_ORDER}) FILTER (WHERE scored) AS scored_pos,
+    list(pos {_ORDER}) FILTER (WHERE ok) AS ok_pos,
+    list(seed {_ORDER}) FILTER (WHERE scored) AS seeds,
+    list(score {_ORDER}) FILTER (WHERE scored) AS scores,
+    list(example_ids {_ORDER}) FILTER (WHERE scored) AS example_ids,
+    list(example_scores {_ORDER}) FILTER (WHERE scored) AS example_scores,
+    list(trainable_pct {_ORDER}) FILTER (WHERE ok) AS trainable_pct,
+    list(train_s {_ORDER}) FILTER (WHERE ok) AS train_s,
+    list(steady_tokens_per_s {_ORDER}) FILTER (WHERE ok) AS steady_tokens_per_s,
+    list(steady_samples_per_s {_ORDER}) FILTER (WHERE ok) AS steady_samples_per_s
+FROM run_rows
+GROUP BY dataset_key, model_key, metric, method_key, origin = 'tuned',
+    CASE WHEN origin = 'tuned' THEN tune_trials END
+"""
+_SCORED = ["scored_pos", "seed", "score", "example_ids", "example_scores"]
+_OK_MEANS = {
+    "trainable_pct": "trainable_pct", "train_s": "train_s",
+    "tokens_per_s": "steady_tokens_per_s", "samples_per_s": "steady_samples_per_s",
+}  # fmt: skip
+_OK = ["ok_pos", *_OK_MEANS.values()]
+_LISTS = ["mem_kinds", "not_ok_statuses", "issue_items", *_SCORED, *_OK]
+_CELL_COLUMNS = [
+    *GROUP_KEYS, "entry", "method", "origin", "tune_trials", "higher_is_better", "task", "runs",
+    "diverged", "ok_without_metric", "flagged", "peak_mem_bytes", "speed_shared",
+    "budget_profile", "budget_gb", "mem_kind", "not_ok", "issues",
+]  # fmt: skip
+
+
+def _cells_of_lists(cells):
+    """CELLS_SQL's frame as `_cells_of_runs` returns it: the cells (index 0.., sorted by dataset,
+    model, metric and entry), the scored runs and the ok runs, in order, with their `_cell`."""
+    import numpy as np
+    import pandas as pd
+
+    cells = cells.rename(columns={"scores": "score", "seeds": "seed"})
+    for column in _LISTS:  # a list over no rows is NULL
+        cells[column] = [v if isinstance(v, np.ndarray) else np.empty(0) for v in cells[column]]
+    cells = cells.assign(entry=entries(cells), method=cells["method_key"])
+    cells = cells.sort_values([*GROUP_KEYS, "entry"], kind="stable", ignore_index=True)
+    cells = cells.assign(
+        mem_kind=[_joined(k, ", ") for k in cells["mem_kinds"]],
+        not_ok=_texts([_not_ok_text(Counter(s)) for s in cells["not_ok_statuses"]], cells.index),
+        issues=_texts([_joined(i, "; ") for i in cells["issue_items"]], cells.index),
+    )
+
+    def long(columns: list[str]) -> pd.DataFrame:
+        """The runs of the cells, one row each, in run_scores' order (so a groupby meets the
+        values in the same layout: pandas sums sorted groups another way than unsorted ones)."""
+        index = np.repeat(cells.index.to_numpy(), cells[columns[0]].map(len).to_numpy())
+        out = {"_cell": index}
+        for column in columns:
+            if column in ("example_ids", "example_scores"):  # lists of lists (or NULL): as objects
+                flat = np.empty(len(index), dtype=object)
+                flat[:] = [x for v in cells[column] for x in _nulls_as_none(v)]
+                out[column] = flat
+            else:  # numbers; NULL reads as NaN, as in run_scores
+                values = [np.ma.filled(v.astype(float), np.nan) for v in cells[column]]
+                out[column] = np.concatenate(values) if values else np.empty(0)
+        frame = pd.DataFrame(out)
+        return frame.iloc[np.argsort(frame.pop(columns[0]), kind="stable")]
+
+    scored, ok = long(_SCORED), long(_OK)
+    return cells[_CELL_COLUMNS], scored, ok
+
+
+def _nulls_as_none(values) -> list:
+    """A list DuckDB returned (NULL elements masked) with None for its NULLs."""
+    import numpy as np
+
+    masked = np.ma.getmaskarray(values)
+    if masked.all():  # runs without per-example scores
+        return [None] * len(masked)
+    return [None if m else x for x, m in zip(np.ma.getdata(values), masked, strict=True)]
+
+
+def _cells_of_runs(runs):
+    """A run_scores frame grouped into cells in pandas (the dashboard's filtered path): the
+    cells, the scored runs and the ok runs with their `_cell` (see `_cells_of_lists`)."""
+    # one integer code per cell: every aggregation groups by it (factorising the four string keys
+    # once, not once per aggregation); rows with a NULL key (no metric) rank nowhere
+    code = runs.groupby([*GROUP_KEYS, "entry"], sort=True).ngroup()
+    runs = runs.assign(_cell=code)[code >= 0]
+    keys = "_cell"
+    ok = runs["status"] == "ok"
+    scored = ok & runs["score"].notna()
+    if "n_issues" not in runs.columns:  # a frame built by hand
+        runs = runs.assign(n_issues=runs["issues"].map(len))
+    if "issues_text" not in runs.columns:
+        runs = runs.assign(issues_text=runs["issues"].map("; ".join))
+    flagged = ok & (runs["n_issues"] > 0)
+    runs = runs.assign(
+        _diverged=runs["status"] == "diverged", _missing=ok & runs["score"].isna(), _flag=flagged
+    )
+    cells = runs.groupby(keys, sort=True).agg(
+        dataset=("dataset", "first"), model=("model", "first"), metric=("metric", "first"),
+        entry=("entry", "first"), method=("method_key", "first"), origin=("origin", "first"),
+        tune_trials=("tune_trials", "max"), higher_is_better=("higher_is_better", "first"),
+        task=("task", "first"), runs=("status", "size"), diverged=("_diverged", "sum"),
+        ok_without_metric=("_missing", "sum"), flagged=("_flag", "sum"),
+    )  # fmt: skip
+    agg = runs[ok].groupby(keys).agg(
+        peak_mem_bytes=("peak_mem_bytes", "max"), speed_shared=("speed_shared", "any"),
+        budget_profile=("budget_profile", "first"), budget_gb=("budget_gb", "first"),
+    ).reindex(cells.index)  # fmt: skip
+    kinds = runs[ok].dropna(subset=["peak_mem_kind"]).groupby(keys)["peak_mem_kind"].unique()
+    statuses = runs[~ok].groupby([keys, "status"]).size()
+    not_ok: dict[int, Counter] = {}
+    for (key, status), count in statuses.items():
+        not_ok.setdefault(key, Counter())[status] = count
+    items: dict[int, set[str]] = {}
+    distinct = runs[flagged].groupby([keys, "issues_text"], sort=False).size()  # few per cell
+    for key, text in distinct.index:
+        items.setdefault(key, set()).update(text.split("; "))
+    cells = cells.assign(
+        **{c: agg[c] for c in ("peak_mem_bytes", "budget_profile", "budget_gb")},
+        speed_shared=agg["speed_shared"].fillna(False).astype(bool),
+        mem_kind=[_joined(kinds.get(k, ()), ", ") for k in cells.index],
+        not_ok=_texts([_not_ok_text(not_ok.get(k, Counter())) for k in cells.index], cells.index),
+        issues=_texts([_joined(items.get(k, ()), "; ") for k in cells.index], cells.index),
+    ).reset_index(drop=True)  # the index is the cell code: 0, 1, ...
+    return cells[_CELL_COLUMNS], runs[scored], runs[ok]
+
+
+def _joined(items, sep: str) -> str:
+    """Distinct items, sorted and joined ('' for none)."""
+    return sep.join(sorted({str(i) for i in items if isinstance(i, str)}))
+
+
+def _texts(texts: list[str], index):
+    """Strings as an object column (as the leaderboard has always had them)."""
+    import pandas as pd
+
+    return pd.Series(texts, index=index, dtype=object)
+
+
+def _not_ok_text(counts: Counter) -> str:
+    """'failed 1 · oom 2' for the runs of a cell that are not ok."""
+    return " · ".join(f"{status} {count}" for status, count in sorted(counts.items()))
+
+
+def _board(cells, scored, ok):
+    """The leaderboard of cells (one row per dataset / model / metric / entry, index 0..) and
+    their scored and ok runs (`_cell` their row in cells): the statistics of each cell, then
+    each ranking ordered and tested against its leader (see `summarize`)."""
+    import numpy as np
+    import pandas as pd
+
+    if cells.empty:
+        return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
+    board = _statistics(cells, scored, ok)
     ordered = []
     for _, group in board.groupby(GROUP_KEYS, sort=True):
         up = group["higher_is_better"].dropna()
@@ -184,67 +390,38 @@ def summarize(runs):
     return pd.concat(ordered, ignore_index=True)[LEADERBOARD_COLUMNS]
 
 
-def _cells(runs):
-    """One row per dataset / model / metric / entry: the per-entry columns of `summarize`,
-    aggregated with groupby (no Python loop over runs: 100k runs take well under a second),
-    plus `_seeds` and `_examples` for the paired tests."""
+def _statistics(cells, scored, ok):
+    """The per-entry columns of `summarize` from the cells and their runs, aggregated with
+    groupby over the cell code (no Python loop over runs), plus `_seeds` and `_examples` for the
+    paired tests."""
     import numpy as np
 
-    # one integer code per cell: every aggregation groups by it (factorising the four string keys
-    # once, not once per aggregation); rows with a NULL key (no metric) rank nowhere
-    code = runs.groupby([*GROUP_KEYS, "entry"], sort=True).ngroup()
-    runs = runs.assign(_cell=code)[code >= 0]
     keys = "_cell"
-    ok = runs["status"] == "ok"
-    scored = ok & runs["score"].notna()
-    if "n_issues" not in runs.columns:  # a frame built by hand
-        runs = runs.assign(n_issues=runs["issues"].map(len))
-    flagged = ok & (runs["n_issues"] > 0)
-    runs = runs.assign(
-        _diverged=runs["status"] == "diverged", _missing=ok & runs["score"].isna(), _flag=flagged
-    )
-    cells = runs.groupby(keys, sort=True).agg(
-        dataset=("dataset", "first"), model=("model", "first"), metric=("metric", "first"),
-        entry=("entry", "first"), method=("method_key", "first"), origin=("origin", "first"),
-        tune_trials=("tune_trials", "max"), higher_is_better=("higher_is_better", "first"),
-        task=("task", "first"), runs=("status", "size"), diverged=("_diverged", "sum"),
-        ok_without_metric=("_missing", "sum"), flagged=("_flag", "sum"),
-    )  # fmt: skip
-    score = runs[scored].groupby(keys)["score"].agg(["count", "mean", "std", "sum", "min", "max"])
+    score = scored.groupby(keys)["score"].agg(["count", "mean", "std", "sum", "min", "max"])
     score = score.reindex(cells.index)
     n = score["count"].fillna(0).astype(int)
     low, high = stats.t_intervals(n, score["mean"], score["std"])
     trim = (score["sum"] - score["min"] - score["max"]) / (n - 2)
-    ok_runs = runs[ok].groupby(keys)
-    agg = ok_runs.agg(
-        trainable_pct=("trainable_pct", "mean"), peak_mem_bytes=("peak_mem_bytes", "max"),
-        train_s=("train_s", "mean"), tokens_per_s=("steady_tokens_per_s", "mean"),
-        samples_per_s=("steady_samples_per_s", "mean"), speed_shared=("speed_shared", "any"),
-        budget_profile=("budget_profile", "first"), budget_gb=("budget_gb", "first"),
-    ).reindex(cells.index)  # fmt: skip
-    kinds = (
-        runs[ok].dropna(subset=["peak_mem_kind"]).drop_duplicates([keys, "peak_mem_kind"])
-        .groupby(keys)["peak_mem_kind"].agg(lambda k: ", ".join(sorted(k)))
-        .reindex(cells.index).fillna("")
-    )  # fmt: skip
+    means = ok.groupby(keys).agg(**{c: (run, "mean") for c, run in _OK_MEANS.items()})
+    means = means.reindex(cells.index)
     board = cells.assign(
         n=n, mean=score["mean"], std=score["std"].where(n > 1), ci_low=low, ci_high=high,
         ci_method=np.where(n > 1, stats.SEED_METHOD, ""),
         trimmed_mean=trim.where(n >= stats.MIN_TRIMMED_SEEDS),
         valid=cells["diverged"] <= stats.MAX_DIVERGED,
-        not_ok=_not_ok(runs[~ok], keys).reindex(cells.index).fillna(""),
-        issues=_issues(runs[flagged], keys).reindex(cells.index).fillna(""),
-        **{c: agg[c] for c in ("trainable_pct", "peak_mem_bytes", "train_s", "tokens_per_s",
-                               "samples_per_s")},
-        speed_shared=agg["speed_shared"].fillna(False).astype(bool),
-        mem_kind=kinds,
-    ).reset_index(drop=True)  # fmt: skip
+        **{c: means[c] for c in _OK_MEANS},
+        peak_mem_bytes=cells["peak_mem_bytes"].astype("Int64"),
+    )  # fmt: skip
     board["peak_mem_gib"] = board["peak_mem_bytes"] / 2**30
-    limits = [_budget(p, gb) for p, gb in zip(agg["budget_profile"], agg["budget_gb"], strict=True)]
+    limits = [
+        _budget(p, gb) for p, gb in zip(cells["budget_profile"], cells["budget_gb"], strict=True)
+    ]
     board["budget_gb"] = np.asarray(limits) / 1e9
     board["budget_fit"] = [
         budget_fit(peak, set(kind.split(", ")) if kind else set(), limit)
-        for peak, kind, limit in zip(board["peak_mem_bytes"], kinds, limits, strict=True)
+        for peak, kind, limit in zip(
+            board["peak_mem_bytes"], board["mem_kind"], limits, strict=True
+        )
     ]
     missing = board["higher_is_better"].isna()
     board["higher_is_better"] = [
@@ -255,7 +432,7 @@ def _cells(runs):
     ]
     for column in ("tune_trials",):
         board[column] = board[column].astype("Int64")
-    seeds, examples = _per_cell(runs[scored], keys)
+    seeds, examples = _per_cell(scored, keys)
     board["_seeds"] = [seeds.get(k, {}) for k in cells.index]
     board["_examples"] = [examples.get(k, {}) for k in cells.index]
     interval = [
@@ -266,30 +443,6 @@ def _cells(runs):
         board[f"ex_{column}"] = [getattr(i, column) if i else math.nan for i in interval]
     board["ex_method"] = [i.method if i else "" for i in interval]
     return board
-
-
-def _not_ok(runs, keys):
-    """Per cell: 'failed 1 · oom 2' for its runs that are not ok."""
-    import pandas as pd
-
-    counts = runs.groupby([keys, "status"]).size()
-    out: dict[int, list[str]] = {}
-    for (key, status), count in sorted(counts.items()):
-        out.setdefault(key, []).append(f"{status} {count}")
-    return pd.Series({k: " · ".join(v) for k, v in out.items()}, dtype=object)
-
-
-def _issues(runs, keys):
-    """Per cell: the provenance and data issues of its flagged runs, '; '-joined."""
-    import pandas as pd
-
-    if "issues_text" not in runs.columns:  # a frame built by hand
-        runs = runs.assign(issues_text=runs["issues"].map("; ".join))
-    out: dict[int, set[str]] = {}
-    distinct = runs.groupby([keys, "issues_text"], sort=False).size()  # few kinds per cell
-    for key, text in distinct.index:
-        out.setdefault(key, set()).update(text.split("; "))
-    return pd.Series({k: "; ".join(sorted(v)) for k, v in out.items()}, dtype=object)
 
 
 def _per_cell(scored, keys) -> tuple[dict, dict]:

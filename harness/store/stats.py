@@ -21,6 +21,7 @@ dashboard (they only format what it returns). The choices, and why:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,18 +45,24 @@ def _finite(values: Sequence[float]) -> np.ndarray:
 
 
 # --- intervals -----------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=256)
+def _t_quantile(q: float, df: int) -> float:
+    """Student t quantile (scipy's, cached: a leaderboard asks for the same few many times)."""
+    from scipy import stats
+
+    return stats.t.ppf(q, df)
+
+
 def t_interval(
     values: Sequence[float], confidence: float = CONFIDENCE
 ) -> tuple[float, float] | None:
     """Student t interval of the mean; None with fewer than 2 values (no spread to scale)."""
-    from scipy import stats
-
     array = _finite(values)
     n = len(array)
     if n < 2:
         return None
     se = array.std(ddof=1) / math.sqrt(n)
-    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * se
+    half = _t_quantile(0.5 + confidence / 2, n - 1) * se
     mean = float(array.mean())
     return mean - half, mean + half
 
