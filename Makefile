@@ -121,11 +121,16 @@ chromium:
 			"install it with: sudo apt-get install -y chromium chromium-driver"; \
 	fi
 
+# pytest-xdist: `workers` processes (one torch thread each, tests/conftest.py), a test file's tests
+# on one worker (module fixtures are built once); workers=0 runs in this process.
+workers ?= 2
+XDIST = $(if $(filter 0,$(workers)),,-n $(workers) --dist loadfile)
+
 test: $(STAMP) chromium lint
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q $(XDIST)
 
 test-fast: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m 'not slow'
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m 'not slow' $(XDIST)
 
 # Mutation testing (mutmut, a dev dependency) of the pure modules listed in pyproject.toml's
 # [tool.mutmut]; slow (tens of minutes on 2 cores), so never part of `make test`. Prints the
