@@ -22,11 +22,13 @@ from harness.backends.alignment.methods.base import (
     PolicyMethod,
     PolicyParams,
     register,
-    timed_train,
     train_prompts,
 )
-from harness.backends.alignment.methods.online import check_whole_groups, proxy_reward_function
-from harness.backends.lora import policy_lora
+from harness.backends.alignment.methods.online import (
+    PLAIN_SAMPLING,
+    check_whole_groups,
+    train_online,
+)
 
 
 class GrpoParams(PolicyParams):
@@ -48,30 +50,17 @@ class Grpo(PolicyMethod):
         return cached_rl_estimate(self, spec, params, device, grpo_estimate)
 
     def train_policy(self, ctx: AlignContext, params: GrpoParams, proxy: Any) -> Trained:
-        from datasets import Dataset
         from trl import GRPOConfig, GRPOTrainer
 
-        t = ctx.spec.training
-        check_whole_groups(t, params.num_generations)
-        prompts = train_prompts(ctx, params)
+        check_whole_groups(ctx.spec.training, params.num_generations)
         config = GRPOConfig(
             **ctx.trainer_args(), num_generations=params.num_generations, beta=params.beta,
             loss_type=params.loss_type, scale_rewards=params.scale_rewards,
             temperature=params.temperature, epsilon=params.epsilon,
             num_iterations=params.num_iterations, max_completion_length=params.max_new_tokens,
-            top_k=0, top_p=1.0, log_completions=False,
+            log_completions=False, **PLAIN_SAMPLING,
         )  # fmt: skip
-        trainer = GRPOTrainer(
-            model=ctx.load_start(trains_weights=params.peft == "full"),
-            reward_funcs=proxy_reward_function(proxy), args=config,
-            train_dataset=Dataset.from_dict({"prompt": prompts}), processing_class=ctx.tokenizer,
-            callbacks=ctx.callbacks, peft_config=policy_lora(params),
-        )  # fmt: skip
-        train_s = timed_train(trainer)
-        completions = trainer.state.global_step * t.batch_size * t.grad_accum
-        return Trained(
-            trainer.model, steps=trainer.state.global_step, train_s=train_s,
-            tokens=int(trainer.state.num_input_tokens_seen) or None,
-            notes={"completions": completions, "prompts": len(prompts),
-                   "groups": completions // params.num_generations},
+        return train_online(
+            ctx, params, proxy, GRPOTrainer, config, train_prompts(ctx, params),
+            lambda n: {"completions": n, "groups": n // params.num_generations},
         )  # fmt: skip

@@ -26,11 +26,12 @@ from harness.backends.alignment.methods.base import (
     PolicyMethod,
     PolicyParams,
     register,
-    timed_train,
     train_prompts,
 )
-from harness.backends.alignment.methods.online import proxy_reward_function
-from harness.backends.lora import policy_lora
+from harness.backends.alignment.methods.online import (
+    PLAIN_SAMPLING,
+    train_online,
+)
 
 
 class OnlineDpoParams(PolicyParams):
@@ -48,26 +49,14 @@ class OnlineDpo(PolicyMethod):
         return cached_rl_estimate(self, spec, params, device, online_dpo_estimate)
 
     def train_policy(self, ctx: AlignContext, params: OnlineDpoParams, proxy: Any) -> Trained:
-        from datasets import Dataset
         from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
 
-        t = ctx.spec.training
-        prompts = train_prompts(ctx, params)
         config = OnlineDPOConfig(
             **ctx.trainer_args(), beta=params.beta, loss_type=params.loss_type,
-            temperature=params.temperature, top_k=0, top_p=1.0,
-            max_new_tokens=params.max_new_tokens, max_length=t.max_length,
+            temperature=params.temperature, max_new_tokens=params.max_new_tokens,
+            max_length=ctx.spec.training.max_length, **PLAIN_SAMPLING,
         )  # fmt: skip
-        trainer = OnlineDPOTrainer(
-            model=ctx.load_start(trains_weights=params.peft == "full"),
-            reward_funcs=proxy_reward_function(proxy), args=config,
-            train_dataset=Dataset.from_dict({"prompt": prompts}), processing_class=ctx.tokenizer,
-            callbacks=ctx.callbacks, peft_config=policy_lora(params),
-        )  # fmt: skip
-        train_s = timed_train(trainer)
-        pairs = trainer.state.global_step * t.batch_size * t.grad_accum
-        return Trained(
-            trainer.model, steps=trainer.state.global_step, train_s=train_s,
-            tokens=int(trainer.state.num_input_tokens_seen) or None,
-            notes={"pairs": pairs, "completions": 2 * pairs, "prompts": len(prompts)},
+        return train_online(
+            ctx, params, proxy, OnlineDPOTrainer, config, train_prompts(ctx, params),
+            lambda n: {"pairs": n, "completions": 2 * n},
         )  # fmt: skip
